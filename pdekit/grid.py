@@ -1,0 +1,113 @@
+"""Periodic grids: coordinates, spacing, Fourier wavenumbers and the 2/3 dealiasing mask.
+
+Axes are ordered as a field's spatial axes: ``(x,)`` in 1D, ``(y, x)`` in 2D and ``(z, y, x)``
+in 3D, so a field on the grid has shape ``[batch, channel, *grid.shape]``. Spectral arrays use
+the real-FFT layout of ``torch.fft.rfftn`` over those axes: full frequencies on every axis but the
+last, which keeps only the ``n // 2 + 1`` non-negative ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A uniform periodic grid on ``[0, L_0) x ... x [0, L_{d-1})``.
+
+    Args:
+        shape: points per axis, in tensor order (``(ny, nx)`` in 2D); any, also unequal, counts.
+        lengths: period of each axis; defaults to the unit torus.
+    """
+
+    shape: tuple[int, ...]
+    lengths: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.shape)
+        if not 1 <= len(shape) <= 3:
+            raise ValueError(f"Grid shape must have 1, 2 or 3 axes; got {self.shape}")
+        if any(n < 2 for n in shape):
+            raise ValueError(f"Grid needs at least 2 points per axis; got shape {self.shape}")
+        lengths = (1.0,) * len(shape) if self.lengths is None else tuple(float(l) for l in self.lengths)
+        if len(lengths) != len(shape):
+            raise ValueError(f"Grid lengths {self.lengths} do not match shape {self.shape}")
+        if not all(math.isfinite(l) and l > 0 for l in lengths):
+            raise ValueError(f"Grid lengths must be positive and finite; got {self.lengths}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "lengths", lengths)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Tensor dimensions of the spatial axes of a ``[batch, channel, *space]`` field."""
+        return tuple(range(-self.ndim, 0))
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return tuple(l / n for l, n in zip(self.lengths, self.shape))
+
+    @property
+    def spectral_shape(self) -> tuple[int, ...]:
+        """Shape of ``rfftn`` of a field over the grid's axes."""
+        return (*self.shape[:-1], self.shape[-1] // 2 + 1)
+
+    def coordinates(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Returns the 1D coordinate vector ``x_j = j * L / n`` of every axis."""
+        return tuple(
+            torch.arange(n, dtype=dtype, device=device) * (l / n) for n, l in zip(self.shape, self.lengths)
+        )
+
+    def mesh(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Returns the coordinate arrays of every axis, each of shape ``grid.shape``."""
+        return torch.meshgrid(*self.coordinates(dtype, device), indexing="ij")
+
+    def mode_numbers(self, device=None) -> tuple[torch.Tensor, ...]:
+        """Returns the integer Fourier mode numbers per axis, shaped to broadcast over the spectrum."""
+        modes = []
+        for axis, n in enumerate(self.shape):
+            last = axis == self.ndim - 1
+            m = torch.arange(n // 2 + 1, device=device) if last else torch.fft.fftfreq(n, 1 / n, device=device)
+            view = [1] * self.ndim
+            view[axis] = -1
+            modes.append(m.round().to(torch.int64).view(view))
+        return tuple(modes)
+
+    def wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Returns the angular wavenumbers ``2 pi m / L`` per axis, broadcastable over the spectrum."""
+        return tuple(
+            m.to(dtype) * (2 * math.pi / l) for m, l in zip(self.mode_numbers(device), self.lengths)
+        )
+
+    def derivative_wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
+        """Wavenumbers for first (odd) derivatives: as ``wavenumbers`` with the Nyquist mode zeroed.
+
+        The Nyquist mode of an even axis has no sign, so ``i k`` there would make the derivative of
+        a real field complex; setting it to zero is the standard choice.
+        """
+        result = []
+        for k, m, n in zip(self.wavenumbers(dtype, device), self.mode_numbers(device), self.shape):
+            nyquist = (n % 2 == 0) & (m.abs() == n // 2)
+            result.append(torch.where(nyquist, torch.zeros_like(k), k))
+        return tuple(result)
+
+    def wavenumber_squared(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        """Returns ``|k|^2`` on the spectral grid: the symbol of ``-laplacian``."""
+        return sum(k**2 for k in self.wavenumbers(dtype, device))
+
+    def dealias_mask(self, dtype=torch.float64, device=None) -> torch.Tensor:
+        """Returns the 2/3-rule mask: 1 where every axis' ``|m| < n / 3``, else 0 (Orszag, 1971).
+
+        Products of two masked fields then alias no energy into the kept modes, which makes the
+        pseudo-spectral quadratic term an exact Galerkin truncation.
+        """
+        keep = torch.ones(self.spectral_shape, dtype=torch.bool, device=device)
+        for m, n in zip(self.mode_numbers(device), self.shape):
+            keep = keep & (3 * m.abs() < n)
+        return keep.to(dtype)

@@ -1,0 +1,26 @@
+"""Batched numerical solvers in torch: the ground truth that generates data and checks surrogates."""
+
+from pdekit.solvers.base import BlowUpError, Solver, SpectralSolver, default_device
+from pdekit.solvers.burgers import Burgers
+from pdekit.solvers.fields import GaussianRandomField, RandomFourierModes, fno_forcing, kolmogorov_forcing
+from pdekit.solvers.heat import Heat
+from pdekit.solvers.navier_stokes import NavierStokes2D
+from pdekit.solvers.time_stepping import ETDRK4, CrankNicolsonEuler, CrankNicolsonHeun, Exponential
+
+__all__ = [
+    "BlowUpError",
+    "Burgers",
+    "CrankNicolsonEuler",
+    "CrankNicolsonHeun",
+    "ETDRK4",
+    "Exponential",
+    "GaussianRandomField",
+    "Heat",
+    "NavierStokes2D",
+    "RandomFourierModes",
+    "Solver",
+    "SpectralSolver",
+    "default_device",
+    "fno_forcing",
+    "kolmogorov_forcing",
+]
