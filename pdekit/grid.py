@@ -111,3 +111,27 @@ class Grid:
         for m, n in zip(self.mode_numbers(device), self.shape):
             keep = keep & (3 * m.abs() < n)
         return keep.to(dtype)
+
+
+def fourier_truncate(u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Returns ``u [..., *old_shape]`` on a coarser periodic grid ``shape`` by dropping its high Fourier modes.
+
+    Keeps the modes ``|m| <= (n_new - 1) // 2`` of every axis, so the coarse field is the
+    band-limited part of the fine one, with no aliasing (unlike taking every k-th point).
+    """
+    d = len(shape)
+    old = tuple(u.shape[-d:])
+    if any(n > o for n, o in zip(shape, old)):
+        raise ValueError(f"fourier_truncate refines nothing: {old} -> {shape}")
+    if tuple(shape) == old:
+        return u
+    dims = tuple(range(-d, 0))
+    v = torch.fft.rfftn(u, dim=dims)
+    for axis, (n_old, n_new) in enumerate(zip(old, shape)):
+        dim, keep = axis - d, (n_new - 1) // 2
+        if axis == d - 1:
+            v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 - keep)], dim=dim)
+        else:
+            gap = v.new_zeros(*v.shape[:dim], n_new - 2 * keep - 1, *v.shape[dim:][1:])
+            v = torch.cat([v.narrow(dim, 0, keep + 1), gap, v.narrow(dim, n_old - keep, keep)], dim=dim)
+    return torch.fft.irfftn(v, s=shape, dim=dims) * (math.prod(shape) / math.prod(old))

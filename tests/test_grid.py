@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pdekit import Grid
+from pdekit.grid import fourier_truncate
 
 
 def test_coordinates_and_spacing_follow_lengths_per_axis():
@@ -47,3 +48,16 @@ def test_derivative_wavenumbers_zero_the_nyquist_mode_of_even_axes():
 def test_bad_grid_raises_naming_the_value(shape, lengths):
     with pytest.raises(ValueError, match="Grid"):
         Grid(shape, lengths)
+
+
+def test_fourier_truncate_keeps_resolved_modes_and_drops_the_rest():
+    fine = Grid((64, 48))
+    y, x = fine.mesh()
+    resolved = torch.sin(2 * math.pi * 3 * x) * torch.cos(2 * math.pi * 5 * y)
+    u = (resolved + torch.sin(2 * math.pi * 20 * x))[None, None]
+    coarse = Grid((16, 12))
+    yc, xc = coarse.mesh()
+    expected = torch.sin(2 * math.pi * 3 * xc) * torch.cos(2 * math.pi * 5 * yc)
+    assert torch.allclose(fourier_truncate(u, coarse.shape)[0, 0], expected, atol=1e-13)
+    with pytest.raises(ValueError, match="refines nothing"):
+        fourier_truncate(u, (128, 48))

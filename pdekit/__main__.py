@@ -1,0 +1,5 @@
+import sys
+
+from pdekit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,228 @@
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import zarr
+
+from pdekit.data import (
+    ChunkLocalSampler,
+    LogUniform,
+    Recipe,
+    StoreError,
+    Windows,
+    compute_statistics,
+    generate,
+    member_seeds,
+    sample_parameters,
+    validate,
+)
+from pdekit.data.recipes import burgers_1d, heat_2d
+from pdekit.grid import Grid, fourier_truncate
+from pdekit.solvers import Burgers
+
+
+def small_burgers(**changes) -> Recipe:
+    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(64,), times=tuple(0.05 * i for i in range(1, 9)), members=10, batch_size=4)
+    return dataclasses.replace(recipe, **changes)
+
+
+def _completed_count(store) -> int:
+    try:
+        return int(np.asarray(zarr.open_group(store, mode="r")["completed"][:]).sum())
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+
+
+def _arrays(store) -> dict[str, np.ndarray]:
+    group = zarr.open_group(store, mode="r")
+    return {name: np.asarray(array[...]) for name, array in group.arrays()}
+
+
+@pytest.fixture(scope="module")
+def burgers_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("data") / "burgers.zarr"
+    generate(small_burgers(), store, device="cpu", progress=False)
+    return store
+
+
+def test_store_opens_with_plain_xarray_and_follows_the_schema(burgers_store):
+    script = (
+        "import sys, xarray; ds = xarray.open_zarr(sys.argv[1]); assert 'pdekit' not in sys.modules; "
+        "v = ds['velocity']; assert v.dims == ('member', 'time', 'x') and v.chunks is not None; "
+        "print(v.attrs['units'], v.attrs['long_name'], ds.attrs['pde'], ds.attrs['solver'], ds.attrs['schema_version'], int(ds.completed.sum()))"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(burgers_store)], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.split() == ["1", "velocity", "burgers", "Burgers", "1", "10"]
+    ds = xr.open_zarr(burgers_store)
+    assert ds.sizes == {"member": 10, "time": 9, "x": 64}
+    assert set(ds.data_vars) >= {"velocity", "viscosity", "seed", "completed", "failed", "failure_time"}
+    assert validate(burgers_store).ok
+
+
+def test_stored_members_are_the_solver_trajectories_truncated(burgers_store):
+    recipe = small_burgers()
+    ds = xr.open_zarr(burgers_store)
+    member = 5
+    solver = Burgers(Grid((128,)), torch.tensor(ds.viscosity.values[4:8]), device="cpu", dtype=torch.float64, cfl=recipe.cfl, initial_field=recipe.initial_field)
+    u0 = solver.initial_condition(4, seeds=ds.seed.values[4:8].tolist())
+    trajectory = solver.solve(u0, (0.0, *recipe.times), dt=recipe.dt)
+    expected = fourier_truncate(trajectory[1, :, 0], (64,)).float().numpy()
+    np.testing.assert_array_equal(ds.velocity.values[member], expected)
+
+
+def test_parameter_sampling_follows_its_design():
+    recipe = heat_2d().with_overrides(members=50, sampling="latin_hypercube", seed=3)
+    kappa = sample_parameters(recipe)["diffusivity"]
+    unit = (np.log(kappa) - np.log(1e-3)) / (np.log(1e-2) - np.log(1e-3))
+    # A Latin hypercube puts exactly one point in each of the 50 equal strata.
+    assert np.array_equal(np.sort(np.floor(unit * 50).astype(int)), np.arange(50))
+    sobol = sample_parameters(recipe.with_overrides(sampling="sobol"))["diffusivity"]
+    assert ((sobol >= 1e-3) & (sobol <= 1e-2)).all()
+    assert np.array_equal(sample_parameters(recipe)["diffusivity"], kappa)
+
+
+def test_member_seed_depends_only_on_base_seed_and_index():
+    assert np.array_equal(member_seeds(heat_2d().with_overrides(members=20))[:8], member_seeds(heat_2d().with_overrides(members=8)))
+    assert len(set(member_seeds(heat_2d()).tolist())) == heat_2d().members
+
+
+def test_memory_url_store_round_trips():
+    store = "memory://pdekit-test/heat.zarr"
+    generate(heat_2d().with_overrides(shape=(16, 16), members=3, batch_size=2), store, device="cpu", progress=False)
+    windows = Windows(store, input_steps=2, target_steps=3)
+    inputs, targets, dt, params = windows[0]
+    assert inputs.shape == (2, 16, 16) and targets.shape == (3, 16, 16) and params.shape == (1,)
+    assert dt.item() == pytest.approx(0.01)
+
+
+def test_existing_store_is_not_overwritten_and_resume_needs_the_same_recipe(burgers_store):
+    with pytest.raises(FileExistsError, match="resume"):
+        generate(small_burgers(), burgers_store, progress=False)
+    with pytest.raises(ValueError, match="members: store has 10, asked 12"):
+        generate(small_burgers(members=12), burgers_store, resume=True, progress=False)
+
+
+def test_killed_generation_resumes_to_a_bit_identical_store(tmp_path):
+    reference, killed = tmp_path / "reference.zarr", tmp_path / "killed.zarr"
+    command = [sys.executable, "-m", "pdekit", "generate", "burgers_1d", "--members", "24", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
+
+    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and _completed_count(killed) == 0:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = _completed_count(killed)
+    assert 0 < done_at_kill < 24, "the kill must land mid-run"
+
+    resumed = subprocess.run([*command, "--out", str(killed), "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _arrays(reference), _arrays(killed)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert b["completed"].all()
+
+
+def test_dask_cluster_generation_equals_the_single_process_store(tmp_path, burgers_store):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        generate(small_burgers(), tmp_path / "dask.zarr", client=client, device="cpu", progress=False)
+    a, b = _arrays(burgers_store), _arrays(tmp_path / "dask.zarr")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_member_that_blows_up_is_marked_failed_never_completed(tmp_path):
+    # Without CFL control, a large step blows up the least viscous members only.
+    recipe = small_burgers(cfl=None, dt=0.05, parameters={"viscosity": LogUniform(1e-4, 1.0)}, members=8, batch_size=8)
+    summary = generate(recipe, tmp_path / "blowup.zarr", device="cpu", progress=False)
+    ds = xr.open_zarr(tmp_path / "blowup.zarr")
+    failed, completed = ds.failed.values, ds.completed.values
+    assert 0 < summary.failed < 8 and summary.completed == 8 - summary.failed
+    assert not (failed & completed).any()
+    assert np.isfinite(ds.failure_time.values[failed]).all()
+    assert ds.viscosity.values[failed].max() < 1e-2 <= ds.viscosity.values[completed].max()
+    assert np.isnan(ds.velocity.values[failed]).all()  # nothing of a failed member is visible
+    report = validate(tmp_path / "blowup.zarr")
+    assert report.ok and any("failed (blew up) members" in note for note in report.notes)
+
+
+def test_validate_names_what_is_wrong(tmp_path, burgers_store):
+    store = tmp_path / "broken.zarr"
+    generate(small_burgers(members=4, batch_size=2), store, device="cpu", progress=False)
+    group = zarr.open_group(store, mode="r+")
+    group["velocity"][1, 3, 5] = np.nan
+    group["completed"][3] = False
+    report = validate(store)
+    assert not report.ok
+    assert any("member 1 at time index 3" in p for p in report.problems)
+    assert any("incomplete members [3]" in n for n in report.notes)
+    group.attrs["schema_version"] = 99
+    del group["seed"]
+    report = validate(store)
+    assert any("schema_version is 99" in p for p in report.problems)
+    assert any("missing variables: ['seed']" in p for p in report.problems)
+
+
+def test_windows_are_the_stored_slices(burgers_store):
+    windows = Windows(burgers_store, input_steps=3, target_steps=2, stride=2)
+    ds = xr.open_zarr(burgers_store)
+    assert len(windows) == 10 * 3  # starts 0, 2, 4 in 9 times
+    inputs, targets, dt, params = windows[7]  # member 2, start 2
+    np.testing.assert_array_equal(inputs.numpy(), ds.velocity.values[2, 2:5])
+    np.testing.assert_array_equal(targets.numpy(), ds.velocity.values[2, 5:7])
+    assert params.item() == pytest.approx(ds.viscosity.values[2]) and dt.item() == pytest.approx(0.05)
+
+
+def test_chunk_local_sampler_visits_every_window_once_in_member_blocks(burgers_store):
+    windows = Windows(burgers_store, input_steps=1, target_steps=1)
+    sampler = ChunkLocalSampler(windows, members_per_block=3, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(windows)))
+    per_member = len(windows.starts)
+    blocks = [order[i : i + 3 * per_member] for i in range(0, len(order), 3 * per_member)]
+    assert all(len({i // per_member for i in block}) <= 3 for block in blocks)
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_multi_worker_loader_yields_the_same_batches(burgers_store):
+    windows = Windows(burgers_store, input_steps=2, target_steps=1)
+    sampler = ChunkLocalSampler(windows, seed=0)
+    single = list(torch.utils.data.DataLoader(windows, batch_size=8, sampler=sampler))
+    multi = list(torch.utils.data.DataLoader(windows, batch_size=8, sampler=sampler, num_workers=2))
+    assert len(single) == len(multi)
+    for a, b in zip(single, multi):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+
+
+def test_normalization_statistics_come_from_completed_members(burgers_store, tmp_path):
+    stats = compute_statistics(burgers_store)
+    values = xr.open_zarr(burgers_store).velocity.values.astype(np.float64)
+    assert stats.mean == pytest.approx(values.mean(), abs=1e-9) and stats.std == pytest.approx(values.std(), rel=1e-9)
+    raw, normalized = Windows(burgers_store)[0][0], Windows(burgers_store, normalize=True)[0][0]
+    assert torch.allclose(normalized, (raw - stats.mean) / stats.std)
+
+
+def test_corrupted_chunk_is_reported_with_member_and_time(tmp_path):
+    store = tmp_path / "corrupt.zarr"
+    generate(small_burgers(members=4, batch_size=2), store, device="cpu", progress=False)
+    chunk = next(p for p in (store / "velocity" / "c" / "2").rglob("*") if p.is_file())  # member 2's only chunk
+    chunk.write_bytes(b"not a chunk")
+    windows = Windows(store, input_steps=1, target_steps=1)
+    with pytest.raises(StoreError, match=r"member 2, time indices 0\.\.1"):
+        windows[2 * len(windows.starts)]
+    with pytest.raises(StoreError, match="schema_version"):
+        zarr.open_group(store, mode="r+").attrs["schema_version"] = 0
+        Windows(store)
