@@ -221,8 +221,32 @@ def test_corrupted_chunk_is_reported_with_member_and_time(tmp_path):
     chunk = next(p for p in (store / "velocity" / "c" / "2").rglob("*") if p.is_file())  # member 2's only chunk
     chunk.write_bytes(b"not a chunk")
     windows = Windows(store, input_steps=1, target_steps=1)
-    with pytest.raises(StoreError, match=r"member 2, time indices 0\.\.1"):
+    with pytest.raises(StoreError, match=r"member 2, time indices 0\.\.8"):
         windows[2 * len(windows.starts)]
     with pytest.raises(StoreError, match="schema_version"):
         zarr.open_group(store, mode="r+").attrs["schema_version"] = 0
         Windows(store)
+
+
+def test_large_members_are_sharded_by_member_and_read_back(tmp_path, monkeypatch):
+    import pdekit.data.store
+
+    monkeypatch.setattr(pdekit.data.store, "CHUNK_BYTES", 3 * 64 * 4)  # three time steps per chunk
+    store = tmp_path / "sharded.zarr"
+    generate(small_burgers(members=4, batch_size=2), store, device="cpu", progress=False)
+    array = zarr.open_group(store)["velocity"]
+    assert array.chunks == (1, 3, 64) and array.shards == (1, 9, 64)
+    inputs, targets, _, _ = Windows(store, input_steps=4, target_steps=2)[3 * 4 + 1]  # member 3, start 1
+    np.testing.assert_array_equal(torch.cat([inputs, targets]).numpy(), xr.open_zarr(store).velocity.values[3, 1:7])
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).parents[1] / "datasets").glob("*.py")))
+def test_dataset_scripts_document_themselves(script):
+    path = Path(__file__).parents[1] / "datasets" / script
+    out = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, check=True)
+    assert "--out" in out.stdout and "--resume" in out.stdout and "--scheduler" in out.stdout
+
+
+def test_validate_command_reports_in_words(burgers_store):
+    out = subprocess.run([sys.executable, "-m", "pdekit", "validate", str(burgers_store)], capture_output=True, text=True)
+    assert out.returncode == 0 and "valid" in out.stdout

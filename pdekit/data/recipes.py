@@ -152,7 +152,7 @@ def fno_navier_stokes(viscosity: float = 1e-3) -> Recipe:
     """
     return Recipe(
         name=f"fno_navier_stokes_nu{viscosity:g}", pde="navier_stokes_2d", shape=(256, 256), stored_shape=(64, 64),
-        times=tuple(float(t) for t in range(1, 51)), dt=1e-2, cfl=0.5, forcing="fno",
+        times=tuple(float(t) for t in range(1, 51)), dt=0.05, cfl=0.5, forcing="fno",
         parameters={"viscosity": viscosity}, initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
         members=1200, batch_size=8,
     )

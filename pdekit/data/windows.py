@@ -2,14 +2,16 @@
 
 ``Windows`` is a torch dataset of ``(inputs [k*C, *space], targets [m*C, *space], dt, params [P])``.
 It implements ``__getitems__``, so a ``DataLoader`` fetches a whole batch per call and the batch is
-read with one Zarr call per member it touches: zarr-python costs about a millisecond per call, and
+read with at most one Zarr call per member it touches: zarr-python costs about a millisecond per call, and
 one call per sample would cap streaming far below the disk. ``ChunkLocalSampler`` shuffles while
-keeping each batch to a few members, so those calls stay few.
+keeping each stretch of batches to a few members, so those calls stay few: a member is read whole
+(one chunk or shard) and cached while its block lasts.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -25,11 +27,26 @@ class Windows(Dataset):
     """Sliding windows of ``input_steps`` states followed by ``target_steps`` states, every ``stride`` steps.
 
     Only completed members are used (optionally only those in ``members``, e.g. a train split).
+    The unit of reading is ``members_per_read`` neighbouring members' whole trajectories (whole
+    chunks or shards, fetched concurrently by one Zarr call), kept in a cache of the
+    ``cached_members`` most recently used members, so that a ``ChunkLocalSampler`` block is read
+    once however many batches it feeds.
     ``params`` holds the member's parameters in the order of ``parameter_names``. With ``normalize``,
     inputs and targets are normalised by the statistics saved in the store (``normalize.compute_statistics``).
     """
 
-    def __init__(self, store, input_steps: int = 1, target_steps: int = 1, stride: int = 1, *, members: Sequence[int] | None = None, normalize: bool = False):
+    def __init__(
+        self,
+        store,
+        input_steps: int = 1,
+        target_steps: int = 1,
+        stride: int = 1,
+        *,
+        members: Sequence[int] | None = None,
+        normalize: bool = False,
+        members_per_read: int = 4,
+        cached_members: int = 8,
+    ):
         if input_steps < 1 or target_steps < 1 or stride < 1:
             raise ValueError(f"input_steps, target_steps and stride must be >= 1; got {input_steps}, {target_steps}, {stride}")
         group = open_store(store)
@@ -54,14 +71,18 @@ class Windows(Dataset):
         if span > len(times):
             raise ValueError(f"a window of {input_steps} + {target_steps} steps does not fit in {len(times)} stored times")
         self.starts = np.arange(0, len(times) - span + 1, stride)
+        self.n_times = len(times)
         self.params = torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32) if self.parameter_names else torch.zeros(len(self.members), 0)
         self.statistics = load_statistics(store) if normalize else None
         self.space_shape = tuple(group[self.field].shape[2:])
+        self.members_per_read, self.cached_members = members_per_read, cached_members
         self._array = None
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_array"] = None  # each DataLoader worker opens the store itself
+        state["_cache"] = OrderedDict()
         return state
 
     @property
@@ -83,41 +104,68 @@ class Windows(Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        located = [self.locate(int(i)) for i in indices]
         span = self.input_steps + self.target_steps
-        blocks = {}
-        for position in {p for p, _ in located}:
-            starts = [s for p, s in located if p == position]
-            blocks[position] = (min(starts), self._read(int(self.members[position]), min(starts), max(starts) + span))
         dt = torch.tensor(self.dt, dtype=torch.float32)
         items = []
-        for position, start in located:
-            first, block = blocks[position]
-            window = block[start - first : start - first + span]
+        for index in indices:
+            position, start = self.locate(int(index))
+            window = self._member(position)[start : start + span]
             items.append((window[: self.input_steps], window[self.input_steps :], dt, self.params[position]))
         return items
 
-    def _read(self, member: int, t0: int, t1: int) -> torch.Tensor:
-        try:
-            block = np.asarray(self.array[member, t0:t1])
-        except Exception as error:  # noqa: BLE001 - any codec or I/O failure names its place
-            raise StoreError(f"{self.store}: cannot read {self.field} of member {member}, time indices {t0}..{t1 - 1}: {error}") from error
-        finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
-        if not finite.all():
-            raise StoreError(f"{self.store}: {self.field} of completed member {member} holds NaN or infinity at time index {t0 + int(np.argmin(finite))}")
-        block = torch.from_numpy(block)
-        return block if self.statistics is None else self.statistics.normalize(block)
+    def _member(self, position: int) -> torch.Tensor:
+        """Returns the whole (normalised) trajectory of ``self.members[position]``, from the cache when there.
+
+        On a miss, the aligned group of ``members_per_read`` positions around it is read at once:
+        one Zarr call fetches their chunks concurrently.
+        """
+        if position not in self._cache:
+            first = position - position % self.members_per_read
+            group = range(first, min(first + self.members_per_read, len(self.members)))
+            for p, trajectory in zip(group, self._read(self.members[group.start : group.stop])):
+                self._cache[p] = trajectory
+            while len(self._cache) > max(self.cached_members, self.members_per_read):
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(position)
+        return self._cache[position]
+
+    def _read(self, members: np.ndarray) -> list[torch.Tensor]:
+        """Reads the trajectories of ``members`` (sorted store indices), one call per consecutive run."""
+        runs = np.split(members, np.flatnonzero(np.diff(members) != 1) + 1)
+        trajectories = []
+        for run in runs:
+            try:
+                block = np.asarray(self.array[int(run[0]) : int(run[-1]) + 1])
+            except Exception as error:  # noqa: BLE001 - any codec or I/O failure names its place
+                if len(run) > 1:  # find the member at fault, one read each
+                    for member in run:
+                        self._read(np.array([member]))
+                raise StoreError(f"{self.store}: cannot read {self.field} of member {int(run[0])}, time indices 0..{self.n_times - 1}: {error}") from error
+            finite = np.isfinite(block).reshape(*block.shape[:2], -1).all(axis=-1)
+            if not finite.all():
+                m, t = np.argwhere(~finite)[0]
+                raise StoreError(f"{self.store}: {self.field} of completed member {int(run[m])} holds NaN or infinity at time index {int(t)}")
+            if not block.flags.writeable:  # a memory map: torch needs memory it may own
+                block = np.array(block)
+            block = torch.from_numpy(block)
+            if self.statistics is not None:
+                block = self.statistics.normalize(block)
+            trajectories.extend(block.unbind(0))
+        return trajectories
 
 
 class ChunkLocalSampler(Sampler[int]):
-    """Shuffles windows in blocks of ``members_per_block`` members: random order, few reads per batch.
+    """Shuffles windows in blocks of ``members_per_block`` neighbouring members: random order, few reads.
 
-    Every epoch visits every window once. Members are shuffled, taken ``members_per_block`` at a
-    time, and the windows of each block are shuffled among themselves; ``set_epoch`` reseeds.
+    Every epoch visits every window once. The blocks (aligned like ``Windows.members_per_read``, so
+    a block is one read) come in random order, and the windows of each block are shuffled among
+    themselves. Members are independent draws, so grouping neighbours biases nothing; ``set_epoch``
+    reseeds.
     """
 
-    def __init__(self, windows: Windows, members_per_block: int = 4, seed: int = 0, shuffle: bool = True):
-        self.windows, self.members_per_block, self.seed, self.shuffle = windows, members_per_block, seed, shuffle
+    def __init__(self, windows: Windows, members_per_block: int | None = None, seed: int = 0, shuffle: bool = True):
+        self.windows, self.seed, self.shuffle = windows, seed, shuffle
+        self.members_per_block = members_per_block or windows.members_per_read
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -130,8 +178,8 @@ class ChunkLocalSampler(Sampler[int]):
         per_member = len(self.windows.starts)
         n_members = len(self.windows.members)
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(n_members) if self.shuffle else np.arange(n_members)
-        for b in range(math.ceil(n_members / self.members_per_block)):
-            block = order[b * self.members_per_block : (b + 1) * self.members_per_block]
-            indices = (block[:, None] * per_member + np.arange(per_member)[None]).reshape(-1)
+        n_blocks = math.ceil(n_members / self.members_per_block)
+        for b in rng.permutation(n_blocks) if self.shuffle else range(n_blocks):
+            first = b * self.members_per_block
+            indices = np.arange(first * per_member, min(first + self.members_per_block, n_members) * per_member)
             yield from (rng.permutation(indices) if self.shuffle else indices).tolist()
