@@ -4,7 +4,7 @@ from pdekit.models.factformer import FactFormer, FactFormerConfig
 from pdekit.models.ffno import FactorizedFNO, FFNOConfig
 from pdekit.models.fno import FNOConfig, FourierNeuralOperator
 from pdekit.models.galerkin import GalerkinConfig, GalerkinTransformer
-from pdekit.models.registry import MODELS, build_model
+from pdekit.models.registry import MODELS, build_model, model_from_spec
 
 __all__ = [
     "FFNOConfig",
@@ -17,4 +17,5 @@ __all__ = [
     "GalerkinTransformer",
     "MODELS",
     "build_model",
+    "model_from_spec",
 ]

@@ -40,5 +40,12 @@ class FourierNeuralOperator(nn.Module):
             rank=config.rank if config.factorization else 1.0,
         )
 
+    def state_dict(self, *args, **kwargs):
+        state = super().state_dict(*args, **kwargs)
+        # neuraloperator adds its constructor's arguments (functions among them) under "_metadata":
+        # they would not load with weights_only=True, and pdekit saves its own model spec.
+        state.pop("_metadata", None)
+        return state
+
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         return self.network(append_parameters(x, params, self.n_params))

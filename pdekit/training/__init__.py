@@ -1,0 +1,24 @@
+"""Training neural operators: the Trainer, losses, checkpoints, metrics and DDP set-up."""
+
+from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
+from pdekit.training.distributed import Process, init_from_environment
+from pdekit.training.losses import make_loss, relative_h1, relative_l2, relative_l2_per_sample
+from pdekit.training.metrics import MetricsLog
+from pdekit.training.sampling import EpochSampler, shard
+from pdekit.training.trainer import Trainer, TrainerConfig
+
+__all__ = [
+    "EpochSampler",
+    "MetricsLog",
+    "Process",
+    "Trainer",
+    "TrainerConfig",
+    "init_from_environment",
+    "load_checkpoint",
+    "make_loss",
+    "relative_h1",
+    "relative_l2",
+    "relative_l2_per_sample",
+    "save_checkpoint",
+    "shard",
+]

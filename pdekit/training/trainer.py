@@ -1,0 +1,239 @@
+"""The Trainer: optimisation, validation, checkpoints with exact resume, metrics, DDP."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
+from pdekit.training.distributed import Process, init_from_environment, sum_across_processes
+from pdekit.training.losses import make_loss, relative_h1, relative_l2_per_sample
+from pdekit.training.metrics import MetricsLog
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Settings of ``Trainer``; the defaults train a neural operator sensibly.
+
+    ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``, default ``epochs``), ``"step"``
+    (times ``gamma`` every ``step_epochs``) or ``"constant"``; it steps once per epoch.
+    ``gradient_clip`` bounds the global gradient norm (``None``: no clipping). ``amp`` enables
+    float16 autocast with loss scaling on CUDA; it is off by default because cuFFT computes half
+    precision transforms only for power-of-two sizes, so check it on your grid before relying on it.
+    """
+
+    epochs: int = 20
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    schedule_epochs: int | None = None
+    step_epochs: int = 10
+    gamma: float = 0.5
+    gradient_clip: float | None = 1.0
+    loss: str = "l2"
+    amp: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"TrainerConfig.optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"TrainerConfig.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
+        if self.epochs < 1 or not self.learning_rate > 0:
+            raise ValueError(f"TrainerConfig needs epochs >= 1 and learning_rate > 0; got {self.epochs}, {self.learning_rate}")
+
+
+def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Returns ``(inputs, targets, params)`` of a batch ``(inputs, targets)`` or ``(inputs, targets, dt, params)`` (``Windows``)."""
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 4):
+        raise ValueError("a training batch must be (inputs, targets) or (inputs, targets, dt, params) as pdekit.data.Windows yields")
+    return batch[0], batch[1], batch[3] if len(batch) == 4 else None
+
+
+class Trainer:
+    """Trains ``model`` on batches ``[B, C_in, *S] -> [B, C_out, *S]``, checkpointing to ``run_dir``.
+
+    ``fit`` runs the epochs; after each one it validates, appends a JSON line to
+    ``run_dir/metrics.jsonl`` and atomically rewrites ``run_dir/checkpoint.pt`` (model, optimiser,
+    schedule, loss scaler, random state, history). ``fit(..., resume=True)`` continues from that
+    checkpoint and ends with the same weights as an uninterrupted run, provided the batches'
+    order depends only on the epoch (``EpochSampler``, ``ChunkLocalSampler``,
+    ``DistributedSampler``: the Trainer calls their ``set_epoch``).
+
+    Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
+    files or shows progress. ``decode`` maps normalised predictions and targets back to physical
+    units before the validation metrics.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainerConfig = TrainerConfig(),
+        *,
+        run_dir: str | Path | None = None,
+        device: str | torch.device | None = None,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        process: Process | None = None,
+    ):
+        self.config = config
+        self.process = process or init_from_environment()
+        if device is None:
+            device = f"cuda:{self.process.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.network = self.model
+        if self.process.distributed:
+            self.network = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.decode = decode
+        optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.schedule = self._make_schedule()
+        self.amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.history: list[dict] = []
+        self.epoch = 0
+
+    def _make_schedule(self) -> torch.optim.lr_scheduler.LRScheduler:
+        c = self.config
+        if c.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.schedule_epochs or c.epochs)
+        if c.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.step_epochs, gamma=c.gamma)
+        return torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0)
+
+    # ----- checkpoints -------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / CHECKPOINT if self.run_dir is not None else None
+
+    def state_dict(self) -> dict:
+        """Returns everything an exact resume needs; every value loads under ``weights_only=True``."""
+        return {
+            "model": self.model.state_dict(),
+            "model_spec": getattr(self.model, "spec", None),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "trainer_config": asdict(self.config),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = state["epoch"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+    def _restore(self, resume: bool) -> None:
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return
+        if not resume:
+            raise FileExistsError(f"{path} exists: resume it (resume=True, `pdekit train --resume`) or choose another run directory")
+        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        if self.process.is_main:
+            MetricsLog(self.run_dir / METRICS).truncate_after(self.epoch - 1)
+
+    # ----- training ----------------------------------------------------------------------------
+    def fit(self, train: Iterable, validation: Iterable | None = None, *, resume: bool = False) -> list[dict]:
+        """Trains for ``config.epochs`` epochs (from the checkpoint's when resuming); returns one record per epoch."""
+        self._restore(resume)
+        loss_fn = None
+        log = MetricsLog(self.run_dir / METRICS) if self.run_dir is not None and self.process.is_main else None
+        while self.epoch < self.config.epochs:
+            sampler = getattr(train, "sampler", None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.epoch)
+            started = time.perf_counter()
+            self.network.train()
+            total_loss = torch.zeros((), device=self.device)
+            samples = 0
+            batches = tqdm(train, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False, disable=not (self.config.progress and self.process.is_main))
+            for batch in batches:
+                inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
+                if loss_fn is None:
+                    loss_fn = make_loss(self.config.loss, inputs.ndim - 2)
+                loss = self.train_step(inputs, targets, params, loss_fn)
+                total_loss += loss.detach() * len(inputs)  # stays on the device: no sync per batch
+                samples += len(inputs)
+            if samples == 0:
+                raise ValueError("the training data yielded no batches")
+            seconds = time.perf_counter() - started
+            train_loss = (sum_across_processes(total_loss, self.process) / (samples * self.process.replicas)).item()
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"the training loss became {train_loss} in epoch {self.epoch}; lower the learning rate, clip gradients or check the data")
+            record = {
+                "epoch": self.epoch,
+                "train_loss": train_loss,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "samples_per_second": samples * self.process.replicas / seconds,
+            }
+            self.schedule.step()
+            if validation is not None:
+                record.update({f"validation_{k}": v for k, v in self.evaluate(validation).items() if k != "l2_per_channel"})
+            self.history.append(record)
+            self.epoch += 1
+            if self.process.is_main:
+                if log is not None:
+                    log.write(record)
+                if self.checkpoint_path is not None:
+                    save_checkpoint(self.checkpoint_path, self.state_dict())
+                if self.config.progress:
+                    tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+        return self.history
+
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn) -> torch.Tensor:
+        """One optimiser step on one batch; returns the loss (a device tensor, not synchronised)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            loss = loss_fn(self.network(inputs, params), targets)
+        self.scaler.scale(loss).backward()
+        if self.config.gradient_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable) -> dict:
+        """Returns the relative L2 and H1 errors over ``batches`` (mean over samples), and the L2 per output channel."""
+        self.network.eval()
+        l2_sum, h1_sum, count = None, torch.zeros((), device=self.device, dtype=torch.float64), 0
+        for batch in batches:
+            inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
+            prediction = self.model(inputs, params)
+            if self.decode is not None:
+                prediction, targets = self.decode(prediction), self.decode(targets)
+            per_sample = relative_l2_per_sample(prediction.float(), targets.float()).double()  # [B, C]
+            l2_sum = per_sample.sum(0) if l2_sum is None else l2_sum + per_sample.sum(0)
+            h1_sum += relative_h1(inputs.ndim - 2)(prediction.float(), targets.float()).double() * len(inputs)
+            count += len(inputs)
+        if count == 0:
+            raise ValueError("the validation data yielded no batches")
+        totals = sum_across_processes(torch.cat([l2_sum, h1_sum[None], torch.tensor([float(count)], device=self.device, dtype=torch.float64)]), self.process)
+        per_channel = totals[:-2] / totals[-1]
+        return {"l2": per_channel.mean().item(), "h1": (totals[-2] / totals[-1]).item(), "l2_per_channel": per_channel.tolist()}
+
