@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 from pdekit.data import RECIPES, generate, validate
 
 
@@ -50,16 +55,145 @@ def run_generate(args: argparse.Namespace, recipe_name: str | None = None, **rec
     return 0 if summary.failed == 0 else 1
 
 
+def parse_assignment(text: str) -> tuple[list[str], object]:
+    """Returns ``(["trainer", "epochs"], 5)`` for ``"trainer.epochs=5"``; the value is read as TOML, else as a string."""
+    key, separator, value = text.partition("=")
+    if not separator or "." not in key:
+        raise ValueError(f"--set takes SECTION.KEY=VALUE (e.g. trainer.epochs=5 or model.width=64); got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def experiment_from_arguments(args: argparse.Namespace):
+    """Returns the ExperimentConfig of ``pdekit train``: the file's (or defaults), then the options, then ``--set``."""
+    from pdekit.training import ExperimentConfig, load_config
+
+    config = load_config(args.config) if args.config else ExperimentConfig()
+    settings = dict(config.model.settings)
+    for assignment in args.set or []:
+        (section, *rest), value = parse_assignment(assignment)
+        if section == "model" and rest != ["name"]:
+            settings[".".join(rest)] = value
+        else:
+            config = config.with_overrides(**{section: {".".join(rest): value}})
+    return config.with_overrides(
+        data={"store": args.data, "batch_size": args.batch_size, "input_steps": args.input_steps, "target_steps": args.target_steps},
+        model={"name": args.model, "settings": settings},
+        trainer={"epochs": args.epochs, "learning_rate": args.learning_rate, "loss": args.loss, "progress": False if args.no_progress else None},
+        seed=args.seed,
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pdekit.training import train
+
+    try:
+        config = experiment_from_arguments(args)
+        trainer = train(config, args.out, resume=args.resume, device=args.device)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"pdekit train: {error}", file=sys.stderr)
+        return 2
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 {last.get('validation_l2', float('nan')):.4g}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from pdekit.training import evaluate
+
+    try:
+        result = evaluate(args.run, args.data, device=args.device)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pdekit evaluate: {error}", file=sys.stderr)
+        return 2
+    print(result)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Prints what a store, a run directory or a checkpoint holds."""
+    from pathlib import Path
+
+    path = Path(args.path)
+    checkpoint = path / "checkpoint.pt" if path.is_dir() and (path / "checkpoint.pt").exists() else path if path.suffix == ".pt" else None
+    if checkpoint is None:
+        report = validate(args.path)
+        if report.problems and not (path / "zarr.json").exists():
+            print(f"pdekit info: {args.path} is neither a Zarr ensemble, a run directory nor a checkpoint", file=sys.stderr)
+            return 2
+        from pdekit.data import open_store
+        from pdekit.data.store import member_status
+
+        group = open_store(args.path)
+        completed, failed = member_status(group)
+        attrs = dict(group.attrs)
+        field = group[attrs["field"]]
+        print(f"ensemble {args.path}: {attrs.get('pde')} ({attrs.get('solver')}, scheme {attrs.get('scheme')})")
+        print(f"  {attrs['field']} {field.shape} {field.dtype}: {int(completed.sum())} of {len(completed)} members completed, {int(failed.sum())} failed")
+        print(f"  parameters {list(attrs.get('parameter_names', []))}; recipe {attrs.get('recipe', {}).get('name')}")
+        print(f"  {report}")
+        return 0 if report.ok else 1
+    from pdekit.training import load_checkpoint
+
+    try:
+        state = load_checkpoint(checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pdekit info: {error}", file=sys.stderr)
+        return 2
+    parameters = sum(t.numel() for t in state.get("model", {}).values() if hasattr(t, "numel"))
+    print(f"checkpoint {checkpoint}: model {state.get('model_spec')}")
+    print(f"  {parameters:,} weights; {state.get('epoch')} epochs done")
+    if state.get("history"):
+        print(f"  last epoch: {state['history'][-1]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
     add_generate_arguments(gen)
-    info = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
-    info.add_argument("store")
+    check = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
+    check.add_argument("store")
+    tr = commands.add_parser(
+        "train", help="train a neural operator on a Zarr ensemble",
+        description="Train a neural operator on windows of a Zarr ensemble. Settings come from --config (TOML or YAML, "
+        "sections [data], [model], [trainer]), then the options below, then --set. The resolved configuration is "
+        "written to OUT/config.toml; checkpoints and metrics.jsonl go to OUT. Run under torchrun for DDP.",
+    )
+    tr.add_argument("--data", help="the Zarr ensemble (data.store)")
+    tr.add_argument("--model", help="fno, tfno, ffno, galerkin or factformer (model.name)")
+    tr.add_argument("--config", help="a TOML or YAML configuration file")
+    tr.add_argument("--out", required=True, help="the run directory")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--learning-rate", type=float)
+    tr.add_argument("--input-steps", type=int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
+    tr.add_argument("--target-steps", type=int, help="states out")
+    tr.add_argument("--loss", choices=["l2", "h1"])
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument("--device", help="torch device (default: CUDA when present)")
+    tr.add_argument("--no-progress", action="store_true")
+    ev = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
+    ev.add_argument("run", help="the run directory written by pdekit train")
+    ev.add_argument("--data", help="a test store (default: the run's validation members)")
+    ev.add_argument("--device")
+    inf = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
+    inf.add_argument("path")
     args = parser.parse_args(argv)
     if args.command == "generate":
         return run_generate(args)
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "evaluate":
+        return run_evaluate(args)
+    if args.command == "info":
+        return run_info(args)
     report = validate(args.store)
     print(report)
     return 0 if report.ok else 1

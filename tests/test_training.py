@@ -13,15 +13,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from pdekit import Grid
 from pdekit.models import build_model, model_from_spec
 from pdekit.solvers import GaussianRandomField, Heat
+from pdekit.data import EpochSampler, shard
 from pdekit.training import (
-    EpochSampler,
     Trainer,
     TrainerConfig,
     load_checkpoint,
     relative_h1,
     relative_l2,
     save_checkpoint,
-    shard,
 )
 
 
@@ -137,7 +136,8 @@ DDP_SCRIPT = textwrap.dedent(
     import sys, torch
     from torch.utils.data import DataLoader
     from pdekit.models import build_model
-    from pdekit.training import EpochSampler, Trainer, TrainerConfig, init_from_environment
+    from pdekit.data import EpochSampler
+    from pdekit.training import Trainer, TrainerConfig, init_from_environment
     sys.path.insert(0, sys.argv[2])
     from test_training import heat_data
     process = init_from_environment()

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from pdekit.data.normalize import load_statistics
+from pdekit.data.normalize import FieldStatistics, load_statistics
+from pdekit.data.sampling import shard
 from pdekit.data.schema import StoreError
 from pdekit.data.store import member_status, open_store
 
@@ -31,8 +32,9 @@ class Windows(Dataset):
     chunks or shards, fetched concurrently by one Zarr call), kept in a cache of the
     ``cached_members`` most recently used members, so that a ``ChunkLocalSampler`` block is read
     once however many batches it feeds.
-    ``params`` holds the member's parameters in the order of ``parameter_names``. With ``normalize``,
-    inputs and targets are normalised by the statistics saved in the store (``normalize.compute_statistics``).
+    ``params`` holds the member's parameters in the order of ``parameter_names``. With ``normalize=True``,
+    inputs and targets are normalised by the statistics saved in the store (``normalize.compute_statistics``);
+    with ``normalize=FieldStatistics(...)`` by those (e.g. a training set's, applied to a test store).
     """
 
     def __init__(
@@ -43,7 +45,7 @@ class Windows(Dataset):
         stride: int = 1,
         *,
         members: Sequence[int] | None = None,
-        normalize: bool = False,
+        normalize: bool | FieldStatistics = False,
         members_per_read: int = 4,
         cached_members: int = 8,
     ):
@@ -73,7 +75,7 @@ class Windows(Dataset):
         self.starts = np.arange(0, len(times) - span + 1, stride)
         self.n_times = len(times)
         self.params = torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32) if self.parameter_names else torch.zeros(len(self.members), 0)
-        self.statistics = load_statistics(store) if normalize else None
+        self.statistics = normalize if isinstance(normalize, FieldStatistics) else load_statistics(store) if normalize else None
         self.space_shape = tuple(group[self.field].shape[2:])
         self.members_per_read, self.cached_members = members_per_read, cached_members
         self._array = None
@@ -159,12 +161,13 @@ class ChunkLocalSampler(Sampler[int]):
 
     Every epoch visits every window once. The blocks (aligned like ``Windows.members_per_read``, so
     a block is one read) come in random order, and the windows of each block are shuffled among
-    themselves. Members are independent draws, so grouping neighbours biases nothing; ``set_epoch``
-    reseeds.
+    themselves. Members are independent draws, so grouping neighbours biases nothing; the order
+    depends only on ``(seed, epoch)`` (``set_epoch``), so a resumed run replays it. Under DDP,
+    ``rank``/``replicas`` interleave the order (``shard``): each process still reads the same blocks.
     """
 
-    def __init__(self, windows: Windows, members_per_block: int | None = None, seed: int = 0, shuffle: bool = True):
-        self.windows, self.seed, self.shuffle = windows, seed, shuffle
+    def __init__(self, windows: Windows, members_per_block: int | None = None, seed: int = 0, shuffle: bool = True, *, rank: int = 0, replicas: int = 1):
+        self.windows, self.seed, self.shuffle, self.rank, self.replicas = windows, seed, shuffle, rank, replicas
         self.members_per_block = members_per_block or windows.members_per_read
         self.epoch = 0
 
@@ -172,14 +175,16 @@ class ChunkLocalSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.windows)
+        return math.ceil(len(self.windows) / self.replicas)
 
     def __iter__(self) -> Iterator[int]:
         per_member = len(self.windows.starts)
         n_members = len(self.windows.members)
         rng = np.random.default_rng([self.seed, self.epoch])
         n_blocks = math.ceil(n_members / self.members_per_block)
+        order = []
         for b in rng.permutation(n_blocks) if self.shuffle else range(n_blocks):
             first = b * self.members_per_block
             indices = np.arange(first * per_member, min(first + self.members_per_block, n_members) * per_member)
-            yield from (rng.permutation(indices) if self.shuffle else indices).tolist()
+            order.extend((rng.permutation(indices) if self.shuffle else indices).tolist())
+        return iter(shard(order, self.rank, self.replicas))

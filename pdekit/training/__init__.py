@@ -4,11 +4,18 @@ from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
 from pdekit.training.distributed import Process, init_from_environment
 from pdekit.training.losses import make_loss, relative_h1, relative_l2, relative_l2_per_sample
 from pdekit.training.metrics import MetricsLog
-from pdekit.training.sampling import EpochSampler, shard
+from pdekit.training.experiment import DataConfig, Evaluation, ExperimentConfig, ModelConfig, evaluate, load_config, save_config, train
 from pdekit.training.trainer import Trainer, TrainerConfig
 
 __all__ = [
-    "EpochSampler",
+    "DataConfig",
+    "Evaluation",
+    "ExperimentConfig",
+    "ModelConfig",
+    "evaluate",
+    "load_config",
+    "save_config",
+    "train",
     "MetricsLog",
     "Process",
     "Trainer",
@@ -20,5 +27,4 @@ __all__ = [
     "relative_l2",
     "relative_l2_per_sample",
     "save_checkpoint",
-    "shard",
 ]

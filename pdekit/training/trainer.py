@@ -26,9 +26,9 @@ METRICS = "metrics.jsonl"
 class TrainerConfig:
     """Settings of ``Trainer``; the defaults train a neural operator sensibly.
 
-    ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``, default ``epochs``), ``"step"``
+    ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``; 0 means ``epochs``), ``"step"``
     (times ``gamma`` every ``step_epochs``) or ``"constant"``; it steps once per epoch.
-    ``gradient_clip`` bounds the global gradient norm (``None``: no clipping). ``amp`` enables
+    ``gradient_clip`` bounds the global gradient norm (0: no clipping). ``amp`` enables
     float16 autocast with loss scaling on CUDA; it is off by default because cuFFT computes half
     precision transforms only for power-of-two sizes, so check it on your grid before relying on it.
     """
@@ -38,10 +38,10 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
-    schedule_epochs: int | None = None
+    schedule_epochs: int = 0
     step_epochs: int = 10
     gamma: float = 0.5
-    gradient_clip: float | None = 1.0
+    gradient_clip: float = 1.0
     loss: str = "l2"
     amp: bool = False
     progress: bool = True
@@ -210,7 +210,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             loss = loss_fn(self.network(inputs, params), targets)
         self.scaler.scale(loss).backward()
-        if self.config.gradient_clip is not None:
+        if self.config.gradient_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.gradient_clip)
         self.scaler.step(self.optimizer)

@@ -1,0 +1,234 @@
+"""A training run from a Zarr ensemble: its configuration (TOML or YAML), training, and evaluation per output time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, compute_statistics, load_statistics, open_store
+from pdekit.data.store import member_status
+from pdekit.models import build_model, model_from_spec
+from pdekit.training.checkpoint import load_checkpoint
+from pdekit.training.distributed import init_from_environment
+from pdekit.training.losses import relative_l2_per_sample
+from pdekit.training.trainer import CHECKPOINT, Trainer, TrainerConfig
+
+CONFIG = "config.toml"
+EVALUATION = "evaluation.json"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which windows of which store: ``input_steps`` states in, the next ``target_steps`` out.
+
+    The last ``validation_fraction`` of the completed members (by index; members are independent
+    draws) are held out for validation and for ``evaluate``.
+    """
+
+    store: str = ""
+    input_steps: int = 1
+    target_steps: int = 1
+    stride: int = 1
+    validation_fraction: float = 0.1
+    batch_size: int = 16
+    normalize: bool = True
+    members_per_read: int = 4
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model's name in ``pdekit.models.MODELS`` and the settings that override its config's defaults."""
+
+    name: str = "fno"
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything a training run needs; ``config.toml`` in the run directory holds it resolved."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "configuration") -> ExperimentConfig:
+        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``); unknown keys are errors."""
+        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig}
+        unknown = set(values) - set(sections) - {"seed"}
+        if unknown:
+            raise ValueError(f"{source}: unknown section or key {sorted(unknown)}; expected {sorted(sections)} and seed")
+        built = {}
+        for name, section_cls in sections.items():
+            given = values.get(name, {})
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            if set(given) - known:
+                raise ValueError(f"{source}: [{name}] has no key {sorted(set(given) - known)}; its keys are {sorted(known)}")
+            built[name] = section_cls(**given)
+        return cls(**built, seed=int(values.get("seed", 0)))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, **sections: dict) -> ExperimentConfig:
+        """Returns a copy with ``sections={"trainer": {"epochs": 5}, ...}`` replacing single keys (``None`` values are ignored)."""
+        values = self.to_dict()
+        for name, updates in sections.items():
+            if name == "seed":
+                values["seed"] = updates if updates is not None else values["seed"]
+                continue
+            values[name].update({k: v for k, v in updates.items() if v is not None})
+        return ExperimentConfig.from_dict(values)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Reads an ``ExperimentConfig`` from a TOML (``.toml``) or YAML (``.yaml``, ``.yml``) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no configuration file {path}")
+    if path.suffix == ".toml":
+        values = tomllib.loads(path.read_text())
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(path.read_text()) or {}
+    else:
+        raise ValueError(f"{path}: configuration files are .toml, .yaml or .yml")
+    return ExperimentConfig.from_dict(values, source=str(path))
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    """Writes ``config`` as TOML, the form ``load_config`` and ``pdekit train --config`` read back."""
+    import tomli_w
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(tomli_w.dumps(config.to_dict()))
+
+
+def split_members(store, validation_fraction: float) -> tuple[list[int], list[int]]:
+    """Returns ``(training members, validation members)``: the last ``validation_fraction`` of the completed ones are held out."""
+    completed, _ = member_status(open_store(store))
+    members = np.flatnonzero(completed).tolist()
+    if len(members) < 2:
+        raise ValueError(f"{store}: {len(members)} completed members; training and validation need at least 2")
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"data.validation_fraction must be in (0, 1); got {validation_fraction}")
+    held_out = max(1, round(validation_fraction * len(members)))
+    return members[:-held_out], members[-held_out:]
+
+
+def statistics_of(config: DataConfig) -> FieldStatistics | None:
+    """Returns the store's normalisation statistics, computing (and saving) them on first use; ``None`` without normalisation."""
+    if not config.normalize:
+        return None
+    try:
+        return load_statistics(config.store)
+    except Exception:  # noqa: BLE001 - none saved yet
+        return compute_statistics(config.store)
+
+
+def windows(config: DataConfig, members: list[int] | None, statistics: FieldStatistics | None, store: str | None = None) -> Windows:
+    return Windows(
+        store or config.store, config.input_steps, config.target_steps, config.stride,
+        members=members, normalize=statistics or False, members_per_read=config.members_per_read,
+    )
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None) -> Trainer:
+    """Trains ``config.model`` on ``config.data.store`` into ``run_dir``; returns the finished Trainer.
+
+    Writes ``run_dir/config.toml`` (the resolved configuration), ``checkpoint.pt`` after every epoch
+    and ``metrics.jsonl``. Works alike in one process and under ``torchrun``.
+    """
+    if not config.data.store:
+        raise ValueError("data.store is empty: name the Zarr ensemble to train on (pdekit train --data STORE)")
+    run_dir = Path(run_dir)
+    process = init_from_environment()
+    torch.manual_seed(config.seed)
+    statistics = statistics_of(config.data)
+    training_members, validation_members = split_members(config.data.store, config.data.validation_fraction)
+    training, validation = windows(config.data, training_members, statistics), windows(config.data, validation_members, statistics)
+    inputs, targets, _, params = training[0]
+    model = build_model(config.model.name, inputs.shape[0], targets.shape[0], dim=inputs.ndim - 1, n_params=params.numel(), **config.model.settings)
+    sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
+    loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
+    validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
+    if process.is_main:
+        if not resume and (run_dir / CHECKPOINT).exists():
+            raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (pdekit train --resume) or choose another --out")
+        save_config(config, run_dir / CONFIG)
+    trainer = Trainer(model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process)
+    trainer.fit(loader, validation_loader, resume=resume)
+    return trainer
+
+
+@dataclass
+class Evaluation:
+    """Test errors of a trained run: overall, and per output time (mean over members)."""
+
+    store: str
+    members: int
+    l2: float
+    times: list[float]
+    l2_per_time: list[float]
+
+    def __str__(self) -> str:
+        rows = "\n".join(f"  {t:10.4g}  {e:.4g}" for t, e in zip(self.times, self.l2_per_time))
+        return f"{self.store}: {self.members} members, relative L2 {self.l2:.4g}\n        time  relative L2\n{rows}"
+
+
+@torch.no_grad()
+def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batch_size: int | None = None) -> Evaluation:
+    """Returns the run's relative L2 errors on ``store`` (default: its own validation members), per target time.
+
+    The model and the normalisation come from the run (``config.toml``, ``checkpoint.pt``); another
+    store is normalised with the training store's statistics. The result is also written to
+    ``run_dir/evaluation.json``.
+    """
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / CONFIG)
+    state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")
+    if state.get("model_spec") is None:
+        raise ValueError(f"{run_dir / CHECKPOINT} holds no model spec; it was not written by pdekit's Trainer")
+    model = model_from_spec(state["model_spec"])
+    model.load_state_dict(state["model"])
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device).eval()
+    statistics = statistics_of(config.data)
+    members = None if store else split_members(config.data.store, config.data.validation_fraction)[1]
+    test = windows(config.data, members, statistics, store=store)
+    errors = []
+    for inputs, targets, _, params in DataLoader(test, batch_size=batch_size or config.data.batch_size):
+        prediction = model(inputs.to(device), params.to(device))
+        targets = targets.to(device)
+        if statistics is not None:
+            prediction, targets = statistics.denormalize(prediction), statistics.denormalize(targets)
+        errors.append(relative_l2_per_sample(prediction, targets).cpu())
+    # Windows are ordered member-major, start-minor: [members, starts, target steps]
+    per_window = torch.cat(errors).view(len(test.members), len(test.starts), config.data.target_steps).double()
+    times = np.asarray(open_store(store or config.data.store)["time"][:])
+    target_times = [float(times[s + config.data.input_steps + j]) for s in test.starts for j in range(config.data.target_steps)]
+    per_target = per_window.mean(0).flatten().tolist()
+    by_time: dict[float, list[float]] = {}
+    for t, error in zip(target_times, per_target):  # a time can be several windows' target
+        by_time.setdefault(t, []).append(error)
+    result = Evaluation(
+        store=str(store or config.data.store), members=len(test.members), l2=per_window.mean().item(),
+        times=sorted(by_time), l2_per_time=[float(np.mean(by_time[t])) for t in sorted(by_time)],
+    )
+    (run_dir / EVALUATION).write_text(json.dumps(dataclasses.asdict(result), indent=1))
+    return result

@@ -1,0 +1,62 @@
+"""`pdekit train`, `evaluate` and `info` on a small Burgers ensemble: configuration, outputs, resume, errors."""
+
+import json
+import tomllib
+
+import pytest
+
+from pdekit.cli import main
+from pdekit.data import generate
+from pdekit.data.recipes import burgers_1d
+from pdekit.training import ExperimentConfig, load_config
+
+TINY_MODEL = ["--set", "model.modes=8", "--set", "model.width=8", "--set", "model.layers=2"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "burgers.zarr"
+    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(32,), times=tuple(0.05 * i for i in range(1, 9)), members=8, batch_size=8)
+    generate(recipe, path, device="cpu", progress=False)
+    return path
+
+
+def train(store, run, *extra):
+    return main(["train", "--data", str(store), "--model", "fno", "--out", str(run), "--no-progress", *TINY_MODEL, *extra])
+
+
+def test_train_writes_resolved_config_checkpoint_and_metrics_and_resumes(store, tmp_path):
+    run = tmp_path / "run"
+    assert train(store, run, "--epochs", "1", "--input-steps", "2", "--set", "trainer.weight_decay=0") == 0
+    config = load_config(run / "config.toml")
+    assert (config.data.input_steps, config.trainer.weight_decay, config.model.settings["width"]) == (2, 0, 8)
+    assert tomllib.loads((run / "config.toml").read_text())["data"]["store"] == str(store)
+    assert train(store, run, "--epochs", "2", "--input-steps", "2", "--resume") == 0
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_evaluate_reports_error_per_target_time(store, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(store, run, "--epochs", "1") == 0
+    assert main(["evaluate", str(run)]) == 0
+    result = json.loads((run / "evaluation.json").read_text())
+    assert result["times"] == pytest.approx([0.05 * i for i in range(1, 9)])  # every stored time after the first input
+    assert result["members"] == 1 and len(result["l2_per_time"]) == 8 and 0 < result["l2"] < 10
+    assert main(["info", str(run)]) == 0
+    assert "1 epochs done" in capsys.readouterr().out
+
+
+def test_train_refuses_unknown_settings_and_existing_runs(store, tmp_path, capsys):
+    assert train(store, tmp_path / "a", "--set", "trainer.epoch=3") == 2
+    assert "[trainer] has no key ['epoch']" in capsys.readouterr().err
+    assert train(store, tmp_path / "b", "--set", "model.depth=3") == 2
+    assert "has no setting ['depth']" in capsys.readouterr().err
+
+
+def test_yaml_and_toml_configs_read_the_same(tmp_path):
+    (tmp_path / "c.toml").write_text('seed = 3\n[trainer]\nepochs = 7\n[model]\nname = "ffno"\n[model.settings]\nwidth = 16\n')
+    (tmp_path / "c.yaml").write_text("seed: 3\ntrainer: {epochs: 7}\nmodel: {name: ffno, settings: {width: 16}}\n")
+    assert load_config(tmp_path / "c.toml") == load_config(tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.toml").trainer.epochs == 7
+    with pytest.raises(ValueError, match="unknown section or key"):
+        ExperimentConfig.from_dict({"optimiser": {}})
