@@ -1,0 +1,21 @@
+"""Rollouts: surrogate steppers (state or time derivative), long-rollout metrics, and the hybrid solver."""
+
+from pdekit.rollout.evaluate import correlation_per_step, correlation_time, energy_spectrum, enstrophy, relative_l2_per_step
+from pdekit.rollout.hybrid import HybridSolver, energy_drift, pde_residual
+from pdekit.rollout.integrators import INTEGRATORS, integrate
+from pdekit.rollout.steppers import Stepper, rollout
+
+__all__ = [
+    "HybridSolver",
+    "INTEGRATORS",
+    "Stepper",
+    "correlation_per_step",
+    "correlation_time",
+    "energy_drift",
+    "energy_spectrum",
+    "enstrophy",
+    "integrate",
+    "pde_residual",
+    "relative_l2_per_step",
+    "rollout",
+]

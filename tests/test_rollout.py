@@ -1,0 +1,129 @@
+"""Rollouts: integrator orders, steppers against the solver, the hybrid solver, rollout metrics."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pdekit import Grid
+from pdekit.rollout import (
+    HybridSolver,
+    Stepper,
+    correlation_time,
+    energy_drift,
+    energy_spectrum,
+    integrate,
+    pde_residual,
+    relative_l2_per_step,
+    rollout,
+)
+from pdekit.solvers import Burgers, GaussianRandomField, Heat
+
+
+class ExactDerivative(nn.Module):
+    """A 'model' that returns the solver's exact du/dt: ``[B, C, *S] -> [B, C, *S]``."""
+
+    def __init__(self, solver):
+        super().__init__()
+        self.solver = solver
+
+    def forward(self, x, params=None):
+        return self.solver.time_derivative(x)
+
+
+@pytest.mark.parametrize("integrator, order", [("euler", 1), ("heun", 2), ("rk4", 4)])
+def test_integrator_has_its_order_on_a_linear_ode(integrator, order):
+    rate = torch.tensor([-1.0, -0.3], dtype=torch.float64)
+    exact = torch.exp(rate)
+    errors = [(integrate(lambda u: rate * u, torch.ones(2, dtype=torch.float64), 1.0, integrator, substeps=n) - exact).abs().max().item() for n in (16, 32)]
+    assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.1)
+
+
+def heat_solver():
+    return Heat(Grid((32,)), 0.002, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.0, tau=5.0))
+
+
+def test_derivative_stepper_on_the_exact_time_derivative_reproduces_the_solver():
+    solver = heat_solver()
+    u0 = solver.initial_condition(3, seeds=[0, 1, 2])
+    reference = solver.solve(u0, [0.5 * (n + 1) for n in range(4)], 0.5)
+    errors = []
+    for substeps in (8, 16):
+        stepper = Stepper(ExactDerivative(solver), "derivative", integrator="rk4", substeps=substeps)
+        errors.append(relative_l2_per_step(rollout(stepper, u0.unsqueeze(1), 4, 0.5), reference).max().item())
+    assert errors[1] < 1e-5
+    assert errors[0] / errors[1] > 12  # fourth order: 16x per halving
+
+
+def test_state_stepper_refuses_a_step_it_was_not_trained_on():
+    stepper = Stepper(nn.Identity(), "state", training_dt=0.1)
+    with pytest.raises(ValueError, match="steps dt=0.1 .* got dt=0.05"):
+        stepper(torch.zeros(1, 1, 1, 8), 0.05)
+
+
+def test_rollout_shape_and_history_window():
+    class MeanOfHistory(nn.Module):
+        def forward(self, x, params=None):  # x: [B, k*C, S]
+            return x.mean(1, keepdim=True)
+
+    stepper = Stepper(MeanOfHistory(), "state", training_dt=1.0, input_steps=2)
+    history = torch.stack([torch.zeros(2, 1, 8), torch.ones(2, 1, 8)], dim=1)
+    states = rollout(stepper, history, 3, 1.0)
+    assert states.shape == (2, 3, 1, 8)
+    assert states[0, :, 0, 0].tolist() == [0.5, 0.75, 0.625]
+
+
+def test_hybrid_with_every_step_numerical_is_the_solver_exactly():
+    solver = Burgers(Grid((64,)), 0.05, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=5.0))
+    u0 = solver.initial_condition(2, seeds=[0, 1])
+    hybrid = HybridSolver(solver, Stepper(ExactDerivative(solver)), surrogate_steps=0, numerical_steps=1)
+    assert torch.equal(hybrid.solve(u0, [0.1, 0.2], 0.01), solver.solve(u0, [0.1, 0.2], 0.01))
+    assert torch.equal(hybrid.step(u0, 0.01), solver.step(u0, 0.01))
+
+
+def test_hybrid_alternates_surrogate_and_numerical_steps_and_tracks_the_solver():
+    solver = heat_solver()
+    u0 = solver.initial_condition(2, seeds=[0, 1])
+    hybrid = HybridSolver(solver, Stepper(ExactDerivative(solver), substeps=16), surrogate_steps=3, numerical_steps=1)
+    times = [0.5 * (n + 1) for n in range(8)]
+    error = relative_l2_per_step(hybrid.solve(u0, times, 0.5), solver.solve(u0, times, 0.5))
+    assert error.max() < 1e-5 and hybrid.steps_taken == 8
+
+
+def test_hybrid_falls_back_to_the_solver_for_members_the_monitor_rejects():
+    solver = heat_solver()
+    u0 = solver.initial_condition(2, seeds=[0, 1])
+
+    class Explodes(nn.Module):
+        def forward(self, x, params=None):
+            return 100 * x * torch.tensor([0.0, 1.0], dtype=x.dtype).view(2, 1, 1)  # member 0 fine (du/dt=0), member 1 not
+
+    hybrid = HybridSolver(solver, Stepper(Explodes(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=energy_drift, threshold=0.5)
+    u1 = hybrid.step(u0, 0.1)
+    assert hybrid.fallbacks == 1
+    assert torch.equal(u1[1], solver.step(u0, 0.1)[1]) and torch.equal(u1[0], u0[0])
+
+
+def test_pde_residual_is_small_for_the_solver_step_and_large_for_a_wrong_one():
+    solver = heat_solver()
+    u0 = solver.initial_condition(1, seeds=[0])
+    residual = pde_residual(solver)
+    assert residual(u0, solver.step(u0, 0.01), 0.01).item() < 1e-2  # the trapezoidal rule's own error
+    assert residual(u0, 1.1 * u0, 0.01).item() > 1
+
+
+def test_correlation_time_counts_steps_until_correlation_drops_below_threshold():
+    torch.manual_seed(0)
+    reference = torch.randn(2, 10, 1, 256)
+    noise = torch.randn(2, 10, 1, 256) * torch.arange(10).view(1, 10, 1, 1) * 0.3  # correlation 1/sqrt(1 + (0.3 n)^2)
+    steps = correlation_time(reference + noise, reference, threshold=0.8)
+    assert steps.tolist() == [3, 3]  # n = 2 gives 0.86, n = 3 gives 0.74
+
+
+def test_energy_spectrum_puts_a_single_mode_in_its_shell_and_sums_to_the_energy():
+    x = torch.arange(64) / 64
+    u = torch.sin(2 * torch.pi * 3 * x)[None, None, None, :] * torch.cos(2 * torch.pi * 4 * x)[None, None, :, None]  # [1, 1, 64, 64]
+    k, spectrum = energy_spectrum(u, dim=2)
+    assert spectrum[0, 0].sum().item() == pytest.approx(0.5 * u.square().mean().item(), rel=1e-5)
+    assert spectrum[0, 0, 5].item() == pytest.approx(spectrum[0, 0].sum().item(), rel=1e-5)  # |(3, 4)| = 5
