@@ -83,6 +83,10 @@ def experiment_from_arguments(args: argparse.Namespace):
         data={"store": args.data, "batch_size": args.batch_size, "input_steps": args.input_steps, "target_steps": args.target_steps},
         model={"name": args.model, "settings": settings},
         trainer={"epochs": args.epochs, "learning_rate": args.learning_rate, "loss": args.loss, "progress": False if args.no_progress else None},
+        rollout={
+            "mode": args.mode, "integrator": args.integrator, "unroll": args.unroll, "pushforward": True if args.pushforward else None,
+            "teacher_forcing_epochs": args.teacher_forcing_epochs, "noise": args.noise,
+        },
         seed=args.seed,
     )
 
@@ -110,6 +114,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"pdekit evaluate: {error}", file=sys.stderr)
         return 2
     print(result)
+    if args.plots:
+        args.dt, args.steps = None, None
+        return run_rollout(args)
+    return 0
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    from pdekit.training import evaluate_rollout
+
+    try:
+        result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, device=args.device)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pdekit rollout: {error}", file=sys.stderr)
+        return 2
+    print(result)
+    if args.plots:
+        from pdekit.viz import rollout_figures
+
+        for path in rollout_figures(result, args.plots):
+            print(f"wrote {path}")
     return 0
 
 
@@ -175,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--target-steps", type=int, help="states out")
     tr.add_argument("--loss", choices=["l2", "h1"])
     tr.add_argument("--seed", type=int)
+    tr.add_argument("--mode", choices=["state", "derivative"], help="predict the next state or du/dt (rollout.mode)")
+    tr.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
+    tr.add_argument("--unroll", type=int, help="steps rolled out per window in training (needs --target-steps >= it)")
+    tr.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
+    tr.add_argument("--teacher-forcing-epochs", type=int, help="curriculum from teacher forcing to autoregression over these epochs")
+    tr.add_argument("--noise", type=float, help="std of Gaussian noise on the input states (normalised units)")
     tr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     tr.add_argument("--device", help="torch device (default: CUDA when present)")
@@ -183,6 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("run", help="the run directory written by pdekit train")
     ev.add_argument("--data", help="a test store (default: the run's validation members)")
     ev.add_argument("--device")
+    ev.add_argument("--plots", metavar="DIR", help="also roll out the test members and write figures (fields, error, spectra) to DIR")
+    ro = commands.add_parser(
+        "rollout", help="roll a trained surrogate out against stored trajectories",
+        description="Roll the run's surrogate out from each test member's first states to the end of its stored trajectory: "
+        "relative L2 per time, correlation time, optional figures.",
+    )
+    ro.add_argument("run", help="the run directory written by pdekit train")
+    ro.add_argument("--data", help="a test store (default: the run's validation members)")
+    ro.add_argument("--dt", type=float, help="rollout step (derivative mode: the stored step divided by an integer)")
+    ro.add_argument("--steps", type=int, help="stored steps to roll out (default: the whole trajectory)")
+    ro.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
+    ro.add_argument("--device")
     inf = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
     inf.add_argument("path")
     args = parser.parse_args(argv)
@@ -194,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_evaluate(args)
     if args.command == "info":
         return run_info(args)
+    if args.command == "rollout":
+        return run_rollout(args)
     report = validate(args.store)
     print(report)
     return 0 if report.ok else 1

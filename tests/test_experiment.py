@@ -1,6 +1,7 @@
 """`pdekit train`, `evaluate` and `info` on a small Burgers ensemble: configuration, outputs, resume, errors."""
 
 import json
+import math
 import tomllib
 
 import pytest
@@ -60,3 +61,25 @@ def test_yaml_and_toml_configs_read_the_same(tmp_path):
     assert load_config(tmp_path / "c.toml").trainer.epochs == 7
     with pytest.raises(ValueError, match="unknown section or key"):
         ExperimentConfig.from_dict({"optimiser": {}})
+
+
+def test_derivative_mode_run_rolls_out_at_half_the_stored_step_and_writes_figures(store, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(store, run, "--epochs", "2", "--input-steps", "2", "--mode", "derivative", "--integrator", "heun") == 0
+    config = load_config(run / "config.toml")
+    assert config.rollout.mode == "derivative" and config.rollout.derivative_scale > 0  # resolved from the data
+    assert main(["rollout", str(run), "--dt", "0.025", "--plots", str(tmp_path / "figures")]) == 0
+    result = json.loads((run / "rollout.json").read_text())
+    assert result["times"] == pytest.approx([0.05 * i for i in range(2, 9)]) and len(result["l2_per_time"]) == 7
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["error.png", "fields.png", "spectra.png"]
+    assert main(["rollout", str(run), "--dt", "0.03"]) == 2
+    assert "must divide the stored step" in capsys.readouterr().err
+
+
+def test_unrolled_pushforward_training_with_noise_and_curriculum_runs_from_the_command_line(store, tmp_path):
+    run = tmp_path / "run"
+    options = ["--epochs", "2", "--target-steps", "3", "--unroll", "3", "--pushforward", "--noise", "0.01", "--teacher-forcing-epochs", "2"]
+    assert train(store, run, *options) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["validation_l2"]) for r in records)
+    assert train(store, tmp_path / "bad", "--target-steps", "1", "--unroll", "2") == 2

@@ -9,10 +9,13 @@ from torch import nn
 from pdekit import Grid
 from pdekit.rollout import (
     HybridSolver,
+    RolloutObjective,
+    RolloutTraining,
     Stepper,
     correlation_time,
     energy_drift,
     energy_spectrum,
+    finite_difference_derivative,
     integrate,
     pde_residual,
     relative_l2_per_step,
@@ -127,3 +130,46 @@ def test_energy_spectrum_puts_a_single_mode_in_its_shell_and_sums_to_the_energy(
     k, spectrum = energy_spectrum(u, dim=2)
     assert spectrum[0, 0].sum().item() == pytest.approx(0.5 * u.square().mean().item(), rel=1e-5)
     assert spectrum[0, 0, 5].item() == pytest.approx(spectrum[0, 0].sum().item(), rel=1e-5)  # |(3, 4)| = 5
+
+
+def test_finite_difference_derivative_is_central_with_two_states_and_forward_with_one():
+    t = torch.tensor([0.0, 0.1, 0.2]).view(1, 3, 1, 1)
+    u = t**2  # du/dt = 2t
+    assert finite_difference_derivative(u[:, :2], u[:, 2], 0.1).item() == pytest.approx(0.2)  # exact at t = 0.1
+    assert finite_difference_derivative(u[:, 1:2], u[:, 2], 0.1).item() == pytest.approx(0.3)  # forward: biased
+
+
+class Scale(nn.Module):
+    """``x -> a x`` with one learnable number: easy to differentiate by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.9))
+
+    def forward(self, x, params=None):
+        return self.a * x
+
+
+def squared_error(prediction, target):
+    return (prediction - target).square().mean()
+
+
+def test_pushforward_passes_gradients_through_the_last_step_only():
+    u0, truth = torch.ones(1, 1, 1, 4), torch.ones(1, 2, 4)  # inputs [B, k*C, S], two target steps
+    objective = RolloutObjective(RolloutTraining(unroll=2, pushforward=True), channels=1, input_steps=1, dt=1.0)
+    model = Scale()
+    objective.loss(model, u0.flatten(1, 2), truth, None, squared_error, epoch=0).backward()
+    # loss = (a * stop(a) * 1 - 1)^2, so d/da = 2 (a^2 - 1) a, not 2 (a^2 - 1) 2a
+    assert model.a.grad.item() == pytest.approx(2 * (0.81 - 1) * 0.9)
+
+
+def test_teacher_forcing_feeds_the_true_state_at_the_start_of_the_curriculum():
+    u0, truth = torch.ones(1, 1, 4), torch.stack([2 * torch.ones(1, 4), 3 * torch.ones(1, 4)], dim=1)
+    forced = RolloutObjective(RolloutTraining(unroll=2, teacher_forcing_epochs=10), channels=1, input_steps=1, dt=1.0)
+    free = RolloutObjective(RolloutTraining(unroll=2), channels=1, input_steps=1, dt=1.0)
+    model = Scale()
+    expected_forced = 0.5 * ((0.9 - 2) ** 2 + (0.9 * 2 - 3) ** 2)
+    expected_free = 0.5 * ((0.9 - 2) ** 2 + (0.81 - 3) ** 2)
+    assert forced.loss(model, u0, truth, None, squared_error, epoch=0).item() == pytest.approx(expected_forced)
+    assert forced.loss(model, u0, truth, None, squared_error, epoch=10).item() == pytest.approx(expected_free)
+    assert free.loss(model, u0, truth, None, squared_error, epoch=0).item() == pytest.approx(expected_free)

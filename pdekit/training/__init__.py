@@ -4,7 +4,19 @@ from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
 from pdekit.training.distributed import Process, init_from_environment
 from pdekit.training.losses import make_loss, relative_h1, relative_l2, relative_l2_per_sample
 from pdekit.training.metrics import MetricsLog
-from pdekit.training.experiment import DataConfig, Evaluation, ExperimentConfig, ModelConfig, evaluate, load_config, save_config, train
+from pdekit.training.experiment import (
+    DataConfig,
+    Evaluation,
+    ExperimentConfig,
+    ModelConfig,
+    RolloutEvaluation,
+    evaluate,
+    evaluate_rollout,
+    load_config,
+    load_run,
+    save_config,
+    train,
+)
 from pdekit.training.trainer import Trainer, TrainerConfig
 
 __all__ = [
@@ -12,7 +24,10 @@ __all__ = [
     "Evaluation",
     "ExperimentConfig",
     "ModelConfig",
+    "RolloutEvaluation",
     "evaluate",
+    "evaluate_rollout",
+    "load_run",
     "load_config",
     "save_config",
     "train",

@@ -20,6 +20,8 @@ else:  # pragma: no cover
 from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, compute_statistics, load_statistics, open_store
 from pdekit.data.store import member_status
 from pdekit.models import build_model, model_from_spec
+from pdekit.rollout import correlation_time, relative_l2_per_step, rollout
+from pdekit.rollout.objectives import RolloutObjective, RolloutTraining, finite_difference_derivative
 from pdekit.training.checkpoint import load_checkpoint
 from pdekit.training.distributed import init_from_environment
 from pdekit.training.losses import relative_l2_per_sample
@@ -63,12 +65,13 @@ class ExperimentConfig:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     trainer: TrainerConfig = TrainerConfig()
+    rollout: RolloutTraining = RolloutTraining()
     seed: int = 0
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "configuration") -> ExperimentConfig:
-        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``); unknown keys are errors."""
-        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig}
+        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``, ``rollout``); unknown keys are errors."""
+        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining}
         unknown = set(values) - set(sections) - {"seed"}
         if unknown:
             raise ValueError(f"{source}: unknown section or key {sorted(unknown)}; expected {sorted(sections)} and seed")
@@ -163,7 +166,13 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
     training_members, validation_members = split_members(config.data.store, config.data.validation_fraction)
     training, validation = windows(config.data, training_members, statistics), windows(config.data, validation_members, statistics)
     inputs, targets, _, params = training[0]
-    model = build_model(config.model.name, inputs.shape[0], targets.shape[0], dim=inputs.ndim - 1, n_params=params.numel(), **config.model.settings)
+    if config.data.target_steps < config.rollout.unroll:
+        raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
+    if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
+        config = config.with_overrides(rollout={"derivative_scale": derivative_scale(training)})
+    channels = inputs.shape[0] // config.data.input_steps
+    model = build_model(config.model.name, inputs.shape[0], channels, dim=inputs.ndim - 1, n_params=params.numel(), **config.model.settings)
+    objective = RolloutObjective(config.rollout, channels=channels, input_steps=config.data.input_steps, dt=training.dt)
     sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
     loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
     validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
@@ -171,9 +180,37 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
         if not resume and (run_dir / CHECKPOINT).exists():
             raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (pdekit train --resume) or choose another --out")
         save_config(config, run_dir / CONFIG)
-    trainer = Trainer(model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process)
+    trainer = Trainer(
+        model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process, objective=objective
+    )
     trainer.fit(loader, validation_loader, resume=resume)
     return trainer
+
+
+def derivative_scale(training: Windows, windows_used: int = 256) -> float:
+    """Returns the standard deviation of the finite-difference ``du/dt`` over up to ``windows_used`` evenly spread training windows."""
+    indices = np.linspace(0, len(training) - 1, min(windows_used, len(training))).round().astype(int).tolist()
+    items = training.__getitems__(indices)
+    history = torch.stack([i for i, _, _, _ in items]).unsqueeze(2)  # [N, k, 1, *S]
+    following = torch.stack([t[0] for _, t, _, _ in items]).unsqueeze(1)
+    scale = finite_difference_derivative(history, following, training.dt).std().item()
+    if not scale > 0:
+        raise ValueError("the training windows do not change in time: there is no time derivative to learn")
+    return scale
+
+
+def load_run(run_dir: str | Path, device=None):
+    """Returns ``(config, stepper)`` of a trained run, the stepper on ``device`` in eval mode."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / CONFIG)
+    state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")
+    if state.get("model_spec") is None:
+        raise ValueError(f"{run_dir / CHECKPOINT} holds no model spec; it was not written by pdekit's Trainer")
+    model = model_from_spec(state["model_spec"])
+    model.load_state_dict(state["model"])
+    dt = float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
+    stepper = config.rollout.stepper(model, dt, config.data.input_steps)
+    return config, stepper.to(device or "cpu").eval()
 
 
 @dataclass
@@ -193,42 +230,93 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batch_size: int | None = None) -> Evaluation:
-    """Returns the run's relative L2 errors on ``store`` (default: its own validation members), per target time.
+    """Returns the run's one-step relative L2 errors on ``store`` (default: its own validation members), per target time.
 
     The model and the normalisation come from the run (``config.toml``, ``checkpoint.pt``); another
     store is normalised with the training store's statistics. The result is also written to
     ``run_dir/evaluation.json``.
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / CONFIG)
-    state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")
-    if state.get("model_spec") is None:
-        raise ValueError(f"{run_dir / CHECKPOINT} holds no model spec; it was not written by pdekit's Trainer")
-    model = model_from_spec(state["model_spec"])
-    model.load_state_dict(state["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device).eval()
+    config, stepper = load_run(run_dir, device)
     statistics = statistics_of(config.data)
     members = None if store else split_members(config.data.store, config.data.validation_fraction)[1]
     test = windows(config.data, members, statistics, store=store)
     errors = []
     for inputs, targets, _, params in DataLoader(test, batch_size=batch_size or config.data.batch_size):
-        prediction = model(inputs.to(device), params.to(device))
-        targets = targets.to(device)
+        history = inputs.to(device).unsqueeze(2)  # [B, k, 1, *S]: pdekit's stored fields have one channel
+        prediction, truth = stepper(history, test.dt, params.to(device)), targets[:, :1].to(device)
         if statistics is not None:
-            prediction, targets = statistics.denormalize(prediction), statistics.denormalize(targets)
-        errors.append(relative_l2_per_sample(prediction, targets).cpu())
-    # Windows are ordered member-major, start-minor: [members, starts, target steps]
-    per_window = torch.cat(errors).view(len(test.members), len(test.starts), config.data.target_steps).double()
+            prediction, truth = statistics.denormalize(prediction), statistics.denormalize(truth)
+        errors.append(relative_l2_per_sample(prediction, truth).cpu())
+    per_window = torch.cat(errors).view(len(test.members), len(test.starts)).double()  # windows are member-major
     times = np.asarray(open_store(store or config.data.store)["time"][:])
-    target_times = [float(times[s + config.data.input_steps + j]) for s in test.starts for j in range(config.data.target_steps)]
-    per_target = per_window.mean(0).flatten().tolist()
-    by_time: dict[float, list[float]] = {}
-    for t, error in zip(target_times, per_target):  # a time can be several windows' target
-        by_time.setdefault(t, []).append(error)
+    target_times = [float(times[s + config.data.input_steps]) for s in test.starts]
     result = Evaluation(
         store=str(store or config.data.store), members=len(test.members), l2=per_window.mean().item(),
-        times=sorted(by_time), l2_per_time=[float(np.mean(by_time[t])) for t in sorted(by_time)],
+        times=target_times, l2_per_time=per_window.mean(0).tolist(),
     )
     (run_dir / EVALUATION).write_text(json.dumps(dataclasses.asdict(result), indent=1))
+    return result
+
+
+@dataclass
+class RolloutEvaluation:
+    """A rollout from each test member's first states to the end of its stored trajectory, against the stored states."""
+
+    store: str
+    members: int
+    dt: float
+    times: list[float]
+    l2_per_time: list[float]
+    correlation_time: float
+    prediction: torch.Tensor = field(repr=False)
+    reference: torch.Tensor = field(repr=False)
+
+    def __str__(self) -> str:
+        rows = "\n".join(f"  {t:10.4g}  {e:.4g}" for t, e in zip(self.times, self.l2_per_time))
+        return (
+            f"{self.store}: rollout of {self.members} members with dt={self.dt:g}; correlation time (>= 0.8) {self.correlation_time:.4g}\n"
+            f"        time  relative L2\n{rows}"
+        )
+
+
+@torch.no_grad()
+def evaluate_rollout(run_dir: str | Path, store: str | None = None, *, dt: float | None = None, steps: int | None = None, device=None) -> RolloutEvaluation:
+    """Rolls the run's surrogate out from the first ``input_steps`` states of every test member and compares it with the stored trajectory.
+
+    ``dt`` defaults to the store's step; a derivative-mode surrogate may take ``store dt / r`` for an
+    integer ``r`` (compared every ``r``-th step). ``steps`` (of the store's dt) defaults to the whole
+    trajectory. Errors are in physical units; the result is also written to ``run_dir/rollout.json``.
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    config, stepper = load_run(run_dir, device)
+    statistics = statistics_of(config.data)
+    members = None if store else split_members(config.data.store, config.data.validation_fraction)[1]
+    k = config.data.input_steps
+    full = Windows(store or config.data.store, k, 1, members=members, normalize=statistics or False)
+    stored_dt = full.dt
+    dt = dt or stored_dt
+    ratio = round(stored_dt / dt)
+    if ratio < 1 or abs(ratio * dt - stored_dt) > 1e-9 * stored_dt:
+        raise ValueError(f"rollout dt={dt} must divide the stored step {stored_dt} by an integer")
+    available = full.n_times - k
+    steps = min(steps or available, available)
+    trajectories = torch.stack([full._member(p) for p in range(len(full.members))]).unsqueeze(2)  # [M, T, 1, *S]
+    params = full.params.to(device)
+    history = trajectories[:, :k].to(device)
+    prediction = rollout(stepper, history, steps * ratio, dt, params)[:, ratio - 1 :: ratio]
+    reference = trajectories[:, k : k + steps].to(device)
+    if statistics is not None:
+        prediction, reference = statistics.denormalize(prediction), statistics.denormalize(reference)
+    times = np.asarray(open_store(store or config.data.store)["time"][:])[k : k + steps]
+    result = RolloutEvaluation(
+        store=str(store or config.data.store), members=len(full.members), dt=dt, times=times.tolist(),
+        l2_per_time=relative_l2_per_step(prediction, reference).tolist(),
+        correlation_time=(correlation_time(prediction, reference).double().mean().item() * stored_dt),
+        prediction=prediction.cpu(), reference=reference.cpu(),
+    )
+    summary = {name: getattr(result, name) for name in ("store", "members", "dt", "times", "l2_per_time", "correlation_time")}
+    (run_dir / "rollout.json").write_text(json.dumps(summary, indent=1))
     return result

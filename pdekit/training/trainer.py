@@ -62,6 +62,16 @@ def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     return batch[0], batch[1], batch[3] if len(batch) == 4 else None
 
 
+class OneStep:
+    """The default objective: the model maps inputs to targets directly."""
+
+    def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:
+        return loss_fn(network(inputs, params), targets)
+
+    def prediction(self, model: nn.Module, inputs, targets, params) -> tuple[torch.Tensor, torch.Tensor]:
+        return model(inputs, params), targets
+
+
 class Trainer:
     """Trains ``model`` on batches ``[B, C_in, *S] -> [B, C_out, *S]``, checkpointing to ``run_dir``.
 
@@ -74,7 +84,8 @@ class Trainer:
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
     files or shows progress. ``decode`` maps normalised predictions and targets back to physical
-    units before the validation metrics.
+    units before the validation metrics. ``objective`` defines the loss and the validation
+    prediction (default ``OneStep``; ``pdekit.rollout.RolloutObjective`` trains for rollouts).
     """
 
     def __init__(
@@ -86,8 +97,10 @@ class Trainer:
         device: str | torch.device | None = None,
         decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         process: Process | None = None,
+        objective=None,
     ):
         self.config = config
+        self.objective = objective or OneStep()
         self.process = process or init_from_environment()
         if device is None:
             device = f"cuda:{self.process.local_rank}" if torch.cuda.is_available() else "cpu"
@@ -208,7 +221,7 @@ class Trainer:
         """One optimiser step on one batch; returns the loss (a device tensor, not synchronised)."""
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            loss = loss_fn(self.network(inputs, params), targets)
+            loss = self.objective.loss(self.network, inputs, targets, params, loss_fn, self.epoch)
         self.scaler.scale(loss).backward()
         if self.config.gradient_clip > 0:
             self.scaler.unscale_(self.optimizer)
@@ -224,7 +237,7 @@ class Trainer:
         l2_sum, h1_sum, count = None, torch.zeros((), device=self.device, dtype=torch.float64), 0
         for batch in batches:
             inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
-            prediction = self.model(inputs, params)
+            prediction, targets = self.objective.prediction(self.model, inputs, targets, params)
             if self.decode is not None:
                 prediction, targets = self.decode(prediction), self.decode(targets)
             per_sample = relative_l2_per_sample(prediction.float(), targets.float()).double()  # [B, C]

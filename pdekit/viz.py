@@ -1,0 +1,93 @@
+"""Figures of rollouts: fields, error over time, spectra (matplotlib, written to files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pdekit.rollout.evaluate import energy_spectrum
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, safe in workers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fields(prediction: torch.Tensor, reference: torch.Tensor, times: list[float], path: str | Path, member: int = 0, columns: int = 4) -> Path:
+    """Writes reference, prediction and their difference at ``columns`` times of one member; returns the file.
+
+    ``prediction, reference: [B, T, 1, *S]`` with one (line plots) or two (images) space axes.
+    """
+    plt = _pyplot()
+    steps = sorted(set(torch.linspace(0, len(times) - 1, min(columns, len(times))).round().long().tolist()))
+    figure, axes = plt.subplots(3, len(steps), figsize=(3 * len(steps), 8), squeeze=False)
+    two_d = reference.ndim == 5
+    limit = reference[member].abs().max().item()
+    for column, n in enumerate(steps):
+        rows = (("solver", reference[member, n, 0]), ("surrogate", prediction[member, n, 0]), ("difference", prediction[member, n, 0] - reference[member, n, 0]))
+        for row, (label, field) in enumerate(rows):
+            ax = axes[row, column]
+            if two_d:
+                image = ax.imshow(field.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower")
+                ax.set_xticks([]), ax.set_yticks([])
+            else:
+                ax.plot(field.numpy())
+                ax.set_ylim(-limit * 1.1, limit * 1.1)
+            ax.set_title(f"{label}, t = {times[n]:.3g}", fontsize=9)
+    if two_d:
+        figure.colorbar(image, ax=axes, shrink=0.6)
+    return _save(figure, path)
+
+
+def plot_error_over_time(curves: dict[str, tuple[list[float], list[float]]], path: str | Path, ylabel: str = "relative L2 error") -> Path:
+    """Writes one line per ``name -> (times, errors)`` on a log scale; returns the file."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for name, (times, errors) in curves.items():
+        ax.semilogy(times, errors, label=name)
+    ax.set_xlabel("time")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save(figure, path)
+
+
+def plot_spectra(prediction: torch.Tensor, reference: torch.Tensor, path: str | Path, step: int = -1) -> Path:
+    """Writes the energy spectra of prediction and reference at ``step`` (mean over members); returns the file."""
+    plt = _pyplot()
+    dim = reference.ndim - 3
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for label, trajectory in (("solver", reference), ("surrogate", prediction)):
+        k, spectrum = energy_spectrum(trajectory[:, step, 0], dim)
+        ax.loglog(k[1:].numpy(), spectrum.mean(0)[1:].numpy(), label=label)
+    ax.set_xlabel("wavenumber |k|")
+    ax.set_ylabel("E(k)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save(figure, path)
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    figure.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path
+
+
+def rollout_figures(result, folder: str | Path) -> list[Path]:
+    """Writes the figures of a ``RolloutEvaluation`` (fields, error over time, spectra) into ``folder``; returns the files."""
+    folder = Path(folder)
+    return [
+        plot_fields(result.prediction, result.reference, result.times, folder / "fields.png"),
+        plot_error_over_time({"surrogate": (result.times, result.l2_per_time)}, folder / "error.png"),
+        plot_spectra(result.prediction, result.reference, folder / "spectra.png"),
+    ]
