@@ -39,6 +39,9 @@ class HybridSolver:
     whose score exceeds ``threshold`` take the numerical step instead (``fallbacks`` counts them;
     this costs one device synchronisation per step). ``surrogate_steps=0`` is the numerical solver
     exactly. ``params [B, P]`` are the surrogate's per-member inputs (e.g. the viscosity).
+    A surrogate usually steps far beyond the solver's stable step: with ``numerical_dt`` a numerical
+    step of ``dt`` is ``solver.solve`` over ``dt`` with that (CFL-limited, if the solver has ``cfl``)
+    step; without it, one ``solver.step(u, dt)``.
 
     Code that drives a pdekit solver drives this unchanged: ``step``, ``solve``, ``time_derivative``
     and ``initial_condition`` behave as the solver's.
@@ -54,6 +57,7 @@ class HybridSolver:
         params: torch.Tensor | None = None,
         monitor: Monitor | None = None,
         threshold: float | None = None,
+        numerical_dt: float | None = None,
     ):
         if getattr(stepper, "input_steps", 1) != 1:
             raise ValueError("HybridSolver needs a Stepper with input_steps=1: the solver's step sees one state")
@@ -63,9 +67,12 @@ class HybridSolver:
             raise ValueError("give both monitor and threshold, or neither")
         self.solver, self.stepper, self.params = solver, stepper, params
         self.surrogate_steps, self.numerical_steps = surrogate_steps, numerical_steps
-        self.monitor, self.threshold = monitor, threshold
+        self.monitor, self.threshold, self.numerical_dt = monitor, threshold, numerical_dt
         self.steps_taken = 0
         self.fallbacks = 0
+        # The surrogate runs in its own precision (e.g. float32 beside a float64 solver).
+        floating = [p.dtype for p in stepper.parameters() if p.is_floating_point()]
+        self.surrogate_dtype = floating[0] if floating else None
 
     def __getattr__(self, name):  # grid, device, dtype, channels, ... are the solver's
         return getattr(self.__dict__["solver"], name)
@@ -80,22 +87,29 @@ class HybridSolver:
         """Starts the surrogate/numerical cycle afresh (``solve`` does this itself)."""
         self.steps_taken = 0
 
+    def numerical_step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
+        """Returns ``u`` advanced by ``dt`` by the numerical solver."""
+        if self.numerical_dt is None:
+            return self.solver.step(u, dt)
+        return self.solver.solve(u, [dt], self.numerical_dt)[:, 0]
+
     def step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
         """Returns ``u`` advanced by ``dt``: by the surrogate or the solver, as the cycle has it."""
         cycle = self.surrogate_steps + self.numerical_steps
         surrogate = self.steps_taken % cycle < self.surrogate_steps
         self.steps_taken += 1
         if not surrogate:
-            return self.solver.step(u, dt)
+            return self.numerical_step(u, dt)
         with torch.no_grad():
-            proposal = self.stepper(u.unsqueeze(1), dt, self.params).to(u.dtype)
+            dtype = self.surrogate_dtype or u.dtype
+            proposal = self.stepper(u.unsqueeze(1).to(dtype), dt, self.params).to(u.dtype)
         if self.monitor is None:
             return proposal
         rejected = self.monitor(u, proposal, dt) > self.threshold  # [B]
         if not bool(rejected.any()):
             return proposal
         self.fallbacks += int(rejected.sum())
-        corrected = self.solver.step(u, dt)
+        corrected = self.numerical_step(u, dt)
         return torch.where(rejected.view(-1, *[1] * (u.ndim - 1)), corrected, proposal)
 
     def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor:
