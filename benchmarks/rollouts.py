@@ -102,9 +102,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=1500, help="optimiser steps per model")
     parser.add_argument("--members", type=int, default=96)
+    parser.add_argument("--problems", nargs="*", default=[p.name for p in PROBLEMS])
     args = parser.parse_args()
     rows = []
-    for problem in PROBLEMS:
+    for problem in (p for p in PROBLEMS if p.name in args.problems):
         horizon = problem.dt * problem.horizon_steps
         data = trajectories(problem, args.members, 0, problem.dt, problem.horizon_steps)
         test = {f: trajectories(problem, 32, 10_000, problem.dt * f, round(problem.horizon_steps / f)) for f in (1.0, 0.5, 2.0)}

@@ -1,0 +1,74 @@
+"""PINN networks: a tanh MLP over space-time, optionally with Fourier features or a periodic embedding of space."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class PeriodicEmbedding(nn.Module):
+    """Maps ``x`` to ``cos(2 pi m x / L), sin(2 pi m x / L)``, ``m = 1 .. harmonics``, for each space axis; time passes through.
+
+    A network of these features is exactly periodic in ``x`` (Dong and Ni, "A method for representing
+    periodic functions and enforcing exactly periodic boundary conditions with deep neural networks", JCP 2021).
+    ``forward(xt [N, d + 1]) -> [N, 2 d harmonics + 1]``.
+    """
+
+    def __init__(self, periods: tuple[float, ...], harmonics: int = 1):
+        super().__init__()
+        frequencies = torch.tensor([[2 * math.pi * m / p for m in range(1, harmonics + 1)] for p in periods])  # [d, harmonics]
+        self.register_buffer("frequencies", frequencies)
+        self.out_features = 2 * frequencies.numel() + 1
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        phase = (xt[:, :-1, None] * self.frequencies).flatten(1)
+        return torch.cat([torch.cos(phase), torch.sin(phase), xt[:, -1:]], dim=1)
+
+
+class FourierFeatures(nn.Module):
+    """Maps ``z`` to ``cos(2 pi B z), sin(2 pi B z)`` with a fixed Gaussian ``B [features, in] ~ N(0, scale^2)``.
+
+    Tancik et al., "Fourier features let networks learn high frequency functions in low dimensional
+    domains", NeurIPS 2020. ``forward(z [N, in]) -> [N, 2 features]``.
+    """
+
+    def __init__(self, in_features: int, features: int = 64, scale: float = 1.0, generator: torch.Generator | None = None):
+        super().__init__()
+        self.register_buffer("matrix", scale * torch.randn(features, in_features, generator=generator))
+        self.out_features = 2 * features
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        phase = 2 * math.pi * z @ self.matrix.T
+        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
+
+
+class MLP(nn.Module):
+    """``u(x, t)``: a tanh multilayer perceptron with Xavier-initialised weights, after optional embeddings.
+
+    ``forward(xt [N, d + 1]) -> [N, 1]``.
+    """
+
+    def __init__(self, dim: int, width: int = 50, depth: int = 4, *, periods: tuple[float, ...] | None = None, harmonics: int = 1, fourier_features: int = 0, fourier_scale: float = 1.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        features = dim + 1
+        if periods is not None:
+            layers.append(PeriodicEmbedding(periods, harmonics))
+            features = layers[-1].out_features
+        if fourier_features:
+            layers.append(FourierFeatures(features, fourier_features, fourier_scale))
+            features = layers[-1].out_features
+        for _ in range(depth):
+            linear = nn.Linear(features, width)
+            nn.init.xavier_normal_(linear.weight)
+            nn.init.zeros_(linear.bias)
+            layers += [linear, nn.Tanh()]
+            features = width
+        layers.append(nn.Linear(features, 1))
+        self.layers = nn.Sequential(*layers)
+        self.periodic = periods is not None
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        return self.layers(xt)

@@ -1,0 +1,203 @@
+"""PINN problems: PDE residuals through autograd, initial conditions, and reference solutions.
+
+Points are ``xt [N, d + 1]``: space coordinates then time. Every problem here is periodic in space,
+so a network with a periodic embedding of ``x`` satisfies the boundary condition exactly; without
+one, ``boundary_pairs`` gives matching points on opposite faces for a periodicity loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pdekit.grid import Grid
+from pdekit.solvers import AllenCahn, Burgers
+
+
+def gradient(u: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+    """Returns ``du/d(xt) [N, d + 1]`` of ``u [N]``, keeping the graph for higher derivatives and the loss."""
+    return torch.autograd.grad(u, xt, torch.ones_like(u), create_graph=True)[0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A time-dependent PDE on ``space`` (``(lo, hi)`` per axis, periodic) times ``[0, horizon]``."""
+
+    name: str
+    space: tuple[tuple[float, float], ...]
+    horizon: float = 1.0
+
+    @property
+    def dim(self) -> int:
+        return len(self.space)
+
+    @property
+    def periods(self) -> tuple[float, ...]:
+        return tuple(hi - lo for lo, hi in self.space)
+
+    def residual(self, network: nn.Module, xt: torch.Tensor) -> torch.Tensor:
+        """Returns the PDE residual at ``xt [N, d + 1]`` (which must require grad): ``[N]``."""
+        raise NotImplementedError
+
+    def initial(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns ``u(x, 0)`` at ``x [N, d]``: ``[N]``."""
+        raise NotImplementedError
+
+    def reference(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Returns the true solution on the grid ``t [nt] x x [nx]`` (1D) or ``t x y x x`` (2D): ``[nt, *nx]``."""
+        raise NotImplementedError
+
+    def uniform(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Returns ``n`` points drawn uniformly from the space-time domain: ``[n, d + 1]``."""
+        unit = torch.rand(n, self.dim + 1, generator=generator).to(device)
+        lows = torch.tensor([lo for lo, _ in self.space] + [0.0], device=device)
+        spans = torch.tensor([hi - lo for lo, hi in self.space] + [self.horizon], device=device)
+        return lows + spans * unit
+
+    def evaluation_grid(self, points: int = 256, times: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(x, t)``: ``points`` periodic grid points per axis (``[points]``) and ``times`` times in ``[0, horizon]``."""
+        lo, hi = self.space[0]
+        return lo + (hi - lo) * torch.arange(points, dtype=torch.float64) / points, torch.linspace(0, self.horizon, times, dtype=torch.float64)
+
+
+def _split(network: nn.Module, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    u = network(xt).squeeze(-1)
+    return u, gradient(u, xt)
+
+
+@dataclass(frozen=True)
+class Convection(Problem):
+    """``u_t + beta u_x = 0`` on ``[0, 2 pi) x [0, 1]``, ``u(x, 0) = sin x``; exact ``sin(x - beta t)``.
+
+    The failure mode of Krishnapriyan et al. (NeurIPS 2021): plain PINNs fail for ``beta`` above ~10.
+    """
+
+    name: str = "convection"
+    space: tuple = ((0.0, 2 * math.pi),)
+    beta: float = 50.0
+
+    def residual(self, network, xt):
+        _, du = _split(network, xt)
+        return du[:, 1] + self.beta * du[:, 0]
+
+    def initial(self, x):
+        return torch.sin(x[:, 0])
+
+    def reference(self, x, t):
+        return torch.sin(x[None, :] - self.beta * t[:, None])
+
+
+@dataclass(frozen=True)
+class Reaction(Problem):
+    """``u_t = rho u (1 - u)`` on ``[0, 2 pi) x [0, 1]``, a Gaussian bump at ``pi``; exact logistic growth per point."""
+
+    name: str = "reaction"
+    space: tuple = ((0.0, 2 * math.pi),)
+    rho: float = 5.0
+
+    def residual(self, network, xt):
+        u, du = _split(network, xt)
+        return du[:, 1] - self.rho * u * (1 - u)
+
+    def initial(self, x):
+        return torch.exp(-((x[:, 0] - math.pi) ** 2) / (2 * (math.pi / 4) ** 2))
+
+    def reference(self, x, t):
+        u0 = self.initial(x[:, None])[None, :]
+        growth = torch.exp(self.rho * t[:, None])
+        return u0 * growth / (u0 * growth + 1 - u0)
+
+
+@dataclass(frozen=True)
+class AllenCahnProblem(Problem):
+    """``u_t = 1e-4 u_xx + 5 (u - u^3)`` on ``[-1, 1) x [0, 1]``, ``u(x, 0) = x^2 cos(pi x)``; reference from ``AllenCahn`` (ETDRK4, 2048 points)."""
+
+    name: str = "allen_cahn"
+    space: tuple = ((-1.0, 1.0),)
+    diffusivity: float = 1e-4
+    reaction: float = 5.0
+
+    def residual(self, network, xt):
+        u, du = _split(network, xt)
+        u_xx = gradient(du[:, 0], xt)[:, 0]
+        return du[:, 1] - self.diffusivity * u_xx - self.reaction * (u - u**3)
+
+    def initial(self, x):
+        return x[:, 0] ** 2 * torch.cos(math.pi * x[:, 0])
+
+    def reference(self, x, t):
+        fine = 2048
+        solver = AllenCahn(Grid((fine,), lengths=(2.0,)), self.diffusivity, self.reaction, dtype=torch.float64, device="cpu")
+        grid_x = -1.0 + 2.0 * torch.arange(fine, dtype=torch.float64) / fine
+        u0 = self.initial(grid_x[:, None]).view(1, 1, fine)
+        times = t.tolist()
+        trajectory = torch.cat([u0[:, None], solver.solve(u0, [s for s in times if s > 0], 1e-3)], dim=1) if times[0] == 0 else solver.solve(u0, times, 1e-3)
+        return _sample_periodic(trajectory[0, :, 0], grid_x, x, 2.0)
+
+
+@dataclass(frozen=True)
+class ViscousBurgers(Problem):
+    """``u_t + u u_x = (0.01 / pi) u_xx`` on ``[-1, 1) x [0, 1]``, ``u(x, 0) = -sin(pi x)`` (Raissi et al. 2019).
+
+    The solution stays odd, so ``u(+-1, t) = 0`` holds on the periodic domain. Reference from pdekit's
+    ``Burgers`` (ETDRK4, 4096 points): the shock at ``x = 0`` is resolved.
+    """
+
+    name: str = "burgers"
+    space: tuple = ((-1.0, 1.0),)
+    viscosity: float = 0.01 / math.pi
+
+    def residual(self, network, xt):
+        u, du = _split(network, xt)
+        u_xx = gradient(du[:, 0], xt)[:, 0]
+        return du[:, 1] + u * du[:, 0] - self.viscosity * u_xx
+
+    def initial(self, x):
+        return -torch.sin(math.pi * x[:, 0])
+
+    def reference(self, x, t):
+        fine = 4096
+        solver = Burgers(Grid((fine,), lengths=(2.0,)), self.viscosity, cfl=0.3, dtype=torch.float64, device="cpu")
+        grid_x = -1.0 + 2.0 * torch.arange(fine, dtype=torch.float64) / fine
+        u0 = self.initial(grid_x[:, None]).view(1, 1, fine)
+        later = solver.solve(u0, [s for s in t.tolist() if s > 0], 1e-3)
+        trajectory = torch.cat([u0[:, None], later], dim=1) if t[0] == 0 else later
+        return _sample_periodic(trajectory[0, :, 0], grid_x, x, 2.0)
+
+
+@dataclass(frozen=True)
+class Heat2D(Problem):
+    """``u_t = kappa (u_xx + u_yy)`` on the unit torus, ``u(x, y, 0) = sin 2 pi x sin 2 pi y``; exact ``exp(-8 pi^2 kappa t)`` decay."""
+
+    name: str = "heat_2d"
+    space: tuple = ((0.0, 1.0), (0.0, 1.0))
+    diffusivity: float = 0.01
+
+    def residual(self, network, xt):
+        _, du = _split(network, xt)
+        u_xx = gradient(du[:, 0], xt)[:, 0]
+        u_yy = gradient(du[:, 1], xt)[:, 1]
+        return du[:, 2] - self.diffusivity * (u_xx + u_yy)
+
+    def initial(self, x):
+        return torch.sin(2 * math.pi * x[:, 0]) * torch.sin(2 * math.pi * x[:, 1])
+
+    def reference(self, x, t):
+        decay = torch.exp(-8 * math.pi**2 * self.diffusivity * t)
+        shape = torch.sin(2 * math.pi * x)[:, None] * torch.sin(2 * math.pi * x)[None, :]  # [x, y]
+        return decay[:, None, None] * shape[None]
+
+
+def _sample_periodic(values: torch.Tensor, grid_x: torch.Tensor, x: torch.Tensor, period: float) -> torch.Tensor:
+    """Returns ``values [nt, n_fine]`` on the periodic fine grid, linearly interpolated at ``x [nx]``: ``[nt, nx]``."""
+    spacing = period / values.shape[-1]
+    position = torch.remainder(x - grid_x[0], period) / spacing
+    left = position.floor().long() % values.shape[-1]
+    weight = position - position.floor()
+    return (1 - weight) * values[:, left] + weight * values[:, (left + 1) % values.shape[-1]]
+
+
+PROBLEMS = {"convection": Convection, "reaction": Reaction, "allen_cahn": AllenCahnProblem, "burgers": ViscousBurgers, "heat_2d": Heat2D}

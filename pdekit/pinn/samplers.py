@@ -1,0 +1,181 @@
+"""Collocation samplers behind one interface: ``points`` now, ``update(residual, iteration)`` to move them.
+
+``residual(points [N, d + 1]) -> [N]`` is the PDE residual (no gradients needed here). Samplers draw
+from the problem's space-time domain with their own seeded generator, so a run is reproducible.
+``loss_weights(points)`` lets a sampler weight the residual loss (the causal gate does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from pdekit.pinn.problems import Problem
+
+Residual = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Sampler:
+    """Fixed uniform points: drawn once, never moved (the standard PINN)."""
+
+    name = "uniform_fixed"
+
+    def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device=None):
+        self.problem, self.size, self.device = problem, size, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.points = self.uniform(size)
+
+    def uniform(self, n: int) -> torch.Tensor:
+        return self.problem.uniform(n, self.generator, self.device)
+
+    def update(self, residual: Residual, iteration: int) -> None:
+        """Moves the population after ``iteration`` (a no-op for fixed points)."""
+
+    def loss_weights(self, points: torch.Tensor) -> torch.Tensor | None:
+        """Returns per-point weights of the residual loss, or ``None`` for equal weights."""
+        return None
+
+    def observe_loss(self, residual_loss: torch.Tensor) -> None:
+        """Takes the latest (weighted) residual loss; the causal gate moves on it."""
+
+
+class UniformResampled(Sampler):
+    """A fresh uniform population every ``every`` iterations."""
+
+    name = "uniform_resampled"
+
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+        super().__init__(problem, size, seed=seed, device=device)
+        self.every = every
+
+    def update(self, residual, iteration):
+        if (iteration + 1) % self.every == 0:
+            self.points = self.uniform(self.size)
+
+
+def residual_density(values: torch.Tensor, k: float, c: float) -> torch.Tensor:
+    """Returns the sampling probabilities ``p ∝ |r|^k / mean(|r|^k) + c`` of Wu et al. (2023)."""
+    power = values.abs() ** k
+    density = power / power.mean().clamp_min(torch.finfo(power.dtype).tiny) + c
+    return density / density.sum()
+
+
+class RAD(Sampler):
+    """Residual-based adaptive distribution: every ``every`` iterations the whole population is redrawn
+    from a dense uniform candidate set with ``p ∝ |r|^k / E|r|^k + c``.
+
+    Wu, Zhu, Tan, Kartha and Lu, "A comprehensive study of non-adaptive and residual-based adaptive
+    sampling for physics-informed neural networks", CMAME 2023 (defaults ``k = 1, c = 1``).
+    """
+
+    name = "rad"
+
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, k: float = 1.0, c: float = 1.0, candidates: int = 10_000, seed: int = 0, device=None):
+        super().__init__(problem, size, seed=seed, device=device)
+        self.every, self.k, self.c, self.candidates = every, k, c, candidates
+
+    def update(self, residual, iteration):
+        if (iteration + 1) % self.every:
+            return
+        candidates = self.uniform(self.candidates)
+        p = residual_density(residual(candidates), self.k, self.c)
+        self.points = candidates[torch.multinomial(p.cpu(), self.size, replacement=False, generator=self.generator).to(candidates.device)]
+
+
+class RARD(RAD):
+    """Residual-based adaptive refinement with distribution: every ``every`` iterations, ``added`` points
+    drawn from ``p ∝ |r|^k / E|r|^k + c`` over dense candidates join the population (which grows).
+
+    Wu et al., CMAME 2023 (defaults ``k = 2, c = 0``).
+    """
+
+    name = "rar_d"
+
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, added: int = 100, k: float = 2.0, c: float = 0.0, candidates: int = 10_000, seed: int = 0, device=None):
+        super().__init__(problem, size, every=every, k=k, c=c, candidates=candidates, seed=seed, device=device)
+        self.added = added
+
+    def update(self, residual, iteration):
+        if (iteration + 1) % self.every:
+            return
+        candidates = self.uniform(self.candidates)
+        p = residual_density(residual(candidates), self.k, self.c)
+        chosen = candidates[torch.multinomial(p.cpu(), self.added, replacement=False, generator=self.generator).to(candidates.device)]
+        self.points = torch.cat([self.points, chosen])
+
+
+class R3(Sampler):
+    """Retain-resample-release: every iteration, keep the points whose residual exceeds the population's
+    mean residual and replace the others by uniform draws, at constant population size.
+
+    Daw, Bu, Wang, Perdikaris and Karpatne, "Mitigating propagation failures in physics-informed neural
+    networks using retain-resample-release (R3) sampling", ICML 2023. Points accumulate where the
+    residual is high and are released once the network has learned them. ``retained`` counts the
+    points kept at the last update.
+    """
+
+    name = "r3"
+
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+        super().__init__(problem, size, seed=seed, device=device)
+        self.every = every
+        self.retained = 0
+
+    def scores(self, residual: Residual, points: torch.Tensor) -> torch.Tensor:
+        return residual(points).abs()
+
+    def update(self, residual, iteration):
+        if (iteration + 1) % self.every:
+            return
+        score = self.scores(residual, self.points)
+        keep = score > score.mean()
+        retained = self.points[keep]
+        self.retained = len(retained)
+        self.points = torch.cat([retained, self.uniform(self.size - len(retained))])
+
+
+class CausalR3(R3):
+    """R3 with the causal gate ``g(t) = (1 - tanh(alpha (t / T - gamma))) / 2``: points are scored and the
+    residual loss weighted by ``g(t) |r|``, and the gate's front ``gamma`` moves forward as
+    ``gamma <- gamma + step exp(-tolerance L_g)``, ``L_g`` the gated residual loss.
+
+    Daw et al., ICML 2023: the network is trained on early times first, and the gate opens later
+    times only once the loss there is small, respecting causality. ``gamma`` starts at
+    ``initial_gamma`` (so at first only ``t`` near 0 counts) and the defaults follow the paper's code
+    (``gamma_0 = -0.5``, step ``1e-3``, tolerance 20); ``alpha`` sets the gate's steepness.
+    """
+
+    name = "causal_r3"
+
+    def __init__(
+        self, problem: Problem, size: int = 1000, *, alpha: float = 5.0, initial_gamma: float = -0.5, step: float = 1e-3, tolerance: float = 20.0, every: int = 1, seed: int = 0, device=None
+    ):
+        super().__init__(problem, size, every=every, seed=seed, device=device)
+        self.alpha, self.gamma, self.step, self.tolerance = alpha, initial_gamma, step, tolerance
+
+    def gate(self, t: torch.Tensor) -> torch.Tensor:
+        """Returns ``g(t)`` in ``(0, 1)``: near 1 before the front ``gamma T``, near 0 after it."""
+        return 0.5 * (1 - torch.tanh(self.alpha * (t / self.problem.horizon - self.gamma)))
+
+    def loss_weights(self, points):
+        return self.gate(points[:, -1])
+
+    def scores(self, residual, points):
+        return self.gate(points[:, -1]) * residual(points).abs()
+
+    def observe_loss(self, residual_loss: torch.Tensor) -> None:
+        loss = float(residual_loss)
+        if math.isfinite(loss):
+            self.gamma += self.step * math.exp(-self.tolerance * loss)
+
+
+SAMPLERS = {cls.name: cls for cls in (Sampler, UniformResampled, RAD, RARD, R3, CausalR3)}
+
+
+def make_sampler(name: str, problem: Problem, size: int = 1000, **settings) -> Sampler:
+    """Returns the sampler ``name`` (one of ``SAMPLERS``) over ``problem`` with ``size`` points."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name](problem, size, **settings)

@@ -1,0 +1,163 @@
+"""Training a PINN: Adam then optional L-BFGS, with a collocation sampler moving the points."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from pdekit.pinn.problems import Problem
+from pdekit.pinn.samplers import Sampler
+
+
+@dataclass(frozen=True)
+class PINNConfig:
+    """Settings of ``train_pinn``; the loss is ``mean(w r^2) + initial_weight mean((u(x, 0) - u_0)^2)``
+    (+ ``boundary_weight`` times a periodicity loss when the network is not periodic by construction).
+
+    The weights 100 on the initial condition follow the R3 paper's convection runs.
+    """
+
+    iterations: int = 5000
+    learning_rate: float = 1e-3
+    lbfgs_iterations: int = 0
+    initial_points: int = 256
+    boundary_points: int = 256
+    initial_weight: float = 100.0
+    boundary_weight: float = 100.0
+    log_every: int = 100
+    population_every: int = 0
+    progress: bool = False
+    seed: int = 0
+
+
+@dataclass
+class PINNResult:
+    """What a PINN run produced: the loss history, snapshots of the collocation population, the final error."""
+
+    history: list[dict] = field(default_factory=list)
+    populations: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    relative_l2: float = math.nan
+    seconds: float = 0.0
+
+
+def relative_l2_error(problem: Problem, network: nn.Module, points: int = 256, times: int = 100) -> float:
+    """Returns ``||u_net - u_ref|| / ||u_ref||`` on the problem's evaluation grid."""
+    x, t = problem.evaluation_grid(points, times)
+    reference = problem.reference(x, t)  # [nt, *nx]
+    axes = [x] * problem.dim + [t]
+    mesh = torch.meshgrid(*axes, indexing="ij")  # each [nx, (ny,) nt]
+    xt = torch.stack([m.flatten() for m in mesh], dim=1)
+    parameter = next(network.parameters())
+    with torch.no_grad():
+        u = network(xt.to(parameter)).view(*mesh[0].shape).double().cpu()
+    u = u.movedim(-1, 0)  # time first, like the reference
+    return ((u - reference).norm() / reference.norm()).item()
+
+
+def train_pinn(problem: Problem, network: nn.Module, sampler: Sampler, config: PINNConfig = PINNConfig(), *, failure_dir: str | Path = ".") -> PINNResult:
+    """Trains ``network`` on ``problem`` with collocation points from ``sampler``; returns the history and final error.
+
+    A residual that turns NaN or infinite stops training with ``FloatingPointError`` naming the
+    iteration; the offending points are saved to ``failure_dir/pinn_nonfinite_<iteration>.pt``.
+    """
+    device = next(network.parameters()).device
+    generator = torch.Generator().manual_seed(config.seed)
+    x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
+    u0 = problem.initial(x0)
+    initial_points = torch.cat([x0, torch.zeros(len(x0), 1, device=device)], dim=1)
+    boundary = None if getattr(network, "periodic", False) else _periodic_pairs(problem, config.boundary_points, generator, device)
+    result = PINNResult()
+    started = time.perf_counter()
+
+    def residual_values(points: torch.Tensor) -> torch.Tensor:
+        points = points.detach().requires_grad_(True)
+        return problem.residual(network, points).detach()
+
+    def losses(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        points = sampler.points.detach().requires_grad_(True)
+        r = problem.residual(network, points)
+        if not torch.isfinite(r).all():
+            bad = points[~torch.isfinite(r)].detach().cpu()
+            path = Path(failure_dir) / f"pinn_nonfinite_{iteration}.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"iteration": iteration, "points": bad}, path)
+            raise FloatingPointError(f"the PDE residual of {problem.name} is not finite at iteration {iteration} at {len(bad)} points (saved to {path})")
+        weights = sampler.loss_weights(points)
+        residual_loss = (r.square() * weights).mean() if weights is not None else r.square().mean()
+        loss = residual_loss + config.initial_weight * (network(initial_points).squeeze(-1) - u0).square().mean()
+        if boundary is not None:
+            left, right = boundary
+            loss = loss + config.boundary_weight * (network(left) - network(right)).square().mean()
+        return loss, residual_loss
+
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    for iteration in tqdm(range(config.iterations), disable=not config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
+        loss, residual_loss = losses(iteration)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sampler.observe_loss(residual_loss.detach())
+        sampler.update(residual_values, iteration)
+        if config.population_every and iteration % config.population_every == 0:
+            result.populations.append((iteration, sampler.points.detach().cpu().clone()))
+        if iteration % config.log_every == 0 or iteration == config.iterations - 1:
+            record = {"iteration": iteration, "loss": loss.item(), "residual_loss": residual_loss.item(), "points": len(sampler.points)}
+            if hasattr(sampler, "gamma"):
+                record["gamma"] = sampler.gamma
+            result.history.append(record)
+    if config.lbfgs_iterations:
+        lbfgs = torch.optim.LBFGS(network.parameters(), max_iter=config.lbfgs_iterations, line_search_fn="strong_wolfe")
+
+        def closure():
+            lbfgs.zero_grad(set_to_none=True)
+            loss, _ = losses(config.iterations)
+            loss.backward()
+            return loss
+
+        lbfgs.step(closure)
+    result.relative_l2 = relative_l2_error(problem, network)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _periodic_pairs(problem: Problem, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns matching points on opposite faces of every space axis, for the periodicity loss."""
+    lefts, rights = [], []
+    for axis, (lo, hi) in enumerate(problem.space):
+        points = problem.uniform(n, generator, device)
+        left, right = points.clone(), points.clone()
+        left[:, axis], right[:, axis] = lo, hi
+        lefts.append(left)
+        rights.append(right)
+    return torch.cat(lefts), torch.cat(rights)
+
+
+def plot_population(result: PINNResult, problem: Problem, path: str | Path, columns: int = 4) -> Path:
+    """Writes scatter plots of the collocation points (x, t) at ``columns`` snapshots; returns the file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not result.populations:
+        raise ValueError("no population snapshots: train with PINNConfig(population_every=...)")
+    picks = [result.populations[round(i)] for i in torch.linspace(0, len(result.populations) - 1, min(columns, len(result.populations))).tolist()]
+    figure, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks), 3), squeeze=False)
+    for ax, (iteration, points) in zip(axes[0], picks):
+        ax.scatter(points[:, -1], points[:, 0], s=1)
+        ax.set_xlim(0, problem.horizon)
+        ax.set_ylim(*problem.space[0])
+        ax.set_xlabel("t")
+        ax.set_ylabel("x")
+        ax.set_title(f"iteration {iteration}", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path

@@ -1,0 +1,175 @@
+"""PINNs: residuals against exact solutions, sampler rules (R3, causal R3, RAD, RAR-D), training failures."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pdekit import Grid
+from pdekit.pinn import (
+    MLP,
+    PROBLEMS,
+    R3,
+    RAD,
+    RARD,
+    AllenCahnProblem,
+    CausalR3,
+    Convection,
+    Heat2D,
+    PINNConfig,
+    Reaction,
+    ViscousBurgers,
+    make_sampler,
+    plot_population,
+    relative_l2_error,
+    train_pinn,
+)
+from pdekit.solvers import AllenCahn
+
+
+class Exact(nn.Module):
+    """A 'network' returning a problem's exact solution formula."""
+
+    def __init__(self, formula):
+        super().__init__()
+        self.formula = formula
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, xt):
+        return self.formula(xt).unsqueeze(-1) + 0 * self.dummy
+
+
+@pytest.mark.parametrize(
+    "problem, formula",
+    [
+        (Convection(beta=30.0), lambda xt: torch.sin(xt[:, 0] - 30.0 * xt[:, 1])),
+        (Reaction(rho=5.0), lambda xt: Reaction().reference(xt[:, 0], xt[:, 1]).diagonal()),
+        (Heat2D(), lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1])),
+    ],
+)
+def test_residual_vanishes_on_the_exact_solution(problem, formula):
+    points = problem.uniform(64, torch.Generator().manual_seed(0)).double().requires_grad_(True)
+    assert problem.residual(Exact(formula).double(), points).abs().max().item() < 1e-9
+
+
+def test_allen_cahn_reference_solver_is_fourth_order_in_time():
+    grid = Grid((256,), lengths=(2.0,))
+    x = -1 + 2 * torch.arange(256, dtype=torch.float64) / 256
+    u0 = (x**2 * torch.cos(math.pi * x)).view(1, 1, 256)
+    solver = AllenCahn(grid, dtype=torch.float64, device="cpu")
+    fine = solver.solve(u0, [0.5], 1e-3)
+    errors = [(solver.solve(u0, [0.5], dt) - fine).abs().max().item() for dt in (0.02, 0.01)]
+    assert math.log2(errors[0] / errors[1]) == pytest.approx(4, abs=0.5)
+
+
+def test_burgers_and_allen_cahn_references_keep_their_structure():
+    burgers = ViscousBurgers()
+    x, t = burgers.evaluation_grid(128, 5)
+    u = burgers.reference(x, t)
+    assert torch.allclose(u[0], -torch.sin(math.pi * x), atol=1e-3)
+    assert torch.allclose(u, -u[:, torch.remainder(-torch.arange(128), 128)], atol=1e-3)  # odd for all times
+    allen_cahn = AllenCahnProblem()
+    assert allen_cahn.reference(*allen_cahn.evaluation_grid(64, 3)).abs().max() <= 1.0 + 1e-6  # stays in [-1, 1]
+
+
+def test_r3_keeps_the_population_size_and_retains_exactly_the_points_above_the_mean():
+    problem = Convection()
+    sampler = R3(problem, 500, seed=1)
+    residual = lambda points: points[:, 0]  # noqa: E731 - a synthetic residual growing with x
+    before = sampler.points.clone()
+    above = before[before[:, 0] > before[:, 0].mean()]
+    sampler.update(residual, 0)
+    assert len(sampler.points) == 500 and sampler.retained == len(above)
+    assert torch.equal(sampler.points[: len(above)], above)
+
+
+def test_r3_concentrates_points_where_the_residual_is_high():
+    problem = Convection()
+    sampler = R3(problem, 1000, seed=2)
+    high = lambda points: ((points[:, 0] > 5.0) & (points[:, 1] > 0.5)).float()  # noqa: E731 - residual only in one corner
+    for iteration in range(30):
+        sampler.update(high, iteration)
+    corner_share = ((sampler.points[:, 0] > 5.0) & (sampler.points[:, 1] > 0.5)).float().mean().item()
+    uniform_share = (2 * math.pi - 5.0) / (2 * math.pi) * 0.5
+    assert corner_share > 3 * uniform_share and len(sampler.points) == 1000
+
+
+def test_causal_gate_is_half_open_at_its_front_which_moves_forward_faster_when_the_loss_is_low():
+    sampler = CausalR3(Convection(), 100)
+    assert sampler.gate(torch.tensor([-0.5]))[0].item() == pytest.approx(0.5)  # front at gamma T, gamma_0 = -0.5
+    gamma = sampler.gamma
+    sampler.observe_loss(torch.tensor(1.0))
+    slow = sampler.gamma - gamma
+    sampler.observe_loss(torch.tensor(0.01))
+    fast = sampler.gamma - gamma - slow
+    assert 0 < slow < fast
+    sampler.gamma = -0.5
+    for _ in range(1000):  # a vanishing loss: the front advances by `step` per iteration, to gamma = 0.5
+        sampler.observe_loss(torch.tensor(0.0))
+    gate = sampler.gate(torch.tensor([0.0, 0.5, 1.0]))
+    assert gate[0] > 0.99 and gate[1].item() == pytest.approx(0.5, abs=1e-3) and gate[2] < 0.01
+
+
+def test_rad_redraws_the_whole_population_and_rard_grows_it_toward_high_residual():
+    problem = Convection()
+    high = lambda points: (points[:, 1] > 0.8).float() * 10  # noqa: E731
+    rad = RAD(problem, 400, every=1, k=1.0, c=0.0, seed=3)
+    rad.update(high, 0)
+    assert len(rad.points) == 400 and (rad.points[:, 1] > 0.8).all()
+    rard = RARD(problem, 400, every=1, added=50, seed=3)
+    rard.update(high, 0)
+    assert len(rard.points) == 450 and (rard.points[400:, 1] > 0.8).all()
+
+
+def test_a_nonfinite_residual_stops_training_and_saves_the_points(tmp_path):
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, xt):
+            return self.scale * torch.sqrt(xt[:, 1:2] - 0.5)  # NaN (and NaN derivatives) for t < 0.5
+
+    with pytest.raises(FloatingPointError, match="not finite at iteration 0"):
+        train_pinn(Convection(), Broken(), make_sampler("uniform_fixed", Convection(), 64), PINNConfig(iterations=3), failure_dir=tmp_path)
+    saved = torch.load(tmp_path / "pinn_nonfinite_0.pt", weights_only=True)
+    assert (saved["points"][:, 1] < 0.5).all()
+
+
+def test_population_history_is_logged_and_plotted(tmp_path):
+    problem = Convection(beta=1.0)
+    result = train_pinn(problem, MLP(1, 16, 2), R3(problem, 200), PINNConfig(iterations=20, population_every=5))
+    assert [i for i, _ in result.populations] == [0, 5, 10, 15]
+    assert plot_population(result, problem, tmp_path / "population.png").exists()
+    assert 0 < result.relative_l2 < 10
+
+
+def test_a_periodic_network_is_exactly_periodic_in_space():
+    network = MLP(1, 16, 2, periods=(2 * math.pi,), harmonics=2)
+    xt = torch.rand(10, 2)
+    shifted = xt + torch.tensor([2 * math.pi, 0.0])
+    assert torch.allclose(network(xt), network(shifted), atol=1e-5)
+
+
+def test_pinn_learns_low_speed_convection_to_a_stated_error():
+    problem = Convection(beta=1.0)
+    torch.manual_seed(0)
+    result = train_pinn(problem, MLP(1, 32, 3, periods=problem.periods), make_sampler("uniform_fixed", problem, 500), PINNConfig(iterations=1500))
+    assert result.relative_l2 < 0.1  # measured 0.050
+
+
+@pytest.mark.slow
+def test_r3_beats_fixed_uniform_sampling_on_convection_beta_30():
+    problem = Convection(beta=30.0)
+    errors = {}
+    for name in ("uniform_fixed", "r3"):
+        torch.manual_seed(0)
+        network = MLP(1, 50, 4, periods=problem.periods)
+        errors[name] = train_pinn(problem, network, make_sampler(name, problem, 1000, seed=0), PINNConfig(iterations=8000)).relative_l2
+    assert errors["r3"] < 0.5 * errors["uniform_fixed"]
+
+
+def test_every_problem_is_registered():
+    assert set(PROBLEMS) == {"convection", "reaction", "allen_cahn", "burgers", "heat_2d"}
+    assert relative_l2_error(Heat2D(), Exact(lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1]))) < 1e-5
