@@ -11,7 +11,7 @@ from pdekit.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["generate", "validate", "train", "evaluate", "rollout", "info", "quickstart"])
+@pytest.mark.parametrize("command", ["generate", "validate", "train", "evaluate", "rollout", "info", "quickstart", "pinn"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -30,3 +30,9 @@ def test_hybrid_solver_example_runs(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "hybrid_solver_in_your_loop.py"), "--steps", "20"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "hybrid vs solver after 100 steps" in result.stdout
+
+
+def test_pinn_command_trains_and_writes_history_and_population_figure(tmp_path, capsys):
+    assert main(["pinn", "convection", "--beta", "1", "--iterations", "30", "--points", "100", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "pinn.json").exists() and (tmp_path / "population.png").exists()
+    assert "relative L2" in capsys.readouterr().out
