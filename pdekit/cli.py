@@ -115,7 +115,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 2
     print(result)
     if args.plots:
-        args.dt, args.steps = None, None
+        args.dt, args.steps, args.start_time = None, None, None
         return run_rollout(args)
     return 0
 
@@ -124,7 +124,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     from pdekit.training import evaluate_rollout
 
     try:
-        result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, device=args.device)
+        result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, start_time=args.start_time or 0.0, device=args.device)
     except (FileNotFoundError, ValueError) as error:
         print(f"pdekit rollout: {error}", file=sys.stderr)
         return 2
@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ro.add_argument("--data", help="a test store (default: the run's validation members)")
     ro.add_argument("--dt", type=float, help="rollout step (derivative mode: the stored step divided by an integer)")
     ro.add_argument("--steps", type=int, help="stored steps to roll out (default: the whole trajectory)")
+    ro.add_argument("--start-time", type=float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
     ro.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
     ro.add_argument("--device")
     inf = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")

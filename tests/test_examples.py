@@ -36,3 +36,17 @@ def test_pinn_command_trains_and_writes_history_and_population_figure(tmp_path, 
     assert main(["pinn", "convection", "--beta", "1", "--iterations", "30", "--points", "100", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "pinn.json").exists() and (tmp_path / "population.png").exists()
     assert "relative L2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "script, arguments, expected",
+    [
+        ("train_operator_from_zarr.py", ["--members", "6", "--epochs", "1", "--horizon", "1.5", "--model", "ffno"], "relative L2"),
+        ("pinn_with_r3.py", ["--beta", "1", "--iterations", "20"], "r3"),
+        ("generate_on_dask.py", ["--members", "4", "--workers", "1"], "valid"),
+    ],
+)
+def test_example_runs_at_its_smallest_size(script, arguments, expected, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / script), *arguments], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expected in result.stdout

@@ -282,9 +282,12 @@ class RolloutEvaluation:
 
 
 @torch.no_grad()
-def evaluate_rollout(run_dir: str | Path, store: str | None = None, *, dt: float | None = None, steps: int | None = None, device=None) -> RolloutEvaluation:
-    """Rolls the run's surrogate out from the first ``input_steps`` states of every test member and compares it with the stored trajectory.
+def evaluate_rollout(
+    run_dir: str | Path, store: str | None = None, *, dt: float | None = None, steps: int | None = None, start_time: float = 0.0, device=None
+) -> RolloutEvaluation:
+    """Rolls the run's surrogate out from ``input_steps`` states of every test member and compares it with the stored trajectory.
 
+    The rollout starts from the first stored states at or after ``start_time`` (e.g. past a spin-up).
     ``dt`` defaults to the store's step; a derivative-mode surrogate may take ``store dt / r`` for an
     integer ``r`` (compared every ``r``-th step). ``steps`` (of the store's dt) defaults to the whole
     trajectory. Errors are in physical units; the result is also written to ``run_dir/rollout.json``.
@@ -301,16 +304,20 @@ def evaluate_rollout(run_dir: str | Path, store: str | None = None, *, dt: float
     ratio = round(stored_dt / dt)
     if ratio < 1 or abs(ratio * dt - stored_dt) > 1e-9 * stored_dt:
         raise ValueError(f"rollout dt={dt} must divide the stored step {stored_dt} by an integer")
-    available = full.n_times - k
+    all_times = np.asarray(open_store(store or config.data.store)["time"][:])
+    first = int(np.searchsorted(all_times, start_time - 1e-9 * max(1.0, abs(start_time))))
+    available = full.n_times - k - first
+    if available < 1:
+        raise ValueError(f"start_time={start_time} leaves no stored states to roll out to (last time {all_times[-1]})")
     steps = min(steps or available, available)
     trajectories = torch.stack([full._member(p) for p in range(len(full.members))]).unsqueeze(2)  # [M, T, 1, *S]
     params = full.params.to(device)
-    history = trajectories[:, :k].to(device)
+    history = trajectories[:, first : first + k].to(device)
     prediction = rollout(stepper, history, steps * ratio, dt, params)[:, ratio - 1 :: ratio]
-    reference = trajectories[:, k : k + steps].to(device)
+    reference = trajectories[:, first + k : first + k + steps].to(device)
     if statistics is not None:
         prediction, reference = statistics.denormalize(prediction), statistics.denormalize(reference)
-    times = np.asarray(open_store(store or config.data.store)["time"][:])[k : k + steps]
+    times = all_times[first + k : first + k + steps]
     result = RolloutEvaluation(
         store=str(store or config.data.store), members=len(full.members), dt=dt, times=times.tolist(),
         l2_per_time=relative_l2_per_step(prediction, reference).tolist(),
