@@ -159,17 +159,6 @@ def test_pinn_learns_low_speed_convection_to_a_stated_error():
     assert result.relative_l2 < 0.1  # measured 0.050
 
 
-@pytest.mark.slow
-def test_r3_beats_fixed_uniform_sampling_on_convection_beta_30():
-    problem = Convection(beta=30.0)
-    errors = {}
-    for name in ("uniform_fixed", "r3"):
-        torch.manual_seed(0)
-        network = MLP(1, 50, 4, periods=problem.periods)
-        errors[name] = train_pinn(problem, network, make_sampler(name, problem, 1000, seed=0), PINNConfig(iterations=8000)).relative_l2
-    assert errors["r3"] < 0.5 * errors["uniform_fixed"]
-
-
 def test_every_problem_is_registered():
     assert set(PROBLEMS) == {"convection", "reaction", "allen_cahn", "burgers", "heat_2d"}
     assert relative_l2_error(Heat2D(), Exact(lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1]))) < 1e-5
