@@ -49,8 +49,9 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     started = time.perf_counter()
     print(f"[1/4] generating {config.members} Navier-Stokes members (nu = 1e-3, 64², t = 0 .. {config.horizon:g}) into {store}")
     summary = generate(recipe, store, resume=store.exists(), device=device, progress=progress)
-    if not validate(store).ok:
-        raise RuntimeError(f"{store} failed validation: {validate(store)}")
+    report = validate(store)
+    if not report.ok:
+        raise RuntimeError(f"{store} failed validation: {report}")
     generated = time.perf_counter() - started
 
     print(f"[2/4] training an FNO on one-step windows (t -> t + 0.5) into {run}")

@@ -111,11 +111,11 @@ class Windows(Dataset):
         items = []
         for index in indices:
             position, start = self.locate(int(index))
-            window = self._member(position)[start : start + span]
+            window = self.trajectory(position)[start : start + span]
             items.append((window[: self.input_steps], window[self.input_steps :], dt, self.params[position]))
         return items
 
-    def _member(self, position: int) -> torch.Tensor:
+    def trajectory(self, position: int) -> torch.Tensor:
         """Returns the whole (normalised) trajectory of ``self.members[position]``, from the cache when there.
 
         On a miss, the aligned group of ``members_per_read`` positions around it is read at once:

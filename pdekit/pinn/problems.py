@@ -8,6 +8,7 @@ one, ``boundary_pairs`` gives matching points on opposite faces for a periodicit
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ def gradient(u: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(ABC):
     """A time-dependent PDE on ``space`` (``(lo, hi)`` per axis, periodic) times ``[0, horizon]``."""
 
     name: str
@@ -38,17 +39,17 @@ class Problem:
     def periods(self) -> tuple[float, ...]:
         return tuple(hi - lo for lo, hi in self.space)
 
+    @abstractmethod
     def residual(self, network: nn.Module, xt: torch.Tensor) -> torch.Tensor:
         """Returns the PDE residual at ``xt [N, d + 1]`` (which must require grad): ``[N]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         """Returns ``u(x, 0)`` at ``x [N, d]``: ``[N]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reference(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Returns the true solution on the grid ``t [nt] x x [nx]`` (1D) or ``t x y x x`` (2D): ``[nt, *nx]``."""
-        raise NotImplementedError
 
     def uniform(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Returns ``n`` points drawn uniformly from the space-time domain: ``[n, d + 1]``."""

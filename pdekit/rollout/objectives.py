@@ -92,7 +92,7 @@ class RolloutObjective:
         if t.mode == "derivative" and t.unroll == 1:
             derivative = finite_difference_derivative(history, truth[:, 0], self.dt) / self.scale
             return loss_fn(network(history.flatten(1, 2), params), derivative)
-        stepper = Stepper(network, t.mode, integrator=t.integrator, substeps=t.substeps, training_dt=self.dt, input_steps=self.input_steps, derivative_scale=self.scale)
+        stepper = t.stepper(network, self.dt, self.input_steps)
         teacher = max(0.0, 1.0 - epoch / t.teacher_forcing_epochs) if t.teacher_forcing_epochs else 0.0
         losses = []
         for j in range(t.unroll):

@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, compute_statistics, load_statistics, open_store
+from pdekit.data import ChunkLocalSampler, FieldStatistics, StoreError, Windows, compute_statistics, load_statistics, open_store
 from pdekit.data.store import member_status
 from pdekit.models import build_model, model_from_spec
 from pdekit.rollout import correlation_time, relative_l2_per_step, rollout
@@ -140,7 +140,7 @@ def statistics_of(config: DataConfig) -> FieldStatistics | None:
         return None
     try:
         return load_statistics(config.store)
-    except Exception:  # noqa: BLE001 - none saved yet
+    except StoreError:  # none saved yet
         return compute_statistics(config.store)
 
 
@@ -310,7 +310,7 @@ def evaluate_rollout(
     if available < 1:
         raise ValueError(f"start_time={start_time} leaves no stored states to roll out to (last time {all_times[-1]})")
     steps = min(steps or available, available)
-    trajectories = torch.stack([full._member(p) for p in range(len(full.members))]).unsqueeze(2)  # [M, T, 1, *S]
+    trajectories = torch.stack([full.trajectory(p) for p in range(len(full.members))]).unsqueeze(2)  # [M, T, 1, *S]
     params = full.params.to(device)
     history = trajectories[:, first : first + k].to(device)
     prediction = rollout(stepper, history, steps * ratio, dt, params)[:, ratio - 1 :: ratio]

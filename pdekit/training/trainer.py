@@ -234,7 +234,7 @@ class Trainer:
     def evaluate(self, batches: Iterable) -> dict:
         """Returns the relative L2 and H1 errors over ``batches`` (mean over samples), and the L2 per output channel."""
         self.network.eval()
-        l2_sum, h1_sum, count = None, torch.zeros((), device=self.device, dtype=torch.float64), 0
+        l2_sum, h1_sum, count, h1 = None, torch.zeros((), device=self.device, dtype=torch.float64), 0, None
         for batch in batches:
             inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
             prediction, targets = self.objective.prediction(self.model, inputs, targets, params)
@@ -242,7 +242,8 @@ class Trainer:
                 prediction, targets = self.decode(prediction), self.decode(targets)
             per_sample = relative_l2_per_sample(prediction.float(), targets.float()).double()  # [B, C]
             l2_sum = per_sample.sum(0) if l2_sum is None else l2_sum + per_sample.sum(0)
-            h1_sum += relative_h1(inputs.ndim - 2)(prediction.float(), targets.float()).double() * len(inputs)
+            h1 = h1 or relative_h1(inputs.ndim - 2)
+            h1_sum += h1(prediction.float(), targets.float()).double() * len(inputs)
             count += len(inputs)
         if count == 0:
             raise ValueError("the validation data yielded no batches")
