@@ -79,8 +79,16 @@ def experiment_from_arguments(args: argparse.Namespace):
             settings[".".join(rest)] = value
         else:
             config = config.with_overrides(**{section: {".".join(rest): value}})
+    if getattr(args, "recipe", None) is not None:  # pdekit online
+        config = config.with_overrides(
+            online={
+                "recipe": args.recipe, "policy": args.policy, "capacity": args.capacity, "min_seen": args.min_seen, "watermark": args.watermark,
+                "steps_per_epoch": args.steps_per_epoch, "members": args.members, "workers": args.workers, "scheduler": args.scheduler,
+                "validation_store": args.validation, "validation_members": args.validation_members, "tee": args.tee, "solver_device": args.solver_device,
+            }
+        )
     return config.with_overrides(
-        data={"store": args.data, "batch_size": args.batch_size, "input_steps": args.input_steps, "target_steps": args.target_steps},
+        data={"store": getattr(args, "data", None), "batch_size": args.batch_size, "input_steps": args.input_steps, "target_steps": args.target_steps},
         model={"name": args.model, "settings": settings},
         trainer={"epochs": args.epochs, "learning_rate": args.learning_rate, "loss": args.loss, "progress": False if args.no_progress else None},
         rollout={
@@ -103,6 +111,48 @@ def run_train(args: argparse.Namespace) -> int:
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 {last.get('validation_l2', float('nan')):.4g}")
     return 0
+
+
+def run_online(args: argparse.Namespace) -> int:
+    from pdekit.training.online import train_online
+
+    try:
+        config = experiment_from_arguments(args)
+        trainer = train_online(config, args.out, resume=args.resume, device=args.device)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"pdekit online: {error}", file=sys.stderr)
+        return 2
+    last = trainer.history[-1] if trainer.history else {}
+    print(
+        f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs into {args.out}: "
+        f"validation relative L2 {last.get('validation_l2', float('nan')):.4g}, {last.get('members_solved', 0)} members solved, "
+        f"{last.get('unique_samples_drawn', 0)} unique samples drawn, waiting {100 * last.get('waiting_fraction', 0):.1f}% of the last epoch"
+    )
+    return 0
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options ``pdekit train`` and ``pdekit online`` share: model, trainer, rollout training, overrides."""
+    parser.add_argument("--model", help="fno, tfno, ffno, galerkin or factformer (model.name)")
+    parser.add_argument("--config", help="a TOML or YAML configuration file")
+    parser.add_argument("--out", required=True, help="the run directory")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--input-steps", type=int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
+    parser.add_argument("--target-steps", type=int, help="states out")
+    parser.add_argument("--loss", choices=["l2", "h1"])
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--mode", choices=["state", "derivative"], help="predict the next state or du/dt (rollout.mode)")
+    parser.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
+    parser.add_argument("--unroll", type=int, help="steps rolled out per window in training (needs --target-steps >= it)")
+    parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
+    parser.add_argument("--teacher-forcing-epochs", type=int, help="curriculum from teacher forcing to autoregression over these epochs")
+    parser.add_argument("--noise", type=float, help="std of Gaussian noise on the input states (normalised units)")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--device", help="torch device (default: CUDA when present)")
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -229,26 +279,28 @@ def main(argv: list[str] | None = None) -> int:
         "written to OUT/config.toml; checkpoints and metrics.jsonl go to OUT. Run under torchrun for DDP.",
     )
     tr.add_argument("--data", help="the Zarr ensemble (data.store)")
-    tr.add_argument("--model", help="fno, tfno, ffno, galerkin or factformer (model.name)")
-    tr.add_argument("--config", help="a TOML or YAML configuration file")
-    tr.add_argument("--out", required=True, help="the run directory")
-    tr.add_argument("--epochs", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--learning-rate", type=float)
-    tr.add_argument("--input-steps", type=int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
-    tr.add_argument("--target-steps", type=int, help="states out")
-    tr.add_argument("--loss", choices=["l2", "h1"])
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--mode", choices=["state", "derivative"], help="predict the next state or du/dt (rollout.mode)")
-    tr.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
-    tr.add_argument("--unroll", type=int, help="steps rolled out per window in training (needs --target-steps >= it)")
-    tr.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
-    tr.add_argument("--teacher-forcing-epochs", type=int, help="curriculum from teacher forcing to autoregression over these epochs")
-    tr.add_argument("--noise", type=float, help="std of Gaussian noise on the input states (normalised units)")
-    tr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    tr.add_argument("--device", help="torch device (default: CUDA when present)")
-    tr.add_argument("--no-progress", action="store_true")
+    add_training_arguments(tr)
+    on = commands.add_parser(
+        "online", help="train while a solver streams new simulations (no dataset on disk)",
+        description="Train a neural operator online: the recipe's solver runs beside the trainer (a thread on the GPU, "
+        "CPU worker processes, or dask workers) and streams windows into a reservoir on the training device, which the "
+        "Trainer draws batches from. Same run directory, checkpoints, metrics and --config/--set as pdekit train "
+        "(section [online] holds the options below); pdekit evaluate and rollout work on the run.",
+    )
+    on.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="the simulations to stream (online.recipe)")
+    add_training_arguments(on)
+    on.add_argument("--policy", choices=["fifo", "firo", "reservoir"], help="reservoir policy (default reservoir)")
+    on.add_argument("--capacity", type=int, help="windows the reservoir holds (default 2048)")
+    on.add_argument("--min-seen", type=int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
+    on.add_argument("--watermark", type=int, help="windows held before training starts (default: half the capacity)")
+    on.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default 100)")
+    on.add_argument("--members", type=int, help="stop the stream after this many members (default: no end)")
+    on.add_argument("--workers", type=int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
+    on.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
+    on.add_argument("--solver-device", help="device of the solver thread (default: the training device)")
+    on.add_argument("--validation", help="Zarr store to validate on (its last data.validation_fraction, as pdekit train does)")
+    on.add_argument("--validation-members", type=int, help="without --validation: members generated once for validation (default 16)")
+    on.add_argument("--tee", help="also write every streamed member into this new Zarr store (needs --members)")
     ev = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
     ev.add_argument("run", help="the run directory written by pdekit train")
     ev.add_argument("--data", help="a test store (default: the run's validation members)")
@@ -306,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_generate(args)
     if args.command == "train":
         return run_train(args)
+    if args.command == "online":
+        return run_online(args)
     if args.command == "evaluate":
         return run_evaluate(args)
     if args.command == "info":

@@ -11,7 +11,7 @@ from pdekit.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["generate", "validate", "train", "evaluate", "rollout", "info", "quickstart", "pinn"])
+@pytest.mark.parametrize("command", ["generate", "validate", "train", "online", "evaluate", "rollout", "info", "quickstart", "pinn"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -50,3 +50,24 @@ def test_example_runs_at_its_smallest_size(script, arguments, expected, tmp_path
     result = subprocess.run([sys.executable, str(ROOT / "examples" / script), *arguments], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert expected in result.stdout
+
+
+def test_online_training_example_runs(tmp_path):
+    command = [sys.executable, str(ROOT / "examples" / "online_training.py"), "--epochs", "1", "--steps-per-epoch", "3", "--validation-members", "2", "--horizon", "1.5", "--out", str(tmp_path / "run")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "members solved" in result.stdout and "rollout of 2 members" in result.stdout
+
+
+def test_compare_operators_example_runs(tmp_path):
+    command = [sys.executable, str(ROOT / "examples" / "compare_operators.py"), "--members", "4", "--epochs", "1", "--horizon", "1.5", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in ("fno", "tfno", "ffno", "galerkin", "factformer")) and "one-step L2" in result.stdout
+
+
+def test_derivative_vs_state_rollouts_example_runs(tmp_path):
+    command = [sys.executable, str(ROOT / "examples" / "derivative_vs_state_rollouts.py"), "--members", "4", "--epochs", "1", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "dt / 2" in result.stdout and "correlation time" in result.stdout

@@ -20,11 +20,14 @@ class PINNConfig:
     """Settings of ``train_pinn``; the loss is ``mean(w r^2) + initial_weight mean((u(x, 0) - u_0)^2)``
     (+ ``boundary_weight`` times a periodicity loss when the network is not periodic by construction).
 
-    The weights 100 on the initial condition follow the R3 paper's convection runs.
+    The weights 100 on the initial condition follow the R3 paper's convection runs, and so does the
+    Adam learning rate's decay: times ``decay_rate`` every ``decay_steps`` iterations.
     """
 
     iterations: int = 5000
     learning_rate: float = 1e-3
+    decay_rate: float = 0.9
+    decay_steps: int = 5000
     lbfgs_iterations: int = 0
     initial_points: int = 256
     boundary_points: int = 256
@@ -97,11 +100,13 @@ def train_pinn(problem: Problem, network: nn.Module, sampler: Sampler, config: P
         return loss, residual_loss
 
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_steps, gamma=config.decay_rate)
     for iteration in tqdm(range(config.iterations), disable=not config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
         loss, residual_loss = losses(iteration)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         sampler.observe_loss(residual_loss.detach())
         sampler.update(residual_values, iteration)
         if config.population_every and iteration % config.population_every == 0:

@@ -17,6 +17,7 @@ from pdekit.training.experiment import (
     save_config,
     train,
 )
+from pdekit.training.online import train_online
 from pdekit.training.trainer import Trainer, TrainerConfig
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "load_config",
     "save_config",
     "train",
+    "train_online",
     "MetricsLog",
     "Process",
     "Trainer",

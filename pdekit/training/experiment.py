@@ -20,6 +20,7 @@ else:  # pragma: no cover
 from pdekit.data import ChunkLocalSampler, FieldStatistics, StoreError, Windows, compute_statistics, load_statistics, open_store
 from pdekit.data.store import member_status
 from pdekit.models import build_model, model_from_spec
+from pdekit.online.stream import OnlineConfig
 from pdekit.rollout import correlation_time, relative_l2_per_step, rollout
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining, finite_difference_derivative
 from pdekit.training.checkpoint import load_checkpoint
@@ -66,12 +67,13 @@ class ExperimentConfig:
     model: ModelConfig = ModelConfig()
     trainer: TrainerConfig = TrainerConfig()
     rollout: RolloutTraining = RolloutTraining()
+    online: OnlineConfig = OnlineConfig()
     seed: int = 0
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "configuration") -> ExperimentConfig:
-        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``, ``rollout``); unknown keys are errors."""
-        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining}
+        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``, ``rollout``, ``online``); unknown keys are errors."""
+        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig}
         unknown = set(values) - set(sections) - {"seed"}
         if unknown:
             raise ValueError(f"{source}: unknown section or key {sorted(unknown)}; expected {sorted(sections)} and seed")
@@ -134,6 +136,18 @@ def split_members(store, validation_fraction: float) -> tuple[list[int], list[in
     return members[:-held_out], members[-held_out:]
 
 
+def validation_members(config: ExperimentConfig) -> list[int]:
+    """Returns the members of ``config.data.store`` that a run validates and is evaluated on.
+
+    The last ``data.validation_fraction`` of the completed members, except for the validation set
+    ``pdekit online`` generated itself (``online.recipe`` set, ``online.validation_store`` empty): all of it.
+    """
+    if config.online.recipe and not config.online.validation_store:
+        completed, _ = member_status(open_store(config.data.store))
+        return np.flatnonzero(completed).tolist()
+    return split_members(config.data.store, config.data.validation_fraction)[1]
+
+
 def statistics_of(config: DataConfig) -> FieldStatistics | None:
     """Returns the store's normalisation statistics, computing (and saving) them on first use; ``None`` without normalisation."""
     if not config.normalize:
@@ -163,28 +177,39 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
     process = init_from_environment()
     torch.manual_seed(config.seed)
     statistics = statistics_of(config.data)
-    training_members, validation_members = split_members(config.data.store, config.data.validation_fraction)
-    training, validation = windows(config.data, training_members, statistics), windows(config.data, validation_members, statistics)
-    inputs, targets, _, params = training[0]
-    if config.data.target_steps < config.rollout.unroll:
-        raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
-    if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
-        config = config.with_overrides(rollout={"derivative_scale": derivative_scale(training)})
-    channels = inputs.shape[0] // config.data.input_steps
-    model = build_model(config.model.name, inputs.shape[0], channels, dim=inputs.ndim - 1, n_params=params.numel(), **config.model.settings)
-    objective = RolloutObjective(config.rollout, channels=channels, input_steps=config.data.input_steps, dt=training.dt)
+    training_members, held_out = split_members(config.data.store, config.data.validation_fraction)
+    training, validation = windows(config.data, training_members, statistics), windows(config.data, held_out, statistics)
+    config, trainer = build_trainer(config, training, run_dir, statistics=statistics, process=process, resume=resume, device=device)
     sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
     loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
     validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
+    trainer.fit(loader, validation_loader, resume=resume)
+    return trainer
+
+
+def build_trainer(
+    config: ExperimentConfig, example: Windows, run_dir: Path, *, statistics: FieldStatistics | None, process, resume: bool, device
+) -> tuple[ExperimentConfig, Trainer]:
+    """Returns the resolved config and a Trainer for ``config.model`` on windows shaped like ``example``'s; writes ``run_dir/config.toml``.
+
+    Resolving fills in what the data decides: the derivative scale of a derivative-mode surrogate.
+    """
+    inputs, _, _, params = example[0]
+    if config.data.target_steps < config.rollout.unroll:
+        raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
+    if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
+        config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example)})
+    channels = inputs.shape[0] // config.data.input_steps
+    model = build_model(config.model.name, inputs.shape[0], channels, dim=inputs.ndim - 1, n_params=params.numel(), **config.model.settings)
+    objective = RolloutObjective(config.rollout, channels=channels, input_steps=config.data.input_steps, dt=example.dt)
     if process.is_main:
         if not resume and (run_dir / CHECKPOINT).exists():
-            raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (pdekit train --resume) or choose another --out")
+            raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (--resume) or choose another --out")
         save_config(config, run_dir / CONFIG)
     trainer = Trainer(
         model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process, objective=objective
     )
-    trainer.fit(loader, validation_loader, resume=resume)
-    return trainer
+    return config, trainer
 
 
 def derivative_scale(training: Windows, windows_used: int = 256) -> float:
@@ -240,7 +265,7 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, stepper = load_run(run_dir, device)
     statistics = statistics_of(config.data)
-    members = None if store else split_members(config.data.store, config.data.validation_fraction)[1]
+    members = None if store else validation_members(config)
     test = windows(config.data, members, statistics, store=store)
     errors = []
     for inputs, targets, _, params in DataLoader(test, batch_size=batch_size or config.data.batch_size):
@@ -296,7 +321,7 @@ def evaluate_rollout(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, stepper = load_run(run_dir, device)
     statistics = statistics_of(config.data)
-    members = None if store else split_members(config.data.store, config.data.validation_fraction)[1]
+    members = None if store else validation_members(config)
     k = config.data.input_steps
     full = Windows(store or config.data.store, k, 1, members=members, normalize=statistics or False)
     stored_dt = full.dt

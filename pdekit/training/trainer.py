@@ -203,6 +203,9 @@ class Trainer:
                 "seconds": seconds,
                 "samples_per_second": samples * self.process.replicas / seconds,
             }
+            summary = getattr(train, "summary", None)  # e.g. the online stream's reservoir figures
+            if callable(summary):
+                record.update(summary())
             self.schedule.step()
             if validation is not None:
                 record.update({f"validation_{k}": v for k, v in self.evaluate(validation).items() if k != "l2_per_channel"})

@@ -1,0 +1,115 @@
+"""The trainer's side of online training: its configuration, and epochs of batches drawn from a reservoir."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from pdekit.online.generator import Generator
+from pdekit.online.reservoir import POLICIES, Reservoir, ReservoirClosed
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Settings of an online run (``pdekit online``); the ``[online]`` section of a run's configuration.
+
+    ``recipe`` names the simulations to stream (``pdekit.data.RECIPES``; empty: an offline run).
+    The reservoir holds ``capacity`` windows under ``policy`` (``min_seen``, ``watermark``: see
+    ``Reservoir``; ``watermark = 0`` means half the capacity). The default ``min_seen=1`` (Melissa's
+    rule) throttles the solver to the trainer's pace and replaces only windows already used; pure
+    Algorithm R (``min_seen=0``) never holds a fast solver back, and on a long stream it admits new
+    windows ever more rarely (``capacity / t``), so training sees fewer new samples while the solver
+    burns compute. An epoch is ``steps_per_epoch`` batches.
+    ``members`` caps the stream (0: no end). Producers: ``workers`` CPU processes, or the tasks of
+    the dask scheduler at ``scheduler``; by default (``workers=0``) one thread on ``solver_device``
+    when that is a GPU (default: the training device), one process on the CPU. Validation uses the held-out members of ``validation_store`` (the last
+    ``data.validation_fraction`` of it, as offline training holds out), or, when empty,
+    ``validation_members`` members generated once into the run directory with a seed of their own.
+    ``tee`` also writes every streamed member into that Zarr store (needs ``members``).
+    """
+
+    recipe: str = ""
+    policy: str = "reservoir"
+    capacity: int = 2048
+    min_seen: int = 1
+    watermark: int = 0
+    steps_per_epoch: int = 100
+    members: int = 0
+    batch_size: int = 0
+    workers: int = 0
+    scheduler: str = ""
+    solver_device: str = ""
+    validation_store: str = ""
+    validation_members: int = 16
+    tee: str = ""
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"online.policy must be one of {POLICIES}; got {self.policy!r}")
+        if self.capacity < 1 or self.steps_per_epoch < 1 or self.members < 0 or self.workers < 0 or self.validation_members < 1:
+            raise ValueError(f"online: capacity, steps_per_epoch and validation_members must be >= 1, members and workers >= 0; got {self}")
+        if self.tee and not self.members:
+            raise ValueError("online.tee needs online.members (the number of members the store will hold)")
+
+
+class ReservoirBatches:
+    """An epoch of ``steps`` batches of ``batch_size`` samples drawn from ``reservoir``: what ``Trainer.fit`` iterates.
+
+    Batches are ``(inputs, targets, dt, params)`` as a DataLoader over ``pdekit.data.Windows`` yields.
+    The epoch ends early once the reservoir is closed and spent (a finished finite stream under fifo
+    or firo); if the generator failed, its error is raised here instead of training on silently.
+    ``summary()`` returns the epoch's stream figures, which the Trainer adds to its metrics.
+    """
+
+    def __init__(self, reservoir: Reservoir, batch_size: int, steps: int, generator: Generator | None = None):
+        if batch_size > reservoir.capacity:
+            raise ValueError(f"batch_size {batch_size} exceeds the reservoir capacity {reservoir.capacity}")
+        self.reservoir, self.batch_size, self.steps, self.generator = reservoir, batch_size, steps, generator
+        self._epoch_started = time.perf_counter()
+        self._waited_before = 0.0
+        self._drawn_before = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        self._epoch_started = time.perf_counter()
+        self._waited_before = self.reservoir.counters.waiting_seconds
+        self._drawn_before = self.reservoir.counters.draws
+        for step in range(self.steps):
+            try:
+                batch = self.reservoir.sample(self.batch_size)
+            except ReservoirClosed:
+                self._raise_generator_error()
+                if step == 0:
+                    raise ValueError(
+                        f"the stream is used up: every sample of its {self.generator.counters.members if self.generator else 'finite'} members was used "
+                        f"({self.reservoir.policy} uses each once); stream more members (online.members) or keep samples (policy reservoir)"
+                    ) from None
+                return
+            yield batch
+        self._raise_generator_error()
+
+    def _raise_generator_error(self) -> None:
+        if self.generator is not None and self.generator.error is not None:
+            raise RuntimeError(f"the online generator stopped: {self.generator.error}") from self.generator.error
+
+    def summary(self) -> dict:
+        """Returns the last epoch's waiting fraction and the totals of the reservoir and the generator so far."""
+        counters = self.reservoir.counters
+        seconds = time.perf_counter() - self._epoch_started
+        record = {
+            "waiting_fraction": (counters.waiting_seconds - self._waited_before) / seconds if seconds > 0 else 0.0,
+            "samples_admitted": counters.admitted,
+            "samples_discarded": counters.discarded,
+            "samples_evicted": counters.evicted,
+            "unique_samples_drawn": counters.unique_drawn,
+            "mean_reuse": counters.mean_reuse,
+        }
+        if self.generator is not None:
+            g = self.generator.counters
+            record.update(members_solved=g.members, members_blown_up=g.blown_up, task_failures=g.task_failures, next_member=g.next_member)
+        return record

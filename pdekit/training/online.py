@@ -1,0 +1,120 @@
+"""An online training run: a generator streams simulations into a reservoir that the Trainer draws from; no dataset on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pdekit.data import RECIPES, Recipe, generate, open_store
+from pdekit.online import Generator, Reservoir
+from pdekit.online.stream import ReservoirBatches
+from pdekit.training.checkpoint import load_checkpoint
+from pdekit.training.distributed import init_from_environment
+from pdekit.training.experiment import ExperimentConfig, build_trainer, statistics_of, validation_members, windows
+from pdekit.training.trainer import CHECKPOINT, Trainer
+
+VALIDATION_STORE = "validation.zarr"
+
+
+def online_recipe(config: ExperimentConfig) -> Recipe:
+    """Returns the recipe ``config.online`` streams (with its ``batch_size`` override)."""
+    name = config.online.recipe
+    if name not in RECIPES:
+        raise ValueError(f"online.recipe {name!r} is not a recipe; choose one of {sorted(RECIPES)}")
+    return RECIPES[name]().with_overrides(batch_size=config.online.batch_size or None)
+
+
+def validation_seed(recipe: Recipe) -> int:
+    """Returns the seed of the validation members ``pdekit online`` generates: independent of every block of the stream."""
+    return int(np.random.SeedSequence([recipe.seed, 0x7A11D, 0]).generate_state(1, np.uint32)[0])
+
+
+def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool) -> tuple[ExperimentConfig, list[int]]:
+    """Returns the config with ``data.store`` set to the validation store, and the stream members to leave out.
+
+    A given ``online.validation_store`` is held out as offline training holds it out; if it was
+    generated from the streamed recipe, its held-out members are left out of the stream, so the
+    online run never trains on them. Otherwise ``online.validation_members`` members are generated
+    once into ``run_dir/validation.zarr`` (finished, not redone, on resume).
+    """
+    store = config.online.validation_store
+    if not store:
+        store = str(run_dir / VALIDATION_STORE)
+        held_out_recipe = recipe.with_overrides(members=config.online.validation_members, seed=validation_seed(recipe))
+        generate(held_out_recipe, store, resume=True, progress=progress)
+    config = config.with_overrides(data={"store": store})
+    held_out = validation_members(config)
+    group = open_store(store)
+    field, shape = group.attrs["field"], tuple(group[group.attrs["field"]].shape[2:])
+    if (field, shape) != (recipe.field_name, recipe.stored_grid.shape):
+        raise ValueError(f"{store}: holds {field} on {shape}; the recipe {recipe.name} streams {recipe.field_name} on {recipe.stored_grid.shape}")
+    stored = group.attrs["recipe"]
+    streamed = dataclasses.replace(recipe, batch_size=stored.get("batch_size", recipe.batch_size)).to_attrs()
+    same_members = all(_plain(stored.get(k)) == _plain(v) for k, v in streamed.items())
+    return config, held_out if same_members and config.online.validation_store else []
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None, client=None, recipe: Recipe | None = None) -> Trainer:
+    """Trains ``config.model`` on ``config.online.recipe``'s simulations as they are solved; returns the finished Trainer.
+
+    The same Trainer, checkpoints, metrics and ``config.toml`` as ``pdekit train``; every epoch's
+    metrics also hold the stream's figures (``waiting_fraction``, unique samples drawn, reuse,
+    members solved). ``pdekit evaluate`` and ``pdekit rollout`` work on the run as on an offline one.
+    A resumed run restarts the stream after the members its last checkpoint had used; the reservoir
+    itself is refilled (its content is not checkpointed). ``client`` is a ``distributed.Client``
+    (otherwise one is opened to ``online.scheduler`` when set). ``recipe`` streams a Recipe of your
+    own instead of the catalogue's ``online.recipe``.
+    """
+    if recipe is not None:
+        config = config.with_overrides(online={"recipe": recipe.name})
+    elif not config.online.recipe:
+        raise ValueError("online.recipe is empty: name the recipe to stream (pdekit online --recipe NAME)")
+    process = init_from_environment()
+    if process.distributed:
+        raise ValueError("online training runs in one training process; spread the solvers instead (online.workers or online.scheduler)")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    recipe = recipe or online_recipe(config)
+    config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress)
+    statistics = statistics_of(config.data)
+    validation = windows(config.data, validation_members(config), statistics)
+    config, trainer = build_trainer(config, validation, run_dir, statistics=statistics, process=process, resume=resume, device=device)
+
+    start_member = 0
+    if resume and (run_dir / CHECKPOINT).exists():
+        history = load_checkpoint(run_dir / CHECKPOINT)["history"]
+        start_member = history[-1].get("next_member", 0) if history else 0
+    online = config.online
+    min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
+    reservoir = Reservoir(online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed)
+    own_client = None
+    if client is None and online.scheduler:
+        from distributed import Client
+
+        client = own_client = Client(online.scheduler)
+    generator = Generator(
+        recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
+        statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
+        device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
+    )
+    try:
+        with generator:
+            batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)
+            trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)
+    finally:
+        if own_client is not None:
+            own_client.close()
+    return trainer

@@ -1,0 +1,288 @@
+import functools
+import multiprocessing
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pdekit.data import LogUniform, Recipe, Windows, generate
+from pdekit.online import Generator, Reservoir, ReservoirClosed, member_parameters, solve_members
+
+
+def ids(n, start=0):
+    return torch.arange(start, start + n, dtype=torch.float32)[:, None]
+
+
+def tiny_heat(**changes) -> Recipe:
+    settings = dict(
+        name="tiny_heat", pde="heat", shape=(16, 16), times=tuple(0.01 * i for i in range(1, 7)), dt=0.01,
+        parameters={"diffusivity": LogUniform(1e-3, 1e-2)}, members=8, batch_size=4,
+    )
+    return Recipe(**{**settings, **changes})
+
+
+# ----- the reservoir's rules ----------------------------------------------------------------------
+def test_fifo_returns_the_oldest_samples_and_uses_each_once():
+    reservoir = Reservoir(8, "fifo", watermark=4)
+    reservoir.put(ids(6))
+    assert reservoir.sample(3)[0].ravel().tolist() == [0, 1, 2]
+    assert reservoir.put(ids(10, start=10), timeout=0.05) == 5  # full at 8: the rest waits
+    assert reservoir.sample(8)[0].ravel().tolist() == [3, 4, 5, 10, 11, 12, 13, 14]
+    assert len(reservoir) == 0 and reservoir.counters.used_up == 11 and reservoir.counters.evicted == 0
+
+
+def test_firo_draws_at_random_and_uses_each_sample_once():
+    reservoir = Reservoir(100, "firo", watermark=100, seed=1)
+    reservoir.put(ids(100))
+    drawn = torch.cat([reservoir.sample(10)[0] for _ in range(10)]).ravel()
+    assert sorted(drawn.tolist()) == list(range(100))
+    assert drawn.tolist() != list(range(100))
+    assert reservoir.counters.reuse == {1: 100}
+
+
+def test_reservoir_policy_keeps_a_uniform_sample_of_everything_offered():
+    # Algorithm R: after a stream of 400, each item is held with probability 20/400, early or late.
+    kept = np.zeros(400)
+    for seed in range(300):
+        reservoir = Reservoir(20, "reservoir", watermark=20, seed=seed)
+        for start in range(0, 400, 10):
+            reservoir.put(ids(10, start=start))
+        kept[reservoir.sample(20)[0].ravel().long().numpy()] += 1  # samples are kept: the draw shows the content
+        assert len(reservoir) == 20
+    held = np.unique(kept.nonzero()[0]).size
+    first, last = kept[:200].sum() / 300, kept[200:].sum() / 300  # expected 10 of the 20 each
+    assert abs(first - 10) < 1.0 and abs(last - 10) < 1.0 and held > 390
+
+
+def test_min_seen_evicts_only_samples_drawn_often_enough_and_holds_producers_back():
+    reservoir = Reservoir(4, "reservoir", min_seen=2, watermark=4, seed=0)
+    reservoir.put(ids(4))
+    assert reservoir.put(ids(1, start=10), timeout=0.05) == 0  # nothing drawn twice yet
+    reservoir.sample(4)
+    reservoir.sample(4)
+    assert reservoir.put(ids(1, start=10), timeout=0.05) == 1
+    assert reservoir.counters.evicted == 1 and reservoir.counters.reuse == {2: 1} and reservoir.counters.discarded == 0
+    assert sorted(reservoir.seen_counts().tolist()) == [0, 2, 2, 2]
+
+
+def test_sample_waits_for_the_watermark():
+    reservoir = Reservoir(10, "reservoir", watermark=6)
+    reservoir.put(ids(5))
+    with pytest.raises(TimeoutError, match="watermark 6"):
+        reservoir.sample(2, timeout=0.05)
+    reservoir.put(ids(1, start=5))
+    assert reservoir.started and reservoir.sample(2)[0].shape == (2, 1)
+
+
+def test_concurrent_puts_lose_and_duplicate_nothing():
+    reservoir = Reservoir(64, "fifo", watermark=8)
+    producers = [threading.Thread(target=lambda p=p: [reservoir.put(ids(5, start=p * 1000 + i)) for i in range(0, 500, 5)]) for p in range(4)]
+    received = []
+
+    def consume():
+        while True:
+            try:
+                received.extend(reservoir.sample(8)[0].ravel().long().tolist())
+            except ReservoirClosed:
+                return
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for producer in producers:
+        producer.start()
+    for producer in producers:
+        producer.join()
+    reservoir.close()
+    consumer.join(timeout=30)
+    assert sorted(received) == [p * 1000 + i for p in range(4) for i in range(500)]
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="policy"):
+        Reservoir(4, "lifo")
+    with pytest.raises(ValueError, match="min_seen"):
+        Reservoir(4, "fifo", min_seen=1)
+    reservoir = Reservoir(4)
+    reservoir.put(ids(2))
+    with pytest.raises(ValueError, match="holds"):
+        reservoir.put(torch.zeros(2, 3))
+
+
+# ----- the generator ------------------------------------------------------------------------------
+def collect(reservoir: Reservoir) -> tuple[torch.Tensor, ...]:
+    parts = []
+    while True:
+        try:
+            parts.append(reservoir.sample(reservoir.capacity))
+        except ReservoirClosed:
+            return tuple(torch.cat(p) for p in zip(*parts))
+
+
+def test_generator_yields_the_offline_windows_and_tees_the_offline_store(tmp_path):
+    recipe = tiny_heat()
+    generate(recipe, tmp_path / "offline.zarr", device="cpu", progress=False)
+    offline = Windows(tmp_path / "offline.zarr", input_steps=2, target_steps=1)
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(recipe, reservoir, input_steps=2, target_steps=1, members=8, device="cpu", workers=0, tee=tmp_path / "tee.zarr") as generator:
+        inputs, targets, dt, params = collect(reservoir)
+    expected = offline.__getitems__(range(len(offline)))
+    assert generator.counters.members == 8 and len(inputs) == len(offline)
+    torch.testing.assert_close(inputs, torch.stack([e[0] for e in expected]), rtol=0, atol=0)
+    torch.testing.assert_close(targets, torch.stack([e[1] for e in expected]), rtol=0, atol=0)
+    torch.testing.assert_close(params, torch.stack([e[3] for e in expected]), rtol=0, atol=0)
+    assert torch.all(dt == offline.dt)
+    import zarr
+
+    tee, store = zarr.open_group(tmp_path / "tee.zarr"), zarr.open_group(tmp_path / "offline.zarr")
+    for name in ("temperature", "diffusivity", "seed", "completed"):
+        np.testing.assert_array_equal(tee[name][:], store[name][:], err_msg=name)
+
+
+def test_stream_continues_past_the_recipe_with_fresh_members_and_skips_excluded_ones():
+    recipe = tiny_heat(members=4, batch_size=2)
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(recipe, reservoir, members=10, exclude=[1, 6], device="cpu", workers=0) as generator:
+        _, _, _, params = collect(reservoir)
+    per_member = 6
+    diffusivities = params[::per_member, 0]
+    assert generator.counters.members == 8 and len(diffusivities) == 8
+    assert len(set(diffusivities.tolist())) == 8  # blocks 1 and 2 are new draws, not repeats of block 0
+
+
+def fails_once(marker, recipe, members, device):
+    """Solves like solve_members, but the first call anywhere (marked by a file) raises."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return solve_members(recipe, members, device)
+    raise RuntimeError("injected producer failure")
+
+
+def dies_once(marker, recipe, members, device):
+    """Solves like solve_members, but the first call kills its worker process."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return solve_members(recipe, members, device)
+    os._exit(3)
+
+
+def test_producer_that_raises_is_resubmitted_and_training_continues(tmp_path):
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(tiny_heat(), reservoir, members=8, device="cpu", workers=0, solve=functools.partial(fails_once, tmp_path / "failed")) as generator:
+        inputs, *_ = collect(reservoir)
+    assert generator.counters.task_failures == 1 and generator.counters.members == 8 and len(inputs) == 8 * 6
+    assert generator.error is None
+
+
+def test_dead_worker_process_is_replaced_and_its_batch_solved_again(tmp_path):
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(tiny_heat(), reservoir, members=8, workers=1, solve=functools.partial(dies_once, tmp_path / "died")) as generator:
+        inputs, *_ = collect(reservoir)
+    assert generator.counters.task_failures >= 1 and generator.counters.members == 8 and len(inputs) == 8 * 6
+    assert not multiprocessing.active_children()
+
+
+def test_a_producer_failing_every_time_stops_training_with_its_error():
+    def broken(recipe, members, device):
+        raise ValueError("solver misconfigured")
+
+    reservoir = Reservoir(100, "reservoir", watermark=1)
+    with Generator(tiny_heat(), reservoir, members=8, retries=1, workers=0, solve=broken) as generator:
+        with pytest.raises(ReservoirClosed):
+            reservoir.sample(1, timeout=10)
+    assert "solver misconfigured" in repr(generator.error)
+
+
+def slow_or_failing(marker, recipe, members, device):
+    """Member 0's batch is slow and the first other batch fails once: the stream must go on around both."""
+    if 0 in members:
+        time.sleep(2.0)
+    elif not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("injected dask task failure")
+    return solve_members(recipe, members, device)
+
+
+def test_dask_producers_stream_as_they_finish_and_failed_tasks_are_resubmitted(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    recipe = tiny_heat(members=12, batch_size=2)
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with Generator(recipe, reservoir, members=12, client=client, solve=functools.partial(slow_or_failing, str(tmp_path / "failed"))) as generator:
+            _, _, _, params = collect(reservoir)
+    assert generator.counters.task_failures == 1 and generator.counters.members == 12
+    arrival = params[::6, 0].tolist()  # one diffusivity per member, in the order members reached the reservoir
+    member_zero = member_parameters(recipe, [0])[0]["diffusivity"][0]
+    assert arrival.index(pytest.approx(member_zero, rel=1e-6)) >= 4  # the slow batch did not hold the others up
+
+
+def test_close_leaves_no_thread_or_process_behind():
+    reservoir = Reservoir(16, "fifo", watermark=1)  # small: the endless stream soon blocks on it
+    generator = Generator(tiny_heat(), reservoir, workers=1).start()
+    reservoir.sample(4, timeout=60)
+    generator.close()
+    assert not generator.running
+    assert not [t for t in threading.enumerate() if t.name.startswith("pdekit-generator")]
+    assert not multiprocessing.active_children()
+
+
+# ----- online runs --------------------------------------------------------------------------------
+def online_config(**online):
+    from pdekit.training import ExperimentConfig
+
+    return ExperimentConfig.from_dict(
+        {
+            "data": {"batch_size": 4},
+            "model": {"name": "fno", "settings": {"width": 8, "modes": 4}},
+            "trainer": {"epochs": 2, "progress": False},
+            "online": {"recipe": "tiny_heat", "capacity": 64, "watermark": 16, "steps_per_epoch": 5, "validation_members": 3, **online},
+        }
+    )
+
+
+def test_online_run_trains_checkpoints_resumes_and_evaluates(tmp_path, monkeypatch):
+    from pdekit.data import RECIPES
+    from pdekit.training import evaluate
+    from pdekit.training.online import train_online
+
+    monkeypatch.setitem(RECIPES, "tiny_heat", tiny_heat)
+    run = tmp_path / "run"
+    first = train_online(online_config(), run).history
+    assert len(first) == 2 and first[-1]["members_solved"] > 0 and 0 <= first[-1]["waiting_fraction"] <= 1
+    assert first[-1]["unique_samples_drawn"] > 0 and first[-1]["validation_l2"] < 1.5
+    resumed = train_online(online_config().with_overrides(trainer={"epochs": 3}), run, resume=True)
+    assert resumed.epoch == 3 and resumed.history[:2] == first
+    assert resumed.history[-1]["next_member"] > first[-1]["next_member"]  # the stream went on after the members already used
+    result = evaluate(run)
+    assert result.members == 3 and result.store.endswith("validation.zarr")
+
+
+def test_online_command_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    from pdekit.cli import main
+    from pdekit.data import RECIPES
+
+    monkeypatch.setitem(RECIPES, "tiny_heat", tiny_heat)
+    code = main([
+        "online", "--recipe", "tiny_heat", "--model", "fno", "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
+        "--capacity", "32", "--watermark", "8", "--steps-per-epoch", "3", "--validation-members", "2", "--policy", "firo",
+        "--members", "8", "--tee", str(tmp_path / "tee.zarr"), "--set", "model.width=8", "--set", "model.modes=4", "--no-progress",
+    ])
+    assert code == 0 and "members solved" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "tee.zarr")]) == 0
+
+
+def test_held_out_members_of_the_streamed_recipe_never_enter_the_stream(tmp_path):
+    from pdekit.training.online import prepare_validation
+
+    generate(tiny_heat(), tmp_path / "store.zarr", device="cpu", progress=False)
+    config = online_config(validation_store=str(tmp_path / "store.zarr")).with_overrides(data={"validation_fraction": 0.25})
+    _, exclude = prepare_validation(config, tiny_heat(), tmp_path, progress=False)
+    assert exclude == [6, 7]
+    _, exclude = prepare_validation(config, tiny_heat(seed=5), tmp_path, progress=False)
+    assert exclude == []  # another draw: nothing to leave out
+    with pytest.raises(ValueError, match="streams temperature on"):
+        prepare_validation(config, tiny_heat(shape=(32, 32)), tmp_path, progress=False)
