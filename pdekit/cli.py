@@ -99,15 +99,22 @@ def experiment_from_arguments(args: argparse.Namespace):
     )
 
 
+def fit_from_arguments(command: str, fit, args: argparse.Namespace):
+    """Returns ``(config, trainer)`` of ``fit(config, out, resume=, device=)`` on the arguments' config, or None after printing why it could not run."""
+    try:
+        config = experiment_from_arguments(args)
+        return config, fit(config, args.out, resume=args.resume, device=args.device)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"pdekit {command}: {error}", file=sys.stderr)
+        return None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from pdekit.training import train
 
-    try:
-        config = experiment_from_arguments(args)
-        trainer = train(config, args.out, resume=args.resume, device=args.device)
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"pdekit train: {error}", file=sys.stderr)
+    if (result := fit_from_arguments("train", train, args)) is None:
         return 2
+    config, trainer = result
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 {last.get('validation_l2', float('nan')):.4g}")
     return 0
@@ -116,12 +123,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_online(args: argparse.Namespace) -> int:
     from pdekit.training.online import train_online
 
-    try:
-        config = experiment_from_arguments(args)
-        trainer = train_online(config, args.out, resume=args.resume, device=args.device)
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"pdekit online: {error}", file=sys.stderr)
+    if (result := fit_from_arguments("online", train_online, args)) is None:
         return 2
+    config, trainer = result
     last = trainer.history[-1] if trainer.history else {}
     print(
         f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs into {args.out}: "

@@ -8,7 +8,6 @@ chosen over the batch, and the batch is the same in every case.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import torch
 from scipy.stats import qmc
 from tqdm.auto import tqdm
 
-from pdekit.data.recipes import Recipe, Uniform, build_solver
+from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings
 from pdekit.data.store import create_store, mark_failed, member_status, open_store, write_member
 from pdekit.grid import fourier_truncate
 from pdekit.solvers import BlowUpError
@@ -122,19 +121,11 @@ class GenerationSummary:
 
 def _same_recipe(group, recipe: Recipe, store) -> None:
     stored = group.attrs.get("recipe", {})
-    wanted = recipe.to_attrs()
-    differences = [k for k in wanted if _jsonish(stored.get(k)) != _jsonish(wanted[k])]
+    differences = differing_settings(stored, recipe)
     if differences:
+        wanted = recipe.to_attrs()
         details = ", ".join(f"{k}: store has {stored.get(k)!r}, asked {wanted[k]!r}" for k in differences)
         raise ValueError(f"{store}: cannot resume with a different recipe ({details})")
-
-
-def _jsonish(value):
-    if isinstance(value, (list, tuple)):
-        return [_jsonish(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonish(v) for k, v in value.items()}
-    return value
 
 
 def generate(recipe: Recipe, store, *, resume: bool = False, client=None, device=None, progress: bool = True) -> GenerationSummary:

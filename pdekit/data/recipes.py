@@ -131,6 +131,21 @@ class Recipe:
         return attrs
 
 
+def differing_settings(stored: dict, recipe: Recipe, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Returns the settings of ``recipe`` whose value differs from ``stored`` (a store's ``recipe`` attribute), less ``ignore``."""
+    wanted = recipe.to_attrs()
+    return [k for k in wanted if k not in ignore and _as_json(stored.get(k)) != _as_json(wanted[k])]
+
+
+def _as_json(value):
+    """Returns ``value`` with tuples as lists, as JSON attributes read back."""
+    if isinstance(value, (list, tuple)):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    return value
+
+
 def build_solver(recipe: Recipe, parameters: dict[str, torch.Tensor], device=None) -> SpectralSolver:
     """Returns the recipe's solver with per-member ``parameters`` (name -> ``[batch]`` float64 tensor)."""
     grid = recipe.grid

@@ -206,7 +206,8 @@ class Generator:
     default (``None``) is the thread on a CUDA device and one process on the CPU: torch work in a
     second thread of the training process starts a second OpenMP thread team, which slowed CPU
     training by 30% on 2 cores (measured). Each task solves a batch and cuts its windows where it
-    runs. ``in_flight`` tasks are kept submitted (default: one per worker plus one). ``tee`` names a
+    runs. Processes are spawned: a script that starts them needs the ``if __name__ == "__main__":``
+    guard, as for DataLoader workers. ``in_flight`` tasks are kept submitted (default: one per worker plus one). ``tee`` names a
     new Zarr store that receives every solved member's trajectory as ``pdekit generate`` would write
     it (needs a finite ``members``). ``solve`` replaces ``solve_members`` (same signature; a test's
     fault injection).

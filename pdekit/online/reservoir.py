@@ -259,7 +259,7 @@ class Reservoir:
                 slots = held[np.argsort(self._arrival[held], kind="stable")[:take]]
             else:
                 slots = self._rng.choice(held, size=take, replace=False)
-            if take < n and self.policy == "reservoir":  # closed with fewer than n held: draw with repeats
+            if take < n and self.policy == "reservoir":  # fewer than n held (a small watermark, or closed): draw with repeats
                 slots = self._rng.choice(held, size=n, replace=True)
             first_draws = int((self._seen[np.unique(slots)] == 0).sum())
             np.add.at(self._seen, slots, 1)

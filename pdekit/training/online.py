@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pdekit.data import RECIPES, Recipe, generate, open_store
+from pdekit.data.recipes import differing_settings
 from pdekit.online import Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
 from pdekit.training.checkpoint import load_checkpoint
@@ -52,18 +52,8 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     field, shape = group.attrs["field"], tuple(group[group.attrs["field"]].shape[2:])
     if (field, shape) != (recipe.field_name, recipe.stored_grid.shape):
         raise ValueError(f"{store}: holds {field} on {shape}; the recipe {recipe.name} streams {recipe.field_name} on {recipe.stored_grid.shape}")
-    stored = group.attrs["recipe"]
-    streamed = dataclasses.replace(recipe, batch_size=stored.get("batch_size", recipe.batch_size)).to_attrs()
-    same_members = all(_plain(stored.get(k)) == _plain(v) for k, v in streamed.items())
+    same_members = not differing_settings(group.attrs["recipe"], recipe, ignore=("batch_size",))  # batches do not change members
     return config, held_out if same_members and config.online.validation_store else []
-
-
-def _plain(value):
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None, client=None, recipe: Recipe | None = None) -> Trainer:
