@@ -241,8 +241,6 @@ class Generator:
         if tee is not None and members is None:
             raise ValueError("tee needs a finite number of members (the store's size)")
         self.recipe, self.reservoir = recipe, reservoir
-        self.input_steps, self.target_steps, self.stride = input_steps, target_steps, stride
-        self.statistics = statistics
         self.start_member, self.members, self.exclude = start_member, members, frozenset(exclude)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() and not workers and client is None else "cpu"))
         if workers is None:

@@ -197,24 +197,29 @@ class Reservoir:
         for slot in free[:n]:
             slots.append(int(slot))
             self._store(int(slot))
-        while len(slots) < n:
-            if self.policy != "reservoir":
-                break  # fifo and firo: wait for the trainer to take samples out
-            if self.min_seen:
-                eligible = np.flatnonzero(self._occupied & (self._seen >= self.min_seen))
-                if len(eligible) == 0:
-                    break
-                slot = int(self._rng.choice(eligible))
-            else:  # Algorithm R: the t-th sample offered replaces a random one with probability capacity / t
-                if self._rng.random() >= self.capacity / (self.counters.offered + 1):
-                    self.counters.discarded += 1
-                    slots.append(-1)
-                    continue
-                slot = int(self._rng.integers(self.capacity))
-            self.counters.evicted += 1
-            self._retire(slot)
+        if self.policy != "reservoir" or len(slots) == n:
+            return np.asarray(slots, dtype=np.int64), len(slots)  # fifo and firo: the rest waits for the trainer
+        if self.min_seen:  # Melissa's rule; fresh samples are never eligible, so one scan serves the whole batch
+            eligible = np.flatnonzero(self._occupied & (self._seen >= self.min_seen))
+            victims = self._rng.choice(eligible, size=min(n - len(slots), len(eligible)), replace=False)
+        else:  # Algorithm R: the t-th sample offered replaces a random one with probability capacity / t
+            victims = []
+            for _ in range(n - len(slots)):
+                if self._rng.random() < self.capacity / (self.counters.offered + len(victims) + 1):
+                    victims.append(int(self._rng.integers(self.capacity)))
+                else:
+                    victims.append(-1)
+        for slot in victims:
+            slot = int(slot)
+            if slot < 0:
+                self.counters.discarded += 1
+            else:
+                if slot in slots:  # replaced again within this batch: the earlier sample is never copied in
+                    slots[slots.index(slot)] = -1
+                self.counters.evicted += 1
+                self._retire(slot)
+                self._store(slot)
             slots.append(slot)
-            self._store(slot)
         return np.asarray(slots, dtype=np.int64), len(slots)
 
     def _store(self, slot: int) -> None:

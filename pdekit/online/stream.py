@@ -70,7 +70,6 @@ class ReservoirBatches:
         self.reservoir, self.batch_size, self.steps, self.generator = reservoir, batch_size, steps, generator
         self._epoch_started = time.perf_counter()
         self._waited_before = 0.0
-        self._drawn_before = 0
 
     def __len__(self) -> int:
         return self.steps
@@ -78,7 +77,6 @@ class ReservoirBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         self._epoch_started = time.perf_counter()
         self._waited_before = self.reservoir.counters.waiting_seconds
-        self._drawn_before = self.reservoir.counters.draws
         for step in range(self.steps):
             try:
                 batch = self.reservoir.sample(self.batch_size)
