@@ -59,9 +59,15 @@ class GaussianRandomField:
 
     def __call__(self, grid: Grid, seeds: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
         """Returns one field per seed: ``[len(seeds), 1, *grid.shape]``."""
-        noise = torch.stack([torch.randn(grid.shape, generator=member_generator(s), dtype=torch.float64) for s in seeds])
-        field = torch.fft.irfftn(torch.fft.rfftn(noise, dim=grid.dims) * self.amplitude(grid), s=grid.shape, dim=grid.dims)
-        return field.unsqueeze(1).to(device=device, dtype=dtype)
+        amplitude = self.amplitude(grid)
+        dims = tuple(range(-grid.ndim, 0))
+        # One transform per member: a batched FFT's rounding depends on the batch size on some
+        # CPUs (MKL with AVX-512), which would make a member's field depend on its batch-mates.
+        fields = [
+            torch.fft.irfftn(torch.fft.rfftn(torch.randn(grid.shape, generator=member_generator(s), dtype=torch.float64), dim=dims) * amplitude, s=grid.shape, dim=dims)
+            for s in seeds
+        ]
+        return torch.stack(fields).unsqueeze(1).to(device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
