@@ -95,20 +95,62 @@ def test_r3_concentrates_points_where_the_residual_is_high():
     assert corner_share > 3 * uniform_share and len(sampler.points) == 1000
 
 
-def test_causal_gate_is_half_open_at_its_front_which_moves_forward_faster_when_the_loss_is_low():
+def test_causal_gate_is_half_open_at_its_front():
     sampler = CausalR3(Convection(), 100)
-    assert sampler.gate(torch.tensor([-0.5]))[0].item() == pytest.approx(0.5)  # front at gamma T, gamma_0 = -0.5
-    gamma = sampler.gamma
-    sampler.observe_loss(torch.tensor(1.0))
-    slow = sampler.gamma - gamma
-    sampler.observe_loss(torch.tensor(0.01))
-    fast = sampler.gamma - gamma - slow
-    assert 0 < slow < fast
+    assert sampler.gamma == -0.5  # the authors' initial front
+    assert sampler.gate(torch.tensor([-0.5]))[0].item() == pytest.approx(0.5)
+    sampler.gamma = 0.3
+    assert sampler.gate(torch.tensor([0.3, 0.0, 1.0])).tolist() == pytest.approx([0.5, (1 + math.tanh(1.5)) / 2, (1 - math.tanh(3.5)) / 2], abs=1e-7)
+
+
+def test_causal_residual_loss_is_the_mean_squared_gated_residual_and_moves_the_front():
+    # u = x^2 under u_t + u_x = 0 has residual r = 2x: residuals 2, 4, 6 at times 0, 0.5, 1.
+    problem = Convection(beta=1.0)
+    sampler = CausalR3(problem, 3, initial_gamma=0.0)
+    sampler.points = torch.tensor([[1.0, 0.0], [2.0, 0.5], [3.0, 1.0]])
+    gates = [(1 - math.tanh(5 * t)) / 2 for t in (0.0, 0.5, 1.0)]
+    gated = sum((g * r) ** 2 for g, r in zip(gates, (2.0, 4.0, 6.0))) / 3  # 0.334; mean(g r^2) would be 0.70
+    result = train_pinn(problem, Exact(lambda xt: xt[:, 0] ** 2), sampler, PINNConfig(iterations=1, learning_rate=0.0))
+    assert result.history[0]["residual_loss"] == pytest.approx(gated, rel=1e-5)
+    # the loss that moved the front is that gated loss (exp(-20 L) = 1.3e-3 is below the clip)
+    assert sampler.gamma == pytest.approx(1e-3 * math.exp(-20 * gated), rel=1e-4)
+
+
+def test_causal_front_step_is_clipped_at_a_tenth_of_the_step_when_the_loss_is_small():
+    sampler = CausalR3(Convection(), 10)
+    for loss, expected in [(0.0, 1e-4), (0.05, 1e-4), (0.2, 1e-3 * math.exp(-4.0)), (1.0, 1e-3 * math.exp(-20.0))]:
+        sampler.gamma = 0.0
+        sampler.observe_loss(torch.tensor(loss, dtype=torch.float64))
+        assert sampler.gamma == pytest.approx(expected, rel=1e-9), loss
+    # the clip binds exactly below L = ln(10) / 20
+    assert sampler.front_step(math.log(10) / 20 - 1e-6) == pytest.approx(1e-4) and sampler.front_step(math.log(10) / 20 + 1e-3) < 1e-4
+
+
+def test_causal_front_after_n_updates_at_a_constant_loss_is_gamma_0_plus_n_steps():
+    sampler = CausalR3(Convection(), 10)
+    for _ in range(2000):
+        sampler.observe_loss(torch.tensor(0.15, dtype=torch.float64))
+    assert sampler.gamma == pytest.approx(-0.5 + 2000 * 1e-3 * math.exp(-3.0), rel=1e-9)
     sampler.gamma = -0.5
-    for _ in range(1000):  # a vanishing loss: the front advances by `step` per iteration, to gamma = 0.5
+    for _ in range(15_000):  # a small loss: at most 1e-4 a step, so the front reaches t = T after 15 000
         sampler.observe_loss(torch.tensor(0.0))
-    gate = sampler.gate(torch.tensor([0.0, 0.5, 1.0]))
-    assert gate[0] > 0.99 and gate[1].item() == pytest.approx(0.5, abs=1e-3) and gate[2] < 0.01
+    assert sampler.gamma == pytest.approx(1.0, rel=1e-9)
+    assert sampler.gate(torch.tensor([1.0]))[0].item() == pytest.approx(0.5)
+
+
+def test_causal_r3_retains_exactly_the_points_whose_gated_residual_is_above_the_mean():
+    sampler = CausalR3(Convection(), 4, initial_gamma=0.5, seed=0)
+    sampler.points = torch.tensor([[1.0, 0.1], [2.0, 0.2], [3.0, 0.9], [4.0, 0.95]])
+    residual = lambda points: torch.tensor([1.0, 0.1, 5.0, 100.0])  # noqa: E731
+    # fitness g |r|: 0.98, 0.095, 0.090, 1.10 (mean 0.57): the first and the last are kept (|r| alone keeps one)
+    sampler.update(residual, 0)
+    assert sampler.retained == 2 and len(sampler.points) == 4
+    assert torch.equal(sampler.points[:2], torch.tensor([[1.0, 0.1], [4.0, 0.95]]))
+
+
+def test_causal_r3_rejects_a_nonpositive_clip():
+    with pytest.raises(ValueError, match="clip"):
+        CausalR3(Convection(), 10, clip=0.0)
 
 
 def test_rad_redraws_the_whole_population_and_rard_grows_it_toward_high_residual():
