@@ -12,11 +12,18 @@ ETDRK4 reference with a small step. Reported per resolution: the relative L2 err
 member-steps per second, and simulated time units per second times members (the throughput that
 matters at equal accuracy). The speedup is the ratio of the latter, median of ``--repeats`` runs.
 
-On CUDA the script also reports pdekit's achieved memory bandwidth against a measured device-copy
-bandwidth, from a count of the bytes one ETDRK4 step must move (see ``bytes_per_step``).
+Roofline: pdekit's achieved memory bandwidth, the bytes its timed ``solve`` moves over its median
+time, against a measured device-to-device copy and (where the device is known) the datasheet peak.
+The bytes are counted, not guessed: ``count_bytes`` runs the same ``solve`` once under a dispatch
+mode that adds up, for every aten operation, the bytes of its tensor inputs (read once) and outputs
+(written once), views free, plus the input copy torch makes before each complex-to-real cuFFT.
+Each FFT counts as one pass over its input and output; cuFFT takes more than one pass at large
+sizes, so the count is a lower bound and so is the fraction. ``bytes_per_step`` gives, beside it,
+the fewest bytes a fully fused ETDRK4 step would move.
 
     python benchmarks/solver_throughput.py            # CPU (or CUDA when present)
     python benchmarks/solver_throughput.py --quick    # a smoke run
+    python benchmarks/solver_throughput.py --device cuda --shape 256 --batch 64 --t-end 0.5   # the roofline case
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import math
 import platform
 import statistics
 import time
+from collections import Counter
 from datetime import date
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pdekit import Grid
 from pdekit.solvers import NavierStokes2D, fno_forcing
@@ -78,7 +87,7 @@ def developed_flow(n: int, batch: int, spin_up: float, device) -> torch.Tensor:
 
 
 def bytes_per_step(n: int, batch: int, itemsize: int = 4) -> int:
-    """Returns the bytes one ETDRK4 step must move at least, counting each FFT as one read and one write.
+    """Returns the fewest bytes one fully fused ETDRK4 step would move, counting each FFT as one read and one write.
 
     Per right-hand side (4 per step): build 4 spectral fields from the stage (read 1, write 4),
     4 inverse real FFTs (read 4 spectral, write 4 real), the product (read 4 real, write 1),
@@ -91,17 +100,89 @@ def bytes_per_step(n: int, batch: int, itemsize: int = 4) -> int:
     return 4 * per_rhs + 14 * spectral
 
 
+def _nbytes(t: torch.Tensor) -> int:
+    """Returns the bytes of memory ``t`` spans: a broadcast (stride-0) axis is stored once."""
+    stored = math.prod(size for size, stride in zip(t.shape, t.stride()) if stride != 0)
+    return stored * t.element_size()
+
+
+class ByteCounter(TorchDispatchMode):
+    """Adds up the bytes every aten operation reads (tensor inputs) and writes (outputs); views move nothing.
+
+    An in-place operation writes the tensor it mutates (and reads it too, except ``copy_``,
+    ``fill_`` and ``zero_``). Before a complex-to-real cuFFT, torch copies the input (cuFFT may
+    overwrite it): that copy, one read and one write, is added for CUDA inputs.
+    """
+
+    WRITE_ONLY = {"copy_", "fill_", "zero_"}
+    ALLOCATION = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "lift_fresh"}
+
+    def __init__(self):
+        super().__init__()
+        self.read = self.written = 0
+        self.ops: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = func._schema.name.split("::")[-1]
+        view = any(r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
+        if view or name in self.ALLOCATION:
+            return out
+        mutated = False
+        for i, argument in enumerate(func._schema.arguments):
+            value = args[i] if i < len(args) else kwargs.get(argument.name)
+            tensors = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, torch.Tensor)]
+            for t in tensors:
+                if argument.alias_info is not None and argument.alias_info.is_write:
+                    mutated = True
+                    self.written += _nbytes(t)
+                    if name not in self.WRITE_ONLY:
+                        self.read += _nbytes(t)
+                else:
+                    self.read += _nbytes(t)
+        if not mutated:
+            for t in (out if isinstance(out, (list, tuple)) else [out]):
+                if isinstance(t, torch.Tensor):
+                    self.written += _nbytes(t)
+        if name == "_fft_c2r" and args[0].is_cuda:
+            self.read += _nbytes(args[0])
+            self.written += _nbytes(args[0])
+        self.ops[name] += 1
+        return out
+
+    @property
+    def total(self) -> int:
+        return self.read + self.written
+
+
+def count_bytes(fn) -> ByteCounter:
+    """Runs ``fn()`` once and returns the bytes its aten operations moved (see ``ByteCounter``)."""
+    with ByteCounter() as counter:
+        fn()
+    return counter
+
+
+# Datasheet memory bandwidths (bytes/s) by device name: leads, beside the measured copy bandwidth.
+DATASHEET_BANDWIDTH = {"H200": 4.8e12, "H100 80GB HBM3": 3.35e12, "H100 PCIe": 2.0e12, "A100-SXM4-80GB": 2.04e12, "A100-SXM4-40GB": 1.56e12}
+
+
+def datasheet_bandwidth(name: str) -> float | None:
+    """Returns the datasheet memory bandwidth of the device called ``name``, or None when it is not listed."""
+    return next((b for key, b in DATASHEET_BANDWIDTH.items() if key in name), None)
+
+
 def device_copy_bandwidth(device) -> float:
-    """Returns the measured bytes per second of a large on-device copy: the practical memory roofline."""
-    x = torch.empty(256 * 2**20 // 4, device=device)
+    """Returns the measured bytes per second (read plus written) of a large copy on ``device``: the practical memory roofline."""
+    numel = (1 << 30 if device.type == "cuda" else 64 << 20) // 4  # far past the L2 (GPU) or last-level cache (CPU)
+    x = torch.rand(numel, device=device)
     y = torch.empty_like(x)
     y.copy_(x)
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(20):
-        y.copy_(x)
-    torch.cuda.synchronize(device)
-    return 20 * 2 * x.numel() * 4 / (time.perf_counter() - start)
+    times = []
+    for _ in range(10):
+        _, seconds = timed(lambda: y.copy_(x), device)
+        times.append(seconds)
+    return 2 * numel * 4 / statistics.median(times)
 
 
 def timed(fn, device):
@@ -148,10 +229,12 @@ def benchmark(n: int, batch: int, t_end: float, repeats: int, cfl: float, device
         base_member_time=batch * t_end / base_s, ours_member_time=batch * t_end / ours_s,
     )
     row["speedup"] = row["ours_member_time"] / row["base_member_time"]
+    counted = count_bytes(lambda: solver.solve(w0_32, [t_end], dt=t_end))
+    row["bytes"], row["bytes_per_step"], row["fused_bytes_per_step"] = counted.total, counted.total / ours_steps, bytes_per_step(n, batch)
+    row["achieved_bandwidth"] = counted.total / ours_s
+    row["copy_bandwidth"] = device_copy_bandwidth(device)
     if device.type == "cuda":
-        achieved = ours_steps * bytes_per_step(n, batch) / ours_s
-        row["roofline_fraction"] = achieved / device_copy_bandwidth(device)
-        row["achieved_gb_s"] = achieved / 1e9
+        row["peak_memory"] = torch.cuda.max_memory_allocated(device)
     return row
 
 
@@ -161,24 +244,49 @@ def main() -> None:
     parser.add_argument("--cfl", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="small sizes and short times: a smoke run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shape", type=int, default=None, help="one case: N x N points (with --batch and --t-end) instead of the default table")
+    parser.add_argument("--batch", type=int, default=8, help="members per solve for --shape")
+    parser.add_argument("--t-end", type=float, default=0.05, help="simulated time for --shape")
     args = parser.parse_args()
     device = torch.device(args.device)
-    cases = [(64, 32, 0.2), (256, 8, 0.05)] if not args.quick else [(32, 4, 0.01)]
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    if args.shape is not None:
+        if args.shape < 8 or args.shape % 2 or args.batch < 1 or not args.t_end > 0:
+            parser.error(f"--shape must be an even number >= 8, --batch >= 1 and --t-end > 0; got {args.shape}, {args.batch}, {args.t_end}")
+        cases = [(args.shape, args.batch, args.t_end)]
+    else:
+        cases = [(64, 32, 0.2), (256, 8, 0.05)] if not args.quick else [(32, 4, 0.01)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    peak = datasheet_bandwidth(name) if device.type == "cuda" else None
     print(f"# solver_throughput, {date.today()}, {device.type}: {name}, torch {torch.__version__}, repeats {args.repeats} (medians)")
     header = "| grid | batch | T | error FNO-alg (dt=1e-4) | error pdekit (cfl={cfl}) | steps FNO / pdekit | member-steps/s FNO / pdekit | member-time/s FNO / pdekit | speedup |"
     print(header.format(cfl=args.cfl))
     print("|" + "---|" * 9)
+    rows = []
     for n, batch, t_end in cases:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         r = benchmark(n, batch, t_end, args.repeats, args.cfl, device)
+        rows.append(r)
         print(
             f"| {n}² | {batch} | {t_end} | {r['base_error']:.2e} | {r['ours_error']:.2e} | {r['base_steps']} / {r['ours_steps']} "
             f"| {r['base_member_steps']:.0f} / {r['ours_member_steps']:.0f} | {r['base_member_time']:.3g} / {r['ours_member_time']:.3g} "
             f"| **{r['speedup']:.1f}x** |"
         )
         print(f"  (reference self-check, dt vs dt/2: {r['reference_self_error']:.1e})")
-        if "roofline_fraction" in r:
-            print(f"  (pdekit on {name}: {r['achieved_gb_s']:.0f} GB/s, {100 * r['roofline_fraction']:.0f}% of measured copy bandwidth)")
+    print("\n| grid | batch | float32 | counted MB/step | fused MB/step | ms/step | achieved GB/s | copy GB/s | roofline (copy) | roofline (datasheet) | peak memory |")
+    print("|" + "---|" * 11)
+    for r in rows:
+        ms = 1e3 * r["ours_s"] / r["ours_steps"]
+        datasheet = f"{100 * r['achieved_bandwidth'] / peak:.0f}% of {peak / 1e12:.2f} TB/s" if peak else "n/a"
+        memory = f"{r['peak_memory'] / 2**30:.2f} GiB" if "peak_memory" in r else "n/a"
+        print(
+            f"| {r['n']}² | {r['batch']} | yes | {r['bytes_per_step'] / 1e6:.1f} | {r['fused_bytes_per_step'] / 1e6:.1f} | {ms:.3f} "
+            f"| {r['achieved_bandwidth'] / 1e9:.0f} | {r['copy_bandwidth'] / 1e9:.0f} | **{100 * r['achieved_bandwidth'] / r['copy_bandwidth']:.0f}%** | {datasheet} | {memory} |"
+        )
+    print("  counted: every aten operation of the timed solve reads its tensor inputs and writes its outputs once (views free, cuFFT's c2r input copy added);"
+          " FFTs count one pass, so the fraction is a lower bound. fused: the fewest bytes a fully fused ETDRK4 step moves.")
 
 
 if __name__ == "__main__":

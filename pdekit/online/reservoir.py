@@ -188,6 +188,10 @@ class Reservoir:
             for stored, tensor in zip(self._storage, tensors):
                 chosen = tensor[int(sources[0]) : int(sources[-1]) + 1] if contiguous else tensor[torch.as_tensor(sources, device=tensor.device)]
                 stored.index_copy_(0, index, chosen.to(self.device, non_blocking=True))
+                if tensor.is_cuda:
+                    # The producer allocated it on its own stream: without this, the caching allocator
+                    # could hand its memory back to the producer before this stream's copy has run.
+                    tensor.record_stream(torch.cuda.current_stream(tensor.device))
         self._pending.clear()
 
     def _admit(self, n: int) -> tuple[np.ndarray, int]:
