@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     train = load(args.data, "darcy_train_16")
     tests = {16: load(args.data, "darcy_test_16"), 32: load(args.data, "darcy_test_32")}
-    output = FieldStatistics(train[1].mean().item(), train[1].std().item())
+    output = FieldStatistics((train[1].mean().item(),), (train[1].std().item(),), space_dims=2)
     runs = {"pdekit": [], "neuraloperator": []}
     for seed in range(args.seeds):
         for side, run in (("pdekit", train_pdekit), ("neuraloperator", train_neuralop)):

@@ -55,8 +55,8 @@ def neuralop_rate(store: Path, epochs: int) -> float:
 
     windows = Windows(store, INPUT_STEPS, 1)
     items = windows.__getitems__(range(len(windows)))  # the whole set in memory, as neuraloperator expects
-    x = torch.stack([torch.cat([i, p.view(-1, 1, 1).expand(-1, *i.shape[1:])]) for i, _, _, p in items])
-    y = torch.stack([t for _, t, _, _ in items])
+    x = torch.stack([torch.cat([i.flatten(0, 1), p.view(-1, 1, 1).expand(-1, *i.shape[2:])]) for i, _, _, p in items])  # [k*C + P, *S]
+    y = torch.stack([t.flatten(0, 1) for _, t, _, _ in items])
     torch.manual_seed(0)
     model = FNO(n_modes=(12, 12), in_channels=INPUT_STEPS + 1, out_channels=1, hidden_channels=32, n_layers=4)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -13,31 +13,106 @@ else:  # pragma: no cover
 from pdekit.data import RECIPES, generate, validate
 
 
+def parse_times(text: str) -> tuple[float, ...]:
+    """Returns the output times of ``--times``: ``0:STOP:STEP`` (the stored times 0, STEP, ..., STOP) or a comma list of positive times."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if start != 0 or not (step > 0 and stop >= step):
+                raise ValueError
+            count = round(stop / step)
+            if abs(count * step - stop) > 1e-9 * stop:
+                raise ValueError
+            return tuple(step * n for n in range(1, count + 1))
+        times = tuple(float(t) for t in text.split(","))
+        if min(times) <= 0 or list(times) != sorted(times):
+            raise ValueError
+        return times
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 0:STOP:STEP with STOP a multiple of STEP > 0 (t = 0 is always stored), or increasing positive times t1,t2,...; got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
 def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None = None) -> None:
     """Adds the options of ``pdekit generate`` (and of the scripts in ``datasets/``) to ``parser``."""
+    from pdekit.data import PDES
+    from pdekit.solvers.gray_scott import WELL_PATTERNS
+
     if recipe is None:
         parser.add_argument("recipe", choices=sorted(RECIPES), help="the ensemble recipe (see docs/recipes.md)")
     parser.add_argument("--out", required=True, help="the Zarr store: a directory or any fsspec URL")
-    parser.add_argument("--members", type=int, help="ensemble size (default: the recipe's)")
-    parser.add_argument("--batch-size", type=int, help="members per solver call (default: the recipe's)")
+    parser.add_argument("--members", type=positive_int, help="ensemble size (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive_int, help="members per solver call (default: the recipe's)")
     parser.add_argument("--seed", type=int, help="base seed of parameters and initial conditions")
+    parser.add_argument("--shape", type=positive_int, nargs="+", metavar="N", help="the solver's grid, e.g. --shape 64 64 (default: the recipe's)")
+    parser.add_argument("--stored-shape", type=positive_int, nargs="+", metavar="N", help="the stored grid, Fourier-truncated (default: the recipe's, capped at --shape)")
+    parser.add_argument("--times", type=parse_times, help="output times: 0:STOP:STEP (e.g. 0:10:0.5) or t1,t2,... (default: the recipe's)")
+    parser.add_argument("--dt", type=positive_float, help="the solver's largest time step (default: the recipe's)")
+    fields = sorted({name for pde in PDES.values() for name in pde.fields})
+    parser.add_argument("--fields", nargs="+", choices=fields, help="fields to record, in channel order, e.g. --fields vorticity velocity (default: the PDE's)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted generation into --out")
     parser.add_argument("--scheduler", help="address of a dask.distributed scheduler to run the batches on")
     parser.add_argument("--device", help="torch device of the solver (default: CUDA when present)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if recipe in (None, "fno_navier_stokes"):
-        parser.add_argument("--viscosity", type=float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
+        parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
+    if recipe in (None, "gray_scott"):
+        parser.add_argument("--pattern", choices=sorted(WELL_PATTERNS), help="gray_scott only: The Well's feed and kill rates (default gliders)")
 
 
-def run_generate(args: argparse.Namespace, recipe_name: str | None = None, **recipe_arguments) -> int:
+RECIPE_OPTIONS = {"viscosity": "fno_navier_stokes", "pattern": "gray_scott"}
+
+
+def recipe_from_arguments(args: argparse.Namespace, name: str):
+    """Returns the recipe ``name`` with the options' overrides; ValueError naming the option that does not apply or fit."""
+    arguments = {}
+    for option, owner in RECIPE_OPTIONS.items():
+        if getattr(args, option, None) is not None:
+            if name != owner:
+                raise ValueError(f"--{option} applies to {owner}, not {name}")
+            arguments[option] = getattr(args, option)
+    recipe = RECIPES[name](**arguments)
+    shape = tuple(args.shape) if args.shape else None
+    stored = tuple(args.stored_shape) if args.stored_shape else None
+    if shape and not stored:
+        stored = tuple(min(s, n) for s, n in zip(recipe.stored_shape or recipe.shape, shape)) if len(shape) == len(recipe.shape) else shape
+    for option, value in (("--shape", shape), ("--stored-shape", stored)):
+        if value is not None and len(value) != len(recipe.shape):
+            raise ValueError(f"{option} needs {len(recipe.shape)} sizes for {name}; got {list(value)}")
+    return recipe.with_overrides(
+        members=args.members, batch_size=args.batch_size, seed=args.seed, shape=shape, stored_shape=stored, times=args.times, dt=args.dt,
+        fields=tuple(args.fields) if args.fields else None,
+    )
+
+
+def run_generate(args: argparse.Namespace, recipe_name: str | None = None) -> int:
     name = recipe_name or args.recipe
-    if getattr(args, "viscosity", None) is not None:
-        if name != "fno_navier_stokes":
-            print(f"pdekit generate: --viscosity applies to fno_navier_stokes, not {name}", file=sys.stderr)
-            return 2
-        recipe_arguments["viscosity"] = args.viscosity
-    recipe = RECIPES[name](**recipe_arguments)
-    recipe = recipe.with_overrides(members=args.members, batch_size=args.batch_size, seed=args.seed)
+    try:
+        recipe = recipe_from_arguments(args, name)
+    except ValueError as error:
+        print(f"pdekit generate: {error}", file=sys.stderr)
+        return 2
     client = None
     if args.scheduler:
         from distributed import Client
@@ -191,6 +266,20 @@ def run_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_upgrade(args: argparse.Namespace) -> int:
+    from pdekit.data import StoreError, upgrade_store
+
+    try:
+        upgraded = upgrade_store(args.store)
+    except (FileNotFoundError, StoreError) as error:
+        print(f"pdekit upgrade: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.store}: {'upgraded to' if upgraded else 'already'} schema version 2")
+    report = validate(args.store)
+    print(report)
+    return 0 if report.ok else 1
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Prints what a store, a run directory or a checkpoint holds."""
     from pathlib import Path
@@ -202,16 +291,23 @@ def run_info(args: argparse.Namespace) -> int:
         if report.problems and not (path / "zarr.json").exists():
             print(f"pdekit info: {args.path} is neither a Zarr ensemble, a run directory nor a checkpoint", file=sys.stderr)
             return 2
-        from pdekit.data import open_store
-        from pdekit.data.store import member_status
+        from pdekit.data import StoreError, open_store
+        from pdekit.data.schema import json_attribute, names
+        from pdekit.data.store import member_status, store_fields
 
-        group = open_store(args.path)
+        try:
+            group = open_store(args.path)
+        except StoreError as error:
+            print(f"pdekit info: {error}", file=sys.stderr)
+            return 2
         completed, failed = member_status(group)
         attrs = dict(group.attrs)
-        field = group[attrs["field"]]
         print(f"ensemble {args.path}: {attrs.get('pde')} ({attrs.get('solver')}, scheme {attrs.get('scheme')})")
-        print(f"  {attrs['field']} {field.shape} {field.dtype}: {int(completed.sum())} of {len(completed)} members completed, {int(failed.sum())} failed")
-        print(f"  parameters {list(attrs.get('parameter_names', []))}; recipe {attrs.get('recipe', {}).get('name')}")
+        print(f"  {int(completed.sum())} of {len(completed)} members completed, {int(failed.sum())} failed")
+        for name in store_fields(group):
+            field = group[name]
+            print(f"  {name}{tuple(field.metadata.dimension_names)} {field.shape} {field.dtype}")
+        print(f"  parameters {names(attrs, 'parameter_names')}; recipe {json_attribute(attrs, 'recipe', {}).get('name')}")
         print(f"  {report}")
         return 0 if report.ok else 1
     from pdekit.training import load_checkpoint
@@ -264,18 +360,36 @@ def run_pinn(args: argparse.Namespace) -> int:
 def run_quickstart_command(args: argparse.Namespace) -> int:
     from pdekit.quickstart import QuickstartConfig, run_quickstart
 
-    config = QuickstartConfig(**{k: v for k, v in {"members": args.members, "epochs": args.epochs, "horizon": args.horizon}.items() if v is not None})
+    given = {"members": args.members, "epochs": args.epochs, "horizon": args.horizon, "fields": tuple(args.fields) if args.fields else None}
+    try:
+        config = QuickstartConfig(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as error:
+        print(f"pdekit quickstart: {error}", file=sys.stderr)
+        return 2
     run_quickstart(args.out, config, device=args.device, progress=not args.no_progress)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_validate(args: argparse.Namespace) -> int:
+    report = validate(args.store)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the ``pdekit`` parser; each subcommand's ``func`` default is its handler."""
     parser = argparse.ArgumentParser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
     add_generate_arguments(gen)
     check = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
     check.add_argument("store")
+    up = commands.add_parser(
+        "upgrade", help="rewrite an older pdekit store as the current schema, in place",
+        description="Rewrite a schema-version-1 store's metadata and flags as version 2 in place (the field data is not touched); "
+        "safe to run again after an interruption.",
+    )
+    up.add_argument("store")
     tr = commands.add_parser(
         "train", help="train a neural operator on a Zarr ensemble",
         description="Train a neural operator on windows of a Zarr ensemble. Settings come from --config (TOML or YAML, "
@@ -333,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     qs.add_argument("--members", type=int, help="ensemble size (default 40)")
     qs.add_argument("--epochs", type=int, help="training epochs (default 8)")
     qs.add_argument("--horizon", type=float, help="simulated time (default 10)")
+    qs.add_argument("--fields", nargs="+", choices=["vorticity", "velocity"], help="fields to learn (default vorticity; vorticity velocity: three channels)")
     qs.add_argument("--device", help="torch device (default: CUDA when present)")
     qs.add_argument("--no-progress", action="store_true")
     pn = commands.add_parser(
@@ -353,26 +468,22 @@ def main(argv: list[str] | None = None) -> int:
     pn.add_argument("--seed", type=int, default=0)
     pn.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png")
     pn.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "pinn":
-        return run_pinn(args)
-    if args.command == "quickstart":
-        return run_quickstart_command(args)
-    if args.command == "generate":
-        return run_generate(args)
-    if args.command == "train":
-        return run_train(args)
-    if args.command == "online":
-        return run_online(args)
-    if args.command == "evaluate":
-        return run_evaluate(args)
-    if args.command == "info":
-        return run_info(args)
-    if args.command == "rollout":
-        return run_rollout(args)
-    report = validate(args.store)
-    print(report)
-    return 0 if report.ok else 1
+    gen.set_defaults(func=run_generate)
+    check.set_defaults(func=run_validate)
+    up.set_defaults(func=run_upgrade)
+    tr.set_defaults(func=run_train)
+    on.set_defaults(func=run_online)
+    ev.set_defaults(func=run_evaluate)
+    ro.set_defaults(func=run_rollout)
+    inf.set_defaults(func=run_info)
+    qs.set_defaults(func=run_quickstart_command)
+    pn.set_defaults(func=run_pinn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

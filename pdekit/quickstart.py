@@ -25,7 +25,8 @@ class QuickstartConfig:
     """Sizes of the quickstart; the defaults take a few minutes on 2 CPU cores.
 
     The rollout starts at ``spin_up``: the random initial field's small scales decay in the first
-    time units, which a surrogate trained on the whole trajectory fits worst.
+    time units, which a surrogate trained on the whole trajectory fits worst. ``fields`` chooses what
+    is recorded and learnt: ``("vorticity", "velocity")`` trains on three channels.
     """
 
     members: int = 40
@@ -35,6 +36,14 @@ class QuickstartConfig:
     width: int = 24
     modes: int = 12
     batch_size: int = 16
+    fields: tuple[str, ...] = ("vorticity",)
+
+    def __post_init__(self) -> None:
+        for name in ("members", "epochs", "width", "modes", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"quickstart {name} must be >= 1; got {getattr(self, name)}")
+        if not self.horizon >= 1.0:
+            raise ValueError(f"quickstart horizon must be at least 1 (two stored steps of 0.5); got {self.horizon}")
 
 
 def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(), *, device=None, progress: bool = True) -> dict:
@@ -44,10 +53,11 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     steps = round(config.horizon / 0.5)
     recipe = fno_navier_stokes(1e-3).with_overrides(
-        shape=(64, 64), stored_shape=(64, 64), times=tuple(0.5 * n for n in range(1, steps + 1)), members=config.members, batch_size=min(config.members, 20)
+        shape=(64, 64), stored_shape=(64, 64), times=tuple(0.5 * n for n in range(1, steps + 1)), members=config.members, batch_size=min(config.members, 20),
+        fields=config.fields,
     )
     started = time.perf_counter()
-    print(f"[1/4] generating {config.members} Navier-Stokes members (nu = 1e-3, 64², t = 0 .. {config.horizon:g}) into {store}")
+    print(f"[1/4] generating {config.members} Navier-Stokes members (nu = 1e-3, 64², t = 0 .. {config.horizon:g}; {', '.join(config.fields)}) into {store}")
     summary = generate(recipe, store, resume=store.exists(), device=device, progress=progress)
     report = validate(store)
     if not report.ok:

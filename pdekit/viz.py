@@ -18,18 +18,21 @@ def _pyplot():
     return plt
 
 
-def plot_fields(prediction: torch.Tensor, reference: torch.Tensor, times: list[float], path: str | Path, member: int = 0, columns: int = 4) -> Path:
-    """Writes reference, prediction and their difference at ``columns`` times of one member; returns the file.
+def plot_fields(
+    prediction: torch.Tensor, reference: torch.Tensor, times: list[float], path: str | Path, member: int = 0, columns: int = 4, channel: int = 0, name: str = ""
+) -> Path:
+    """Writes reference, prediction and their difference of one channel at ``columns`` times of one member; returns the file.
 
-    ``prediction, reference: [B, T, 1, *S]`` with one (line plots) or two (images) space axes.
+    ``prediction, reference: [B, T, C, *S]`` with one (line plots) or two (images) space axes.
     """
     plt = _pyplot()
     steps = sorted(set(torch.linspace(0, len(times) - 1, min(columns, len(times))).round().long().tolist()))
     figure, axes = plt.subplots(3, len(steps), figsize=(3 * len(steps), 8), squeeze=False)
     two_d = reference.ndim == 5
-    limit = reference[member].abs().max().item()
+    limit = reference[member, :, channel].abs().max().item()
     for column, n in enumerate(steps):
-        rows = (("solver", reference[member, n, 0]), ("surrogate", prediction[member, n, 0]), ("difference", prediction[member, n, 0] - reference[member, n, 0]))
+        truth, guess = reference[member, n, channel], prediction[member, n, channel]
+        rows = (("solver", truth), ("surrogate", guess), ("difference", guess - truth))
         for row, (label, field) in enumerate(rows):
             ax = axes[row, column]
             if two_d:
@@ -38,7 +41,7 @@ def plot_fields(prediction: torch.Tensor, reference: torch.Tensor, times: list[f
             else:
                 ax.plot(field.numpy())
                 ax.set_ylim(-limit * 1.1, limit * 1.1)
-            ax.set_title(f"{label}, t = {times[n]:.3g}", fontsize=9)
+            ax.set_title(f"{name + ' ' if name else ''}{label}, t = {times[n]:.3g}", fontsize=9)
     if two_d:
         figure.colorbar(image, ax=axes, shrink=0.6)
     return _save(figure, path)
@@ -57,14 +60,16 @@ def plot_error_over_time(curves: dict[str, tuple[list[float], list[float]]], pat
     return _save(figure, path)
 
 
-def plot_spectra(prediction: torch.Tensor, reference: torch.Tensor, path: str | Path, step: int = -1) -> Path:
-    """Writes the energy spectra of prediction and reference at ``step`` (mean over members); returns the file."""
+def plot_spectra(prediction: torch.Tensor, reference: torch.Tensor, path: str | Path, step: int = -1, channels: tuple[str, ...] = ()) -> Path:
+    """Writes the energy spectra of every channel of prediction and reference ``[B, T, C, *S]`` at ``step`` (mean over members); returns the file."""
     plt = _pyplot()
     dim = reference.ndim - 3
+    names = channels or tuple(f"channel {c}" for c in range(reference.shape[2]))
     figure, ax = plt.subplots(figsize=(6, 4))
-    for label, trajectory in (("solver", reference), ("surrogate", prediction)):
-        k, spectrum = energy_spectrum(trajectory[:, step, 0], dim)
-        ax.loglog(k[1:].numpy(), spectrum.mean(0)[1:].numpy(), label=label)
+    for c, name in enumerate(names):
+        for label, trajectory, style in (("solver", reference, "-"), ("surrogate", prediction, "--")):
+            k, spectrum = energy_spectrum(trajectory[:, step, c], dim)
+            ax.loglog(k[1:].numpy(), spectrum.mean(0)[1:].numpy(), style, label=f"{label}{'' if len(names) == 1 else ', ' + name}")
     ax.set_xlabel("wavenumber |k|")
     ax.set_ylabel("E(k)")
     ax.grid(True, which="both", alpha=0.3)
@@ -85,9 +90,19 @@ def _save(figure, path: str | Path) -> Path:
 
 def rollout_figures(result, folder: str | Path) -> list[Path]:
     """Writes the figures of a ``RolloutEvaluation`` (fields, error over time, spectra) into ``folder``; returns the files."""
+    """With several channels, ``fields_<channel>.png`` per channel and one error curve per field."""
     folder = Path(folder)
+    channels = tuple(result.channels) or ("",)
+    single = len(channels) == 1
+    fields = [
+        plot_fields(result.prediction, result.reference, result.times, folder / ("fields.png" if single else f"fields_{name}.png"), channel=c, name="" if single else name)
+        for c, name in enumerate(channels)
+    ]
+    curves = {"surrogate": (result.times, result.l2_per_time)}
+    if len(result.fields_per_time) > 1:
+        curves.update({f"surrogate, {name}": (result.times, errors) for name, errors in result.fields_per_time.items()})
     return [
-        plot_fields(result.prediction, result.reference, result.times, folder / "fields.png"),
-        plot_error_over_time({"surrogate": (result.times, result.l2_per_time)}, folder / "error.png"),
-        plot_spectra(result.prediction, result.reference, folder / "spectra.png"),
+        *fields,
+        plot_error_over_time(curves, folder / "error.png"),
+        plot_spectra(result.prediction, result.reference, folder / "spectra.png", channels=() if single else channels),
     ]

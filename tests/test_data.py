@@ -60,10 +60,12 @@ def test_store_opens_with_plain_xarray_and_follows_the_schema(burgers_store):
         "print(v.attrs['units'], v.attrs['long_name'], ds.attrs['pde'], ds.attrs['solver'], ds.attrs['schema_version'], int(ds.completed.sum()))"
     )
     out = subprocess.run([sys.executable, "-c", script, str(burgers_store)], capture_output=True, text=True, check=True, cwd="/")
-    assert out.stdout.split() == ["1", "velocity", "burgers", "Burgers", "1", "10"]
+    assert out.stdout.split() == ["1", "velocity", "burgers", "Burgers", "2", "10"]
     ds = xr.open_zarr(burgers_store)
     assert ds.sizes == {"member": 10, "time": 9, "x": 64}
-    assert set(ds.data_vars) >= {"velocity", "viscosity", "seed", "completed", "failed", "failure_time"}
+    assert set(ds.data_vars) == {"velocity"}
+    assert set(ds.coords) >= {"member", "time", "x", "viscosity", "seed", "completed", "failed", "failure_time"}
+    assert ds.completed.dtype == np.int8 and ds.completed.attrs["flag_meanings"] == "incomplete completed"
     assert validate(burgers_store).ok
 
 
@@ -99,7 +101,7 @@ def test_memory_url_store_round_trips():
     generate(heat_2d().with_overrides(shape=(16, 16), members=3, batch_size=2), store, device="cpu", progress=False)
     windows = Windows(store, input_steps=2, target_steps=3)
     inputs, targets, dt, params = windows[0]
-    assert inputs.shape == (2, 16, 16) and targets.shape == (3, 16, 16) and params.shape == (1,)
+    assert inputs.shape == (2, 1, 16, 16) and targets.shape == (3, 1, 16, 16) and params.shape == (1,)
     assert dt.item() == pytest.approx(0.01)
 
 
@@ -147,7 +149,7 @@ def test_member_that_blows_up_is_marked_failed_never_completed(tmp_path):
     recipe = small_burgers(cfl=None, dt=0.05, parameters={"viscosity": LogUniform(1e-4, 1.0)}, members=8, batch_size=8)
     summary = generate(recipe, tmp_path / "blowup.zarr", device="cpu", progress=False)
     ds = xr.open_zarr(tmp_path / "blowup.zarr")
-    failed, completed = ds.failed.values, ds.completed.values
+    failed, completed = ds.failed.values == 1, ds.completed.values == 1
     assert 0 < summary.failed < 8 and summary.completed == 8 - summary.failed
     assert not (failed & completed).any()
     assert np.isfinite(ds.failure_time.values[failed]).all()
@@ -165,13 +167,14 @@ def test_validate_names_what_is_wrong(tmp_path, burgers_store):
     group["completed"][3] = False
     report = validate(store)
     assert not report.ok
-    assert any("member 1 at time index 3" in p for p in report.problems)
+    assert any("velocity of member 1 at time index 3" in p for p in report.problems)
     assert any("incomplete members [3]" in n for n in report.notes)
-    group.attrs["schema_version"] = 99
+    group["x"].attrs["boundary_condition"] = "slippery"
+    assert any("boundary_condition 'slippery'" in p for p in validate(store).problems)
     del group["seed"]
-    report = validate(store)
-    assert any("schema_version is 99" in p for p in report.problems)
-    assert any("missing variables: ['seed']" in p for p in report.problems)
+    assert any("missing variables: ['seed']" in p for p in validate(store).problems)
+    group.attrs["schema_version"] = 99
+    assert any("schema_version is 99" in p for p in validate(store).problems)
 
 
 def test_windows_are_the_stored_slices(burgers_store):
@@ -179,8 +182,8 @@ def test_windows_are_the_stored_slices(burgers_store):
     ds = xr.open_zarr(burgers_store)
     assert len(windows) == 10 * 3  # starts 0, 2, 4 in 9 times
     inputs, targets, dt, params = windows[7]  # member 2, start 2
-    np.testing.assert_array_equal(inputs.numpy(), ds.velocity.values[2, 2:5])
-    np.testing.assert_array_equal(targets.numpy(), ds.velocity.values[2, 5:7])
+    np.testing.assert_array_equal(inputs.numpy(), ds.velocity.values[2, 2:5, None])  # [k, C=1, x]
+    np.testing.assert_array_equal(targets.numpy(), ds.velocity.values[2, 5:7, None])
     assert params.item() == pytest.approx(ds.viscosity.values[2]) and dt.item() == pytest.approx(0.05)
 
 
@@ -210,9 +213,10 @@ def test_multi_worker_loader_yields_the_same_batches(burgers_store):
 def test_normalization_statistics_come_from_completed_members(burgers_store, tmp_path):
     stats = compute_statistics(burgers_store)
     values = xr.open_zarr(burgers_store).velocity.values.astype(np.float64)
-    assert stats.mean == pytest.approx(values.mean(), abs=1e-9) and stats.std == pytest.approx(values.std(), rel=1e-9)
+    assert stats.channels == ("velocity",)
+    assert stats.mean[0] == pytest.approx(values.mean(), abs=1e-9) and stats.std[0] == pytest.approx(values.std(), rel=1e-9)
     raw, normalized = Windows(burgers_store)[0][0], Windows(burgers_store, normalize=True)[0][0]
-    assert torch.allclose(normalized, (raw - stats.mean) / stats.std)
+    assert torch.allclose(normalized, (raw - stats.mean[0]) / stats.std[0])
 
 
 def test_corrupted_chunk_is_reported_with_member_and_time(tmp_path):
@@ -237,7 +241,7 @@ def test_large_members_are_sharded_by_member_and_read_back(tmp_path, monkeypatch
     array = zarr.open_group(store)["velocity"]
     assert array.chunks == (1, 3, 64) and array.shards == (1, 9, 64)
     inputs, targets, _, _ = Windows(store, input_steps=4, target_steps=2)[3 * 4 + 1]  # member 3, start 1
-    np.testing.assert_array_equal(torch.cat([inputs, targets]).numpy(), xr.open_zarr(store).velocity.values[3, 1:7])
+    np.testing.assert_array_equal(torch.cat([inputs, targets])[:, 0].numpy(), xr.open_zarr(store).velocity.values[3, 1:7])
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).parents[1] / "datasets").glob("*.py")))
@@ -250,3 +254,19 @@ def test_dataset_scripts_document_themselves(script):
 def test_validate_command_reports_in_words(burgers_store):
     out = subprocess.run([sys.executable, "-m", "pdekit", "validate", str(burgers_store)], capture_output=True, text=True)
     assert out.returncode == 0 and "valid" in out.stdout
+
+
+def test_store_whose_time_chunks_do_not_divide_its_times_is_created_and_read_back(tmp_path, monkeypatch):
+    import pdekit.data.store
+
+    # 128² float32 is 64 KiB a step; at most 16 steps a chunk against 21 stored times (the case that
+    # crashed with 1 MiB chunks) makes two chunks of 11 in a shard of 22.
+    monkeypatch.setattr(pdekit.data.store, "CHUNK_BYTES", 2**20)
+    recipe = heat_2d().with_overrides(shape=(128, 128), members=2, batch_size=2)
+    store = tmp_path / "heat128.zarr"
+    generate(recipe, store, device="cpu", progress=False)
+    array = zarr.open_group(store)["temperature"]
+    assert array.shape == (2, 21, 128, 128) and array.chunks == (1, 11, 128, 128) and array.shards == (1, 22, 128, 128)
+    assert validate(store).ok
+    last = Windows(store, input_steps=19, target_steps=2)[1]
+    np.testing.assert_array_equal(last.targets[:, 0].numpy(), xr.open_zarr(store).temperature.values[1, 19:21])

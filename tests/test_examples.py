@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from pdekit.cli import main
+from pdekit.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = sorted(next(a for a in build_parser()._actions if a.dest == "command").choices)  # walks the parser, not a hand-kept list
 
 
-@pytest.mark.parametrize("command", ["generate", "validate", "train", "online", "evaluate", "rollout", "info", "quickstart", "pinn"])
+def test_the_parser_has_every_documented_command():
+    assert {"generate", "validate", "upgrade", "train", "online", "evaluate", "rollout", "info", "quickstart", "pinn"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -24,6 +29,18 @@ def test_quickstart_at_its_smallest_size_writes_the_results_and_figures(tmp_path
     assert "rollout error t = 1.5" in out and "correlation time" in out
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["error.png", "fields.png", "spectra.png"]
     assert (tmp_path / "fno" / "config.toml").exists()
+
+
+def test_quickstart_learns_vorticity_and_velocity_together(tmp_path, capsys):
+    assert main(["quickstart", "--out", str(tmp_path), "--members", "4", "--epochs", "1", "--horizon", "1", "--fields", "vorticity", "velocity", "--no-progress"]) == 0
+    assert "relative L2" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert names == ["error.png", "fields_velocity_x.png", "fields_velocity_y.png", "fields_vorticity.png", "spectra.png"]
+
+
+def test_quickstart_refuses_a_zero_size_before_generating(tmp_path, capsys):
+    assert main(["quickstart", "--out", str(tmp_path), "--members", "0"]) == 2
+    assert "members must be >= 1" in capsys.readouterr().err and not (tmp_path / "navier_stokes.zarr").exists()
 
 
 def test_hybrid_solver_example_runs(tmp_path):

@@ -286,5 +286,5 @@ def test_held_out_members_of_the_streamed_recipe_never_enter_the_stream(tmp_path
     assert exclude == [6, 7]
     _, exclude = prepare_validation(config, tiny_heat(seed=5), tmp_path, progress=False)
     assert exclude == []  # another draw: nothing to leave out
-    with pytest.raises(ValueError, match="streams temperature on"):
+    with pytest.raises(ValueError, match=r"streams \[.temperature.\] on"):
         prepare_validation(config, tiny_heat(shape=(32, 32)), tmp_path, progress=False)

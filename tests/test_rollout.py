@@ -15,7 +15,6 @@ from pdekit.rollout import (
     correlation_time,
     energy_drift,
     energy_spectrum,
-    finite_difference_derivative,
     integrate,
     pde_residual,
     relative_l2_per_step,
@@ -132,11 +131,25 @@ def test_energy_spectrum_puts_a_single_mode_in_its_shell_and_sums_to_the_energy(
     assert spectrum[0, 0, 5].item() == pytest.approx(spectrum[0, 0].sum().item(), rel=1e-5)  # |(3, 4)| = 5
 
 
-def test_finite_difference_derivative_is_central_with_two_states_and_forward_with_one():
-    t = torch.tensor([0.0, 0.1, 0.2]).view(1, 3, 1, 1)
-    u = t**2  # du/dt = 2t
-    assert finite_difference_derivative(u[:, :2], u[:, 2], 0.1).item() == pytest.approx(0.2)  # exact at t = 0.1
-    assert finite_difference_derivative(u[:, 1:2], u[:, 2], 0.1).item() == pytest.approx(0.3)  # forward: biased
+def test_automatic_derivative_target_is_the_highest_order_the_window_holds():
+    t = torch.arange(6, dtype=torch.float64).mul(0.1).view(1, 6, 1, 1)
+    u = t**4  # du/dt = 4 t^3
+    auto = RolloutTraining(mode="derivative")
+    assert auto.derivative(u[:, 1:2], u[:, 2:3], 0.1).item() == pytest.approx(0.1**4 * 15 / 0.1)  # 2 states: forward
+    assert auto.derivative(u[:, :2], u[:, 2:3], 0.1).item() == pytest.approx((0.2**4 - 0.0) / 0.2)  # 3: central
+    assert auto.derivative(u[:, :3], u[:, 3:5], 0.1).item() == pytest.approx(4 * 0.2**3)  # 5: richardson, exact on quartics
+    assert RolloutTraining(derivative_target="central").derivative(u[:, :3], u[:, 3:5], 0.1).item() == pytest.approx((0.3**4 - 0.1**4) / 0.2)
+    with pytest.raises(ValueError, match="derivative target must be one of"):
+        RolloutTraining(derivative_target="spline")
+
+
+def test_input_noise_does_not_reach_the_derivative_target():
+    u = torch.linspace(0, 1, 3).view(1, 3, 1, 1).expand(1, 3, 1, 8).contiguous()  # du/dt = 0.5 per step of 1
+    objective = RolloutObjective(RolloutTraining(mode="derivative", noise=10.0), input_steps=2, dt=1.0)
+    zero = nn.Conv1d(2, 1, 1, bias=False)
+    nn.init.zeros_(zero.weight)
+    loss = objective.loss(lambda x, p: zero(x), u[:, :2], u[:, 2:], None, squared_error, epoch=0)
+    assert loss.item() == pytest.approx(0.25)  # (0 - 0.5)^2: the target saw the clean states
 
 
 class Scale(nn.Module):
@@ -155,18 +168,18 @@ def squared_error(prediction, target):
 
 
 def test_pushforward_passes_gradients_through_the_last_step_only():
-    u0, truth = torch.ones(1, 1, 1, 4), torch.ones(1, 2, 4)  # inputs [B, k*C, S], two target steps
-    objective = RolloutObjective(RolloutTraining(unroll=2, pushforward=True), channels=1, input_steps=1, dt=1.0)
+    u0, truth = torch.ones(1, 1, 1, 4), torch.ones(1, 2, 1, 4)  # inputs [B, k, C, S], two target steps
+    objective = RolloutObjective(RolloutTraining(unroll=2, pushforward=True), input_steps=1, dt=1.0)
     model = Scale()
-    objective.loss(model, u0.flatten(1, 2), truth, None, squared_error, epoch=0).backward()
+    objective.loss(model, u0, truth, None, squared_error, epoch=0).backward()
     # loss = (a * stop(a) * 1 - 1)^2, so d/da = 2 (a^2 - 1) a, not 2 (a^2 - 1) 2a
     assert model.a.grad.item() == pytest.approx(2 * (0.81 - 1) * 0.9)
 
 
 def test_teacher_forcing_feeds_the_true_state_at_the_start_of_the_curriculum():
-    u0, truth = torch.ones(1, 1, 4), torch.stack([2 * torch.ones(1, 4), 3 * torch.ones(1, 4)], dim=1)
-    forced = RolloutObjective(RolloutTraining(unroll=2, teacher_forcing_epochs=10), channels=1, input_steps=1, dt=1.0)
-    free = RolloutObjective(RolloutTraining(unroll=2), channels=1, input_steps=1, dt=1.0)
+    u0, truth = torch.ones(1, 1, 1, 4), torch.stack([2 * torch.ones(1, 1, 4), 3 * torch.ones(1, 1, 4)], dim=1)  # [B, k, C, S], [B, m, C, S]
+    forced = RolloutObjective(RolloutTraining(unroll=2, teacher_forcing_epochs=10), input_steps=1, dt=1.0)
+    free = RolloutObjective(RolloutTraining(unroll=2), input_steps=1, dt=1.0)
     model = Scale()
     expected_forced = 0.5 * ((0.9 - 2) ** 2 + (0.9 * 2 - 3) ** 2)
     expected_free = 0.5 * ((0.9 - 2) ** 2 + (0.81 - 3) ** 2)

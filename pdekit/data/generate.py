@@ -16,9 +16,9 @@ import torch
 from scipy.stats import qmc
 from tqdm.auto import tqdm
 
-from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings
-from pdekit.data.store import create_store, mark_failed, member_status, open_store, write_member
-from pdekit.grid import fourier_truncate
+from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings, record
+from pdekit.data.schema import json_attribute
+from pdekit.data.store import Layout, create_store, mark_failed, member_status, open_store, write_member
 from pdekit.solvers import BlowUpError
 
 
@@ -98,7 +98,7 @@ def run_batch(recipe: Recipe, store, batch: int, device=None) -> BatchResult:
             newly_failed += len(error.members)
             members = [m for i, m in enumerate(members) if i not in set(error.members)]
             continue
-        stored = fourier_truncate(trajectory[:, :, 0], recipe.stored_grid.shape).cpu().numpy()
+        stored = record(recipe, trajectory).cpu().numpy()
         written = 0
         for i, m in enumerate(members):
             if not completed[m]:
@@ -120,7 +120,7 @@ class GenerationSummary:
 
 
 def _same_recipe(group, recipe: Recipe, store) -> None:
-    stored = group.attrs.get("recipe", {})
+    stored = json_attribute(group.attrs, "recipe", {})
     differences = differing_settings(stored, recipe)
     if differences:
         wanted = recipe.to_attrs()
@@ -145,8 +145,7 @@ def generate(recipe: Recipe, store, *, resume: bool = False, client=None, device
     if exists:
         _same_recipe(group, recipe, store)
     else:
-        probe = build_solver(recipe, {n: torch.ones(1) for n in recipe.parameter_names}, device="cpu")
-        group = create_store(store, recipe, sample_parameters(recipe), member_seeds(recipe), solver_name=type(probe).__name__, scheme=probe.scheme.name)
+        group = create_store(store, Layout.of_recipe(recipe), sample_parameters(recipe), member_seeds(recipe))
     completed, failed = member_status(group)
     pending = [b for b, members in enumerate(member_batches(recipe)) if any(not (completed[m] or failed[m]) for m in members)]
 

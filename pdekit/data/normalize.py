@@ -1,57 +1,86 @@
-"""Normalisation statistics of an ensemble, computed out of core with dask and kept in the store."""
+"""Per-channel normalisation statistics of an ensemble, computed out of core with dask and kept in the store."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import xarray as xr
 
-from pdekit.data.schema import StoreError
-from pdekit.data.store import consolidate, open_store
+from pdekit.data.schema import StoreError, json_attribute
+from pdekit.data.store import channel_names, consolidate, open_store, space_shape, store_fields
 
 
 @dataclass(frozen=True)
 class FieldStatistics:
-    """Mean and standard deviation of a field over all completed members, times and points."""
+    """Mean and standard deviation of every channel over all completed members, times and points.
 
-    mean: float
-    std: float
+    ``normalize`` and ``denormalize`` take ``x [..., channel, *space]`` with ``space_dims`` spatial
+    axes (a trajectory ``[T, C, *S]``, a batch of windows ``[B, k, C, *S]``, a state ``[B, C, *S]``).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    space_dims: int
+    channels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.std) or not all(s > 0 for s in self.std):
+            raise ValueError(f"FieldStatistics needs one positive std per mean; got mean {self.mean}, std {self.std}")
+
+    def _view(self, values: tuple[float, ...], x):
+        shape = (len(values), *([1] * self.space_dims))
+        if isinstance(x, torch.Tensor):
+            return torch.tensor(values, dtype=x.dtype, device=x.device).view(shape)
+        return np.asarray(values, dtype=x.dtype).reshape(shape)
 
     def normalize(self, x):
-        return (x - self.mean) / self.std
+        return (x - self._view(self.mean, x)) / self._view(self.std, x)
 
     def denormalize(self, x):
-        return x * self.std + self.mean
+        return x * self._view(self.std, x) + self._view(self.mean, x)
 
 
 def compute_statistics(store) -> FieldStatistics:
-    """Computes the field's statistics over the completed members with dask, saves them in the store's attributes, and returns them.
+    """Computes every channel's statistics over the completed members with dask, saves them in the store's attributes, and returns them.
 
-    Reads the store chunk by chunk (never whole) through ``xarray.open_zarr``.
+    Reads the store chunk by chunk (never whole) through ``xarray.open_zarr``, in one pass.
     """
     group = open_store(store, mode="r+")
-    name = group.attrs["field"]
     dataset = xr.open_zarr(store, consolidated=None)
-    completed = dataset["completed"].load()
+    completed = dataset["completed"].load() != 0
     if not bool(completed.any()):
         raise StoreError(f"{store}: no completed members to compute statistics over")
-    field = dataset[name].isel(member=np.flatnonzero(completed.values)).astype("float64")
-    moments = xr.Dataset({"mean": field.mean(), "mean_square": (field**2).mean()}).compute()  # one pass over the chunks
-    mean, mean_square = float(moments["mean"]), float(moments["mean_square"])
-    std = float(np.sqrt(max(mean_square - mean**2, 0.0)))
-    if not std > 0:
-        raise StoreError(f"{store}: {name} is constant ({mean}); it cannot be normalised")
-    group.attrs["normalization"] = {name: {"mean": mean, "std": std}}
+    moments = {}
+    for name in store_fields(group):
+        field = dataset[name].isel(member=np.flatnonzero(completed.values)).astype("float64")
+        keep = ["component"] if "component" in field.dims else []
+        axes = [d for d in field.dims if d not in keep]
+        moments[f"{name}_mean"], moments[f"{name}_mean_square"] = field.mean(axes), (field**2).mean(axes)
+    moments = xr.Dataset(moments).compute()
+    means, stds = [], []
+    for name in store_fields(group):
+        mean = np.atleast_1d(moments[f"{name}_mean"].values)
+        std = np.sqrt(np.maximum(np.atleast_1d(moments[f"{name}_mean_square"].values) - mean**2, 0.0))
+        if not (std > 0).all():
+            raise StoreError(f"{store}: {name} is constant (mean {mean.tolist()}); it cannot be normalised")
+        means += mean.tolist()
+        stds += std.tolist()
+    statistics = FieldStatistics(tuple(means), tuple(stds), len(space_shape(group)), channel_names(group))
+    group.attrs["normalization"] = json.dumps({"channels": list(statistics.channels), "mean": means, "std": stds})
     consolidate(store)
-    return FieldStatistics(mean, std)
+    return statistics
 
 
 def load_statistics(store) -> FieldStatistics:
     """Returns the statistics saved by ``compute_statistics``; StoreError if there are none."""
     group = open_store(store)
-    name = group.attrs["field"]
-    saved = group.attrs.get("normalization", {}).get(name)
+    saved = json_attribute(group.attrs, "normalization")
+    channels = channel_names(group)
     if saved is None:
-        raise StoreError(f"{store}: no normalisation statistics for {name}; run pdekit.data.normalize.compute_statistics(store) first")
-    return FieldStatistics(float(saved["mean"]), float(saved["std"]))
+        raise StoreError(f"{store}: no normalisation statistics; run pdekit.data.normalize.compute_statistics(store) first")
+    if tuple(saved["channels"]) != channels:
+        raise StoreError(f"{store}: the saved statistics are of channels {saved['channels']}; the store holds {list(channels)}")
+    return FieldStatistics(tuple(saved["mean"]), tuple(saved["std"]), len(space_shape(group)), channels)

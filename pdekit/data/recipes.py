@@ -11,9 +11,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from pdekit.grid import Grid
-from pdekit.solvers import Burgers, GaussianRandomField, Heat, NavierStokes2D, fno_forcing, kolmogorov_forcing
+from pdekit.data.fields import PDES, channel_names
+from pdekit.grid import Grid, fourier_truncate
+from pdekit.solvers import Burgers, GaussianRandomField, GrayScott, Heat, NavierStokes2D, fno_forcing, kolmogorov_forcing
 from pdekit.solvers.base import SpectralSolver
+from pdekit.solvers.fields import FieldSampler
+from pdekit.solvers import gray_scott as gs
 
 
 @dataclass(frozen=True)
@@ -40,22 +43,13 @@ def LogUniform(low: float, high: float) -> Uniform:
     return Uniform(low, high, log=True)
 
 
-PDES = ("navier_stokes_2d", "heat", "burgers")
-FIELD_NAMES = {"navier_stokes_2d": "vorticity", "heat": "temperature", "burgers": "velocity"}
-PARAMETERS = {
-    "navier_stokes_2d": ("viscosity", "forcing_amplitude", "drag"),
-    "heat": ("diffusivity",),
-    "burgers": ("viscosity",),
-}
-
-
 @dataclass(frozen=True)
 class Recipe:
     """One simulation ensemble.
 
     Args:
         name: the recipe's name, recorded in the store.
-        pde: one of ``PDES``.
+        pde: a name in ``pdekit.data.fields.PDES``.
         shape, lengths: the grid the solver runs on.
         stored_shape: the grid the store holds (Fourier truncation of the solution); None: ``shape``.
         times: output times; ``t = 0`` (the initial condition) is always stored first.
@@ -65,6 +59,8 @@ class Recipe:
         forcing: ``"fno"``, ``"kolmogorov"`` or None (Navier-Stokes only).
         initial_field: the sampler of initial states.
         members, batch_size, seed: ensemble size, members per solver call, base seed.
+        fields: the fields to record, in channel order (empty: the PDE's default, e.g. vorticity
+            for Navier-Stokes; ``("vorticity", "velocity")`` records both).
     """
 
     name: str
@@ -78,17 +74,22 @@ class Recipe:
     cfl: float | None = None
     sampling: str = "random"
     forcing: str | None = None
-    initial_field: GaussianRandomField = GaussianRandomField()
+    initial_field: FieldSampler | gs.RandomGaussians | gs.PerturbedSteadyState = GaussianRandomField()
     members: int = 64
     batch_size: int = 16
     seed: int = 0
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.pde not in PDES:
-            raise ValueError(f"recipe {self.name!r}: unknown pde {self.pde!r}; expected one of {PDES}")
-        unknown = set(self.parameters) - set(PARAMETERS[self.pde])
+            raise ValueError(f"recipe {self.name!r}: unknown pde {self.pde!r}; expected one of {sorted(PDES)}")
+        known = PDES[self.pde].parameter_names
+        unknown = set(self.parameters) - set(known)
         if unknown:
-            raise ValueError(f"recipe {self.name!r}: {self.pde} has no parameter {sorted(unknown)}; it has {PARAMETERS[self.pde]}")
+            raise ValueError(f"recipe {self.name!r}: {self.pde} has no parameter {sorted(unknown)}; it has {known}")
+        object.__setattr__(self, "fields", tuple(self.fields))
+        if self.fields:
+            PDES[self.pde].check_fields(self.fields, f"recipe {self.name!r}")
         if self.sampling not in ("random", "latin_hypercube", "sobol"):
             raise ValueError(f"recipe {self.name!r}: sampling must be random, latin_hypercube or sobol; got {self.sampling!r}")
         if self.members < 1 or self.batch_size < 1:
@@ -108,12 +109,18 @@ class Recipe:
         return Grid(self.stored_shape or self.shape, self.grid.lengths)
 
     @property
-    def field_name(self) -> str:
-        return FIELD_NAMES[self.pde]
+    def field_names(self) -> tuple[str, ...]:
+        """Returns the recorded fields, in channel order."""
+        return self.fields or PDES[self.pde].default_fields
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Returns the names of the recorded channels (a vector field has one per axis)."""
+        return channel_names(PDES[self.pde], self.field_names, self.grid.ndim)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        return tuple(p for p in PARAMETERS[self.pde] if p in self.parameters)
+        return tuple(p for p in PDES[self.pde].parameter_names if p in self.parameters)
 
     @property
     def ranged_parameters(self) -> tuple[str, ...]:
@@ -126,6 +133,7 @@ class Recipe:
     def to_attrs(self) -> dict:
         """Returns the recipe as JSON-compatible attributes for the store."""
         attrs = asdict(self)
+        attrs["fields"] = list(self.field_names)
         attrs["parameters"] = {k: (asdict(v) if isinstance(v, Uniform) else v) for k, v in self.parameters.items()}
         attrs["initial_field"] = {"type": type(self.initial_field).__name__, **asdict(self.initial_field)}
         return attrs
@@ -146,16 +154,43 @@ def _as_json(value):
     return value
 
 
+def _heat(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
+    return Heat(recipe.grid, parameters["diffusivity"], **common)
+
+
+def _burgers(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
+    return Burgers(recipe.grid, parameters["viscosity"], cfl=recipe.cfl, **common)
+
+
+FORCINGS = {"fno": fno_forcing, "kolmogorov": kolmogorov_forcing, None: lambda grid: None}
+
+
+def _navier_stokes(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
+    return NavierStokes2D(recipe.grid, forcing=FORCINGS[recipe.forcing](recipe.grid), cfl=recipe.cfl, **parameters, **common)
+
+
+def _gray_scott(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
+    return GrayScott(recipe.grid, **parameters, **common)
+
+
+SOLVERS = {"heat": _heat, "burgers": _burgers, "navier_stokes_2d": _navier_stokes, "gray_scott": _gray_scott}
+
+
 def build_solver(recipe: Recipe, parameters: dict[str, torch.Tensor], device=None) -> SpectralSolver:
     """Returns the recipe's solver with per-member ``parameters`` (name -> ``[batch]`` float64 tensor)."""
-    grid = recipe.grid
-    common = dict(device=device, dtype=torch.float64, initial_field=recipe.initial_field)
-    if recipe.pde == "heat":
-        return Heat(grid, parameters["diffusivity"], **common)
-    if recipe.pde == "burgers":
-        return Burgers(grid, parameters["viscosity"], cfl=recipe.cfl, **common)
-    forcing = {"fno": fno_forcing, "kolmogorov": kolmogorov_forcing, None: lambda g: None}[recipe.forcing](grid)
-    return NavierStokes2D(grid, forcing=forcing, cfl=recipe.cfl, **parameters, **common)
+    return SOLVERS[recipe.pde](recipe, parameters, dict(device=device, dtype=torch.float64, initial_field=recipe.initial_field))
+
+
+def solver_description(recipe: Recipe) -> tuple[str, str]:
+    """Returns the recipe's solver class name and time-stepping scheme, as a store records them."""
+    probe = build_solver(recipe, {n: torch.ones(1) for n in recipe.parameter_names}, device="cpu")
+    return type(probe).__name__, probe.scheme.name
+
+
+def record(recipe: Recipe, trajectory: torch.Tensor) -> torch.Tensor:
+    """Returns what a store keeps of a solver ``trajectory [B, T, C_solver, *shape]``: the recipe's fields on its stored grid, ``[B, T, C, *stored_shape]``."""
+    fields = PDES[recipe.pde].observe(recipe.field_names, trajectory, recipe.grid)
+    return fourier_truncate(fields, recipe.stored_grid.shape)
 
 
 def fno_navier_stokes(viscosity: float = 1e-3) -> Recipe:
@@ -207,9 +242,32 @@ def burgers_1d() -> Recipe:
     )
 
 
+def gray_scott(pattern: str = "gliders") -> Recipe:
+    """Gray-Scott reaction-diffusion in The Well's setting (``gray_scott_reaction_diffusion``) for one of its patterns.
+
+    The feed and kill rates of ``pattern`` (``gray_scott.WELL_PATTERNS``: gliders, bubbles, maze,
+    worms, spirals, spots), ``D_u = 2e-5``, ``D_v = 1e-5`` on ``[-1, 1]^2`` at 128², ETDRK4 with
+    ``dt = 1``, both species stored every 10 time units up to t = 10 000, from The Well's random
+    Gaussian initial states; 200 members as The Well has per pattern. The patterns are resolved to
+    about 1-2% at 128² (``GrayScott``'s docstring): set ``--shape 256 256 --stored-shape 128 128`` for
+    a resolved ensemble on The Well's grid.
+    """
+    if pattern not in gs.WELL_PATTERNS:
+        raise ValueError(f"gray_scott pattern must be one of {sorted(gs.WELL_PATTERNS)}; got {pattern!r}")
+    feed, kill = gs.WELL_PATTERNS[pattern]
+    steps = round(gs.WELL_FINAL_TIME / gs.WELL_OUTPUT_INTERVAL)
+    return Recipe(
+        name=f"gray_scott_{pattern}", pde="gray_scott", shape=gs.WELL_SHAPE, lengths=gs.WELL_LENGTHS,
+        times=tuple(gs.WELL_OUTPUT_INTERVAL * n for n in range(1, steps + 1)), dt=gs.WELL_DT,
+        parameters={"feed": feed, "kill": kill, "diffusivity_u": gs.WELL_DIFFUSIVITY_U, "diffusivity_v": gs.WELL_DIFFUSIVITY_V},
+        initial_field=gs.RandomGaussians(), members=200, batch_size=8,
+    )
+
+
 RECIPES = {
     "fno_navier_stokes": fno_navier_stokes,
     "kolmogorov_flow": kolmogorov_flow,
     "heat_2d": heat_2d,
     "burgers_1d": burgers_1d,
+    "gray_scott": gray_scott,
 }

@@ -1,51 +1,58 @@
-"""The ensemble schema: what a pdekit Zarr store holds, and ``validate`` to check a store against it.
+"""The ensemble schema (version 2): what a pdekit Zarr store holds, and ``validate`` to check a store against it.
 
-One Zarr v3 group per ensemble, readable by plain ``xarray.open_zarr`` with no pdekit import:
+One Zarr v3 group per ensemble, readable by plain ``xarray.open_zarr`` (and written CF-clean, so
+``ds.to_netcdf`` and ``cf_xarray`` work) with no pdekit import:
 
-- ``<field>(member, time, [z,] [y,] x)``: the solution, float32, NaN where not yet written; the field is
-  ``vorticity``, ``temperature`` or ``velocity`` by PDE (attribute ``field``).
-- coordinates ``member``, ``time``, ``x`` (and ``y``, ``z``).
-- per-member parameters over ``member`` (``viscosity``, ``diffusivity``, ...), and ``seed``.
-- ``completed(member)``: set only after the member's data is written; readers use only these members.
-- ``failed(member)`` and ``failure_time(member)``: a member whose simulation blew up, never completed.
-- attributes: ``schema_version``, ``pdekit_version``, ``pde``, ``solver``, ``scheme``, ``field``,
-  ``parameter_names``, ``recipe`` (the full generation settings), CF ``Conventions``; every variable
-  carries ``long_name`` and ``units``.
+- one variable per recorded field, ``<field>(member, time, [component,] [z,] [y,] x)``, float32, NaN
+  where not yet written. Attribute ``fields`` lists them in channel order. A vector field (e.g.
+  ``velocity``) has a ``component`` axis over the spatial axes in ``x, y, z`` order (its attribute
+  ``components``, e.g. ``"x y"``); its channels are ``velocity_x, velocity_y``.
+- coordinates ``member`` (CF ``standard_name: realization``), ``time`` (``axis: T``), ``x``, ``y``,
+  ``z`` (``axis: X/Y/Z``, and ``boundary_condition``: one of ``BOUNDARY_CONDITIONS``).
+- per-member coordinates along ``member``: the parameters (``viscosity``, ...), ``seed``, the int8
+  flags ``completed`` (set only after the member's data is written; readers use only these members)
+  and ``failed`` (blew up, never completed), and ``failure_time``. Each field's ``coordinates``
+  attribute names them, so xarray opens them as coordinates: ``ds.where(ds.completed, drop=True)``.
+- attributes: ``schema_version``, ``pdekit_version``, ``pde``, ``solver``, ``scheme``, ``fields`` and
+  ``parameter_names`` (space-separated names), ``recipe`` (the full generation settings) and, once
+  computed, ``normalization``, both as JSON strings; CF ``Conventions``; every variable carries
+  ``long_name`` and ``units``.
+
+Version 1 stores (one scalar field named by the attribute ``field``, bool flags, nested attributes)
+are upgraded in place by ``pdekit upgrade STORE`` (``pdekit.data.store.upgrade_store``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SPACE_DIMS = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
-LONG_NAMES = {
-    "vorticity": "vorticity (curl of velocity)",
-    "temperature": "temperature",
-    "velocity": "velocity",
-    "time": "time",
-    "x": "x coordinate",
-    "y": "y coordinate",
-    "z": "z coordinate",
-    "member": "ensemble member index",
-    "viscosity": "kinematic viscosity",
-    "diffusivity": "thermal diffusivity",
-    "forcing_amplitude": "forcing amplitude factor",
-    "drag": "linear drag coefficient",
-    "seed": "random seed of the initial condition",
-    "completed": "member written completely",
-    "failed": "member simulation blew up",
-    "failure_time": "time at which the member became non-finite",
-}
-# Nondimensional problems: every quantity is in units of the domain length and time scale.
-UNITS = {"viscosity": "1", "diffusivity": "1", "time": "1", "x": "1", "y": "1", "z": "1"}
+BOUNDARY_CONDITIONS = ("periodic", "wall", "open")
+FLAGS = ("completed", "failed")
+UPGRADE = "upgrade it in place with `pdekit upgrade STORE` (pdekit.data.store.upgrade_store: rewrites metadata and flags, the data stays)"
 
 
 class StoreError(ValueError):
     """A store that does not follow the schema, or data that cannot be read; the message says where."""
+
+
+def names(attrs, key: str) -> list[str]:
+    """Returns a space-separated name list attribute (``fields``, ``parameter_names``) as a list."""
+    value = attrs.get(key, "")
+    return value.split() if isinstance(value, str) else list(value)
+
+
+def json_attribute(attrs, key: str, default=None):
+    """Returns a JSON-string attribute (``recipe``, ``normalization``) decoded; ``default`` when absent."""
+    value = attrs.get(key)
+    if value is None:
+        return default
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -71,65 +78,91 @@ def _member_list(indices: np.ndarray, limit: int = 10) -> str:
     return f"[{shown}{', ...' if len(indices) > limit else ''}] ({len(indices)} in all)"
 
 
+def _dims(array) -> tuple[str, ...]:
+    return tuple(array.metadata.dimension_names or ())
+
+
 def validate(store, check_values: bool = True) -> ValidationReport:
     """Returns a report of everything about ``store`` that departs from the schema.
 
-    Checks the schema version, the variables and their dimensions, incomplete and failed members,
-    and (``check_values``, one read of the data) completed members that hold NaN or infinity.
+    Checks the schema version, the fields, coordinates and per-member variables and their
+    dimensions, incomplete and failed members, and (``check_values``, one read of the data)
+    completed members that hold NaN or infinity or whose chunks cannot be read.
     """
     report = ValidationReport(str(store))
     try:
-        group = zarr.open_group(store, mode="r")
+        group = zarr.open_group(store, mode="r", use_consolidated=False)  # the metadata itself, not a copy that may be stale
     except Exception as error:  # noqa: BLE001 - any failure to open is the report's answer
         report.problems.append(f"cannot open as a Zarr group: {error}")
         return report
     attrs = dict(group.attrs)
     version = attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
-        report.problems.append(f"schema_version is {version!r}; this pdekit reads version {SCHEMA_VERSION}")
-    name = attrs.get("field")
-    if name is None:
-        report.problems.append("attribute 'field' (the name of the solution variable) is missing")
+    if version == 1:
+        report.problems.append(f"schema_version is 1, from an older pdekit; {UPGRADE}")
         return report
-    arrays = {k: v for k, v in group.arrays()}
-    params = list(attrs.get("parameter_names", []))
-    required = [name, "time", "member", "completed", "failed", "seed", *params]
+    if version != SCHEMA_VERSION:
+        report.problems.append(f"schema_version is {version!r}; this pdekit reads version {SCHEMA_VERSION} (and upgrades version 1)")
+        return report
+    fields = names(attrs, "fields")
+    if not fields:
+        report.problems.append("attribute 'fields' (the names of the solution variables) is missing or empty")
+        return report
+    arrays = dict(group.arrays())
+    params = names(attrs, "parameter_names")
+    first = arrays.get(fields[0])
+    ndim = first.ndim - 2 - ("component" in _dims(first)) if first is not None else 0
+    if ndim not in SPACE_DIMS:
+        report.problems.append(f"{fields[0]} has dims {_dims(first) if first is not None else None}; expected ('member', 'time', [component,] *space)")
+        return report
+    space = SPACE_DIMS[ndim]
+    required = [*fields, "time", "member", *FLAGS, "failure_time", "seed", *params, *space]
     missing = [v for v in required if v not in arrays]
     if missing:
         report.problems.append(f"missing variables: {missing}")
         return report
-    data = arrays[name]
-    dims = tuple(data.metadata.dimension_names or ())
-    ndim = data.ndim - 2
-    if ndim not in SPACE_DIMS or dims != ("member", "time", *SPACE_DIMS[ndim]):
-        report.problems.append(f"{name} has dims {dims}; expected ('member', 'time', *space) with space one of {list(SPACE_DIMS.values())}")
-        return report
-    members, times = data.shape[:2]
-    for var in ["member", "completed", "failed", "seed", *params]:
-        if tuple(arrays[var].metadata.dimension_names or ()) != ("member",) or arrays[var].shape != (members,):
-            report.problems.append(f"{var} must have dims ('member',) and shape ({members},); got {arrays[var].metadata.dimension_names} {arrays[var].shape}")
+    members, times = first.shape[:2]
+    for name in fields:
+        dims = _dims(arrays[name])
+        vector = "component" in dims
+        expected = ("member", "time", *(("component",) if vector else ()), *space)
+        if dims != expected or arrays[name].shape[:2] != (members, times):
+            report.problems.append(f"{name} has dims {dims} and shape {arrays[name].shape}; expected dims {expected} with {members} members and {times} times")
+        elif vector and (arrays[name].shape[2] != ndim or arrays[name].attrs.get("components", "").split() != list("xyz"[:ndim])):
+            report.problems.append(f"{name} is a vector field: it needs {ndim} components and the attribute components = {' '.join('xyz'[:ndim])!r}")
+    for var in ["member", *FLAGS, "failure_time", "seed", *params]:
+        if _dims(arrays[var]) != ("member",) or arrays[var].shape != (members,):
+            report.problems.append(f"{var} must have dims ('member',) and shape ({members},); got {_dims(arrays[var])} {arrays[var].shape}")
     if arrays["time"].shape != (times,):
-        report.problems.append(f"time has shape {arrays['time'].shape}; {name} has {times} times")
+        report.problems.append(f"time has shape {arrays['time'].shape}; the fields have {times} times")
+    for axis in space:
+        bc = arrays[axis].attrs.get("boundary_condition")
+        if bc not in BOUNDARY_CONDITIONS:
+            report.problems.append(f"coordinate {axis} has boundary_condition {bc!r}; expected one of {BOUNDARY_CONDITIONS}")
     if report.problems:
         return report
 
-    completed = np.asarray(arrays["completed"][:], dtype=bool)
-    failed = np.asarray(arrays["failed"][:], dtype=bool)
+    completed = np.asarray(arrays["completed"][:]) != 0
+    failed = np.asarray(arrays["failed"][:]) != 0
     incomplete = np.flatnonzero(~completed & ~failed)
     if len(incomplete):
         report.notes.append(f"incomplete members {_member_list(incomplete)}: resume the generation to finish them")
     if failed.any():
-        when = np.asarray(arrays["failure_time"][:])[failed] if "failure_time" in arrays else []
+        when = np.asarray(arrays["failure_time"][:])[failed]
         report.notes.append(f"failed (blew up) members {_member_list(np.flatnonzero(failed))}, first at t={min(when, default=float('nan')):g}")
     if (completed & failed).any():
         report.problems.append(f"members both completed and failed: {_member_list(np.flatnonzero(completed & failed))}")
     if check_values:
         bad = []
         for m in np.flatnonzero(completed):
-            values = data[int(m)]
-            if not np.isfinite(values).all():
-                t = int(np.argwhere(~np.isfinite(values))[0][0])
-                bad.append(f"member {int(m)} at time index {t}")
+            for name in fields:
+                try:
+                    values = arrays[name][int(m)]
+                except Exception as error:  # noqa: BLE001 - a truncated or corrupt chunk: name its place
+                    bad.append(f"{name} of member {int(m)} cannot be read ({type(error).__name__}: {error})")
+                    continue
+                finite = np.isfinite(values).reshape(values.shape[0], -1).all(axis=1)
+                if not finite.all():
+                    bad.append(f"{name} of member {int(m)} at time index {int(np.flatnonzero(~finite)[0])}")
         if bad:
-            report.problems.append(f"completed members hold NaN or infinity: {bad[:10]}{' ...' if len(bad) > 10 else ''}")
+            report.problems.append(f"completed members hold NaN or infinity or unreadable chunks: {bad[:10]}{' ...' if len(bad) > 10 else ''}")
     return report

@@ -1,83 +1,145 @@
 """Writing ensembles into Zarr v3 stores that follow ``pdekit.data.schema``, safely under crashes and concurrency.
 
-Layout: the solution is chunked ``(1, time_chunk, *space)`` with one shard per member ``(1, time,
-*space)``, so every member write covers whole shards. Zarr has no write locks: concurrent writers
-are safe only because no two of them ever touch the same shard or chunk. Per-member parameters are
-written once, at creation; the per-member flags have chunks of one member each.
+Layout: each field is chunked ``(1, time_chunk, [component,] *space)`` with one shard per member
+``(1, time, [component,] *space)``, so every member write covers whole shards. Zarr has no write
+locks: concurrent writers are safe only because no two of them ever touch the same shard or chunk.
+Per-member parameters are written once, at creation; the per-member flags have chunks of one
+member each. In memory a member's trajectory is one array ``[time, channel, *space]``: ``write_member``
+splits it into the fields and ``read_members`` stacks them back.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import zarr
 
 import pdekit
-from pdekit.data.recipes import Recipe
-from pdekit.data.schema import LONG_NAMES, SCHEMA_VERSION, SPACE_DIMS, UNITS, StoreError
+from pdekit.data.fields import PDES, Field, Parameter
+from pdekit.data.recipes import Recipe, solver_description
+from pdekit.data.schema import BOUNDARY_CONDITIONS, FLAGS, SCHEMA_VERSION, SPACE_DIMS, UPGRADE, StoreError, json_attribute, names
+from pdekit.grid import Grid
 
-# About 1 MiB of float32 per chunk: large enough that a read call's fixed cost (~1 ms in
-# zarr-python) stays small against its transfer, small enough for windows of a few steps.
-CHUNK_BYTES = 2**20
+# At most 4 MiB of float32 per chunk: large enough that a read call's fixed cost (~1 ms in
+# zarr-python) stays small against its transfer, and that a 64² vector field's whole trajectory is
+# one chunk (sharded reads of a 1.7 MB velocity member streamed at 0.70x the bytes per second of
+# unsharded ones, benchmarks/streaming.py); small enough for readers of a few time steps.
+CHUNK_BYTES = 4 * 2**20
+
+COORDINATE_ATTRS = {
+    "time": {"long_name": "time", "units": "1", "axis": "T", "standard_name": "time"},
+    "x": {"long_name": "x coordinate", "units": "1", "axis": "X"},
+    "y": {"long_name": "y coordinate", "units": "1", "axis": "Y"},
+    "z": {"long_name": "z coordinate", "units": "1", "axis": "Z"},
+    "member": {"long_name": "ensemble member index", "units": "1", "standard_name": "realization"},
+    "seed": {"long_name": "random seed of the initial condition", "units": "1"},
+    "completed": {"long_name": "member written completely", "units": "1", "flag_values": [0, 1], "flag_meanings": "incomplete completed"},
+    "failed": {"long_name": "member simulation blew up", "units": "1", "flag_values": [0, 1], "flag_meanings": "running_or_completed failed"},
+    "failure_time": {"long_name": "time at which the member became non-finite", "units": "1"},
+}
 
 
-def _attrs(name: str) -> dict:
-    return {"long_name": LONG_NAMES.get(name, name), "units": UNITS.get(name, "1")}
+@dataclass(frozen=True)
+class Layout:
+    """The shape of a store: its fields (channel order), stored grid, times, members, parameters and attributes.
+
+    ``boundary_conditions`` has one entry per spatial axis in ``x, y, z`` order (one of
+    ``schema.BOUNDARY_CONDITIONS``); ``attributes`` holds ``pde``, ``solver``, ``scheme``, ``title``
+    and ``recipe`` (a dict, stored as JSON).
+    """
+
+    fields: tuple[Field, ...]
+    grid: Grid
+    times: tuple[float, ...]
+    members: int
+    parameters: tuple[Parameter, ...]
+    attributes: dict
+    boundary_conditions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bcs = self.boundary_conditions or ("periodic",) * self.grid.ndim
+        if len(bcs) != self.grid.ndim or any(bc not in BOUNDARY_CONDITIONS for bc in bcs):
+            raise ValueError(f"boundary_conditions must name one of {BOUNDARY_CONDITIONS} per axis; got {bcs}")
+        if self.members < 1 or len(self.times) < 1:
+            raise ValueError(f"a store needs members >= 1 and at least one time; got {self.members}, {len(self.times)}")
+        object.__setattr__(self, "boundary_conditions", tuple(bcs))
+
+    @classmethod
+    def of_recipe(cls, recipe: Recipe) -> Layout:
+        """Returns the layout of ``recipe``'s ensemble (the stored grid, ``t = 0`` and the output times)."""
+        pde = PDES[recipe.pde]
+        solver, scheme = solver_description(recipe)
+        return cls(
+            fields=tuple(pde.field(f) for f in recipe.field_names), grid=recipe.stored_grid, times=(0.0, *recipe.times),
+            members=recipe.members, parameters=tuple(p for p in pde.parameters if p.name in recipe.parameter_names),
+            attributes={"pde": recipe.pde, "solver": solver, "scheme": scheme, "title": f"pdekit ensemble {recipe.name}", "recipe": recipe.to_attrs()},
+        )
 
 
-def time_chunk(recipe: Recipe) -> int:
-    """Returns the number of time steps per chunk of the solution variable."""
-    step_bytes = 4 * math.prod(recipe.stored_grid.shape)
-    return max(1, min(len(recipe.times) + 1, CHUNK_BYTES // step_bytes))
+def time_chunk(layout: Layout, field: Field) -> int:
+    """Returns the number of time steps per chunk of ``field``: at most about ``CHUNK_BYTES`` each, balanced over the times.
+
+    The chunks of a trajectory are made equal (21 times in chunks of at most 16 become two of 11),
+    so the last one holds little past the array's end.
+    """
+    step_bytes = 4 * math.prod(layout.grid.shape) * max(1, len(field.components(layout.grid.ndim)))
+    largest = max(1, min(len(layout.times), CHUNK_BYTES // step_bytes))
+    return math.ceil(len(layout.times) / math.ceil(len(layout.times) / largest))
 
 
-def create_store(store, recipe: Recipe, parameters: dict[str, np.ndarray], seeds: np.ndarray, *, solver_name: str, scheme: str, compressors=None) -> zarr.Group:
-    """Creates the empty ensemble store for ``recipe`` and returns its group; fails if one exists there."""
-    grid = recipe.stored_grid
-    members = recipe.members
-    times = np.array([0.0, *recipe.times])
+def create_store(store, layout: Layout, parameters: dict[str, np.ndarray], seeds: np.ndarray, *, compressors=None) -> zarr.Group:
+    """Creates the empty ensemble store of ``layout`` and returns its group; fails if one exists there."""
+    grid, members, times = layout.grid, layout.members, np.asarray(layout.times, dtype=np.float64)
     space = SPACE_DIMS[grid.ndim]
     group = zarr.open_group(store, mode="w-", zarr_format=3)
+    attrs = dict(layout.attributes)
     group.attrs.update(
         {
             "schema_version": SCHEMA_VERSION,
             "pdekit_version": pdekit.__version__,
             "Conventions": "CF-1.10",
-            "title": f"pdekit ensemble {recipe.name}",
-            "pde": recipe.pde,
-            "solver": solver_name,
-            "scheme": scheme,
-            "field": recipe.field_name,
-            "parameter_names": list(recipe.parameter_names),
-            "recipe": recipe.to_attrs(),
+            **{k: v for k, v in attrs.items() if k != "recipe"},
+            "fields": " ".join(f.name for f in layout.fields),
+            "parameter_names": " ".join(p.name for p in layout.parameters),
+            "recipe": json.dumps(attrs.get("recipe", {})),
         }
     )
-    tc = time_chunk(recipe)
-    group.create_array(
-        recipe.field_name, shape=(members, len(times), *grid.shape), chunks=(1, tc, *grid.shape),
-        shards=(1, len(times), *grid.shape) if tc < len(times) else None, dtype="float32", fill_value=np.nan,
-        dimension_names=("member", "time", *space), compressors=compressors, attributes=_attrs(recipe.field_name),
-    )
+    per_member = " ".join(["seed", *(p.name for p in layout.parameters), *FLAGS, "failure_time"])
+    for f in layout.fields:
+        components = f.components(grid.ndim)
+        inner = (len(components),) if components else ()
+        tc = time_chunk(layout, f)
+        # A shard holds whole chunks: round it up to a multiple of the chunk (Zarr allows a shard past the array's end).
+        shard_times = math.ceil(len(times) / tc) * tc
+        group.create_array(
+            f.name, shape=(members, len(times), *inner, *grid.shape), chunks=(1, tc, *inner, *grid.shape),
+            shards=(1, shard_times, *inner, *grid.shape) if tc < len(times) else None, dtype="float32", fill_value=np.nan,
+            dimension_names=("member", "time", *(("component",) if components else ()), *space), compressors=compressors,
+            attributes={"long_name": f.long_name, "units": f.units, "coordinates": per_member, **({"components": " ".join(components)} if components else {})},
+        )
 
-    def coordinate(name: str, values: np.ndarray, dims: tuple[str, ...], chunks=None, fill_value=None) -> None:
+    def coordinate(name: str, values: np.ndarray, dims: tuple[str, ...], attributes: dict, chunks=None, fill_value=None) -> None:
         array = group.create_array(
             name, shape=values.shape, dtype=values.dtype, chunks=chunks or values.shape, dimension_names=dims,
-            attributes=_attrs(name), fill_value=fill_value, compressors=None,
+            attributes=attributes, fill_value=fill_value, compressors=None,
         )
         array[...] = values
 
-    coordinate("time", times, ("time",))
+    coordinate("time", times, ("time",), COORDINATE_ATTRS["time"])
+    bcs = dict(zip(("x", "y", "z"), layout.boundary_conditions))
     for name, values in zip(space, grid.coordinates()):
-        coordinate(name, values.numpy(), (name,))
-    coordinate("member", np.arange(members, dtype=np.int64), ("member",))
-    coordinate("seed", np.asarray(seeds, dtype=np.int64), ("member",))
-    for name in recipe.parameter_names:
-        coordinate(name, np.asarray(parameters[name], dtype=np.float64), ("member",))
-    coordinate("completed", np.zeros(members, dtype=bool), ("member",), chunks=(1,), fill_value=False)
-    coordinate("failed", np.zeros(members, dtype=bool), ("member",), chunks=(1,), fill_value=False)
-    coordinate("failure_time", np.full(members, np.nan), ("member",), chunks=(1,), fill_value=np.nan)
+        coordinate(name, values.numpy(), (name,), {**COORDINATE_ATTRS[name], "boundary_condition": bcs[name]})
+    coordinate("member", np.arange(members, dtype=np.int64), ("member",), COORDINATE_ATTRS["member"])
+    coordinate("seed", np.asarray(seeds, dtype=np.int64), ("member",), COORDINATE_ATTRS["seed"])
+    for p in layout.parameters:
+        coordinate(p.name, np.asarray(parameters[p.name], dtype=np.float64), ("member",), {"long_name": p.long_name, "units": p.units})
+    for flag in FLAGS:
+        coordinate(flag, np.zeros(members, dtype=np.int8), ("member",), COORDINATE_ATTRS[flag], chunks=(1,), fill_value=0)
+    coordinate("failure_time", np.full(members, np.nan), ("member",), COORDINATE_ATTRS["failure_time"], chunks=(1,), fill_value=np.nan)
     # Metadata never changes after creation (only chunks do), so xarray can open from one read.
     consolidate(store)
     return zarr.open_group(store, mode="r+")
@@ -97,26 +159,125 @@ def open_store(store, mode: str = "r") -> zarr.Group:
     except FileNotFoundError as error:
         raise StoreError(f"{store}: no Zarr ensemble there") from error
     version = group.attrs.get("schema_version")
+    if version == 1:
+        raise StoreError(f"{store}: schema_version is 1, from an older pdekit; {UPGRADE}")
     if version != SCHEMA_VERSION:
         raise StoreError(f"{store}: schema_version is {version!r}; this pdekit reads version {SCHEMA_VERSION}")
     return group
 
 
+def store_fields(group: zarr.Group) -> list[str]:
+    """Returns the names of the store's fields, in channel order."""
+    return names(group.attrs, "fields")
+
+
+def _is_vector(array) -> bool:
+    return "component" in (array.metadata.dimension_names or ())
+
+
+def field_channels(group: zarr.Group) -> list[tuple[str, int]]:
+    """Returns ``(field, number of channels)`` of every field in channel order: 1 for a scalar, its components for a vector."""
+    result = []
+    for name in store_fields(group):
+        array = group[name]
+        result.append((name, array.shape[2] if _is_vector(array) else 1))
+    return result
+
+
+def channel_names(group: zarr.Group) -> tuple[str, ...]:
+    """Returns the store's channel names: a scalar field's name, or ``name_x, name_y, ...`` per vector component."""
+    result = []
+    for name in store_fields(group):
+        components = group[name].attrs.get("components", "").split()
+        result += [f"{name}_{c}" for c in components] or [name]
+    return tuple(result)
+
+
+def space_shape(group: zarr.Group) -> tuple[int, ...]:
+    """Returns the stored grid's shape (the fields' spatial axes)."""
+    first = group[store_fields(group)[0]]
+    return tuple(first.shape[3:] if _is_vector(first) else first.shape[2:])
+
+
 def member_status(group: zarr.Group) -> tuple[np.ndarray, np.ndarray]:
     """Returns the ``completed`` and ``failed`` flags of every member, as bool arrays."""
-    return np.asarray(group["completed"][:], dtype=bool), np.asarray(group["failed"][:], dtype=bool)
+    return np.asarray(group["completed"][:]) != 0, np.asarray(group["failed"][:]) != 0
+
+
+def read_members(group: zarr.Group, start: int, stop: int) -> np.ndarray:
+    """Returns the trajectories of members ``start .. stop - 1``, channel-stacked: ``[n, time, channel, *space]`` float32.
+
+    One Zarr call per field (each reads its members' shards concurrently).
+    """
+    blocks = []
+    for name in store_fields(group):
+        block = np.asarray(group[name][start:stop])
+        blocks.append(block if _is_vector(group[name]) else block[:, :, None])
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
 
 
 def write_member(group: zarr.Group, member: int, trajectory: np.ndarray) -> None:
-    """Writes one member's trajectory ``[time, *space]`` (whole shard), then marks it completed."""
-    data = group[group.attrs["field"]]
-    if trajectory.shape != data.shape[1:]:
-        raise StoreError(f"member {member}: trajectory has shape {trajectory.shape}; the store holds {data.shape[1:]}")
-    data[member] = trajectory.astype(np.float32, copy=False)
-    group["completed"][member] = True
+    """Writes one member's channel-stacked trajectory ``[time, channel, *space]`` into its fields (whole shards), then marks it completed."""
+    layout = field_channels(group)
+    total = sum(c for _, c in layout)
+    expected = (group[layout[0][0]].shape[1], total, *space_shape(group))
+    if trajectory.shape != expected:
+        raise StoreError(f"member {member}: trajectory has shape {trajectory.shape}; the store holds [time, channel, *space] = {expected}")
+    trajectory = trajectory.astype(np.float32, copy=False)
+    channel = 0
+    for name, channels in layout:
+        part = trajectory[:, channel : channel + channels]
+        group[name][member] = part if _is_vector(group[name]) else part[:, 0]
+        channel += channels
+    group["completed"][member] = 1
 
 
 def mark_failed(group: zarr.Group, member: int, time: float) -> None:
     """Records that ``member`` blew up at ``time``; it is never marked completed."""
     group["failure_time"][member] = time
-    group["failed"][member] = True
+    group["failed"][member] = 1
+
+
+def upgrade_store(store) -> bool:
+    """Rewrites a schema-version-1 store's metadata and flags as version 2, in place; returns False if it already is version 2.
+
+    The field data is not touched (a version-1 store holds one scalar field, laid out as version 2
+    lays a scalar). The flags' values are journalled in an attribute before their arrays are
+    recreated as int8, so an upgrade killed half-way is finished by running it again.
+    """
+    group = zarr.open_group(store, mode="r+")
+    attrs = dict(group.attrs)
+    if attrs.get("schema_version") == SCHEMA_VERSION:
+        return False
+    if attrs.get("schema_version") != 1:
+        raise StoreError(f"{store}: schema_version is {attrs.get('schema_version')!r}; only version 1 stores can be upgraded")
+    field = attrs.get("field") or names(attrs, "fields")[0]
+    recipe = json_attribute(attrs, "recipe", {})
+    recipe.setdefault("fields", [field])
+    journal = json_attribute(attrs, "upgrade_flags") or {flag: (np.asarray(group[flag][:]) != 0).astype(int).tolist() for flag in FLAGS}
+    group.attrs["upgrade_flags"] = json.dumps(journal)
+    for flag in FLAGS:
+        values = np.asarray(journal[flag], dtype=np.int8)
+        array = group.create_array(flag, shape=values.shape, chunks=(1,), dtype="int8", fill_value=0, dimension_names=("member",), attributes=COORDINATE_ATTRS[flag], compressors=None, overwrite=True)
+        array[...] = values
+    params = names(attrs, "parameter_names")
+    pde = PDES.get(attrs.get("pde", ""))
+    known = {p.name: p for p in pde.parameters} if pde else {}
+    for name in params:
+        group[name].attrs.update({"long_name": known[name].long_name if name in known else name, "units": "1"})
+    for name in ("time", "member", "seed", "failure_time"):
+        group[name].attrs.update(COORDINATE_ATTRS[name])
+    ndim = group[field].ndim - 2
+    for axis in SPACE_DIMS[ndim]:
+        group[axis].attrs.update({**COORDINATE_ATTRS[axis], "boundary_condition": "periodic"})
+    group[field].attrs["coordinates"] = " ".join(["seed", *params, *FLAGS, "failure_time"])
+    saved = json_attribute(attrs, "normalization", {}).get(field)
+    updates = {"fields": field, "parameter_names": " ".join(params), "recipe": json.dumps(recipe)}
+    if saved is not None:
+        updates["normalization"] = json.dumps({"channels": [field], "mean": [float(saved["mean"])], "std": [float(saved["std"])]})
+    group.attrs.update(updates)
+    for key in ("field", "upgrade_flags"):
+        group.attrs.pop(key, None)
+    group.attrs["schema_version"] = SCHEMA_VERSION  # last: a store is version 2 only once all of it is
+    consolidate(store)
+    return True

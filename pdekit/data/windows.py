@@ -1,6 +1,8 @@
 """Training windows streamed from a Zarr ensemble, chunk by chunk, never the whole store.
 
-``Windows`` is a torch dataset of ``(inputs [k*C, *space], targets [m*C, *space], dt, params [P])``.
+``Windows`` is a torch dataset of ``Window(inputs [k, C, *space], targets [m, C, *space], dt, params [P])``,
+``C`` the store's channels (its fields, a vector field giving one channel per axis); the default
+collate stacks windows into a ``Window`` of batches ``[B, k, C, *space]``.
 It implements ``__getitems__``, so a ``DataLoader`` fetches a whole batch per call and the batch is
 read with at most one Zarr call per member it touches: zarr-python costs about a millisecond per call, and
 one call per sample would cap streaming far below the disk. ``ChunkLocalSampler`` shuffles while
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,8 +23,38 @@ from torch.utils.data import Dataset, Sampler
 
 from pdekit.data.normalize import FieldStatistics, load_statistics
 from pdekit.data.sampling import shard
-from pdekit.data.schema import StoreError
-from pdekit.data.store import member_status, open_store
+from pdekit.data.schema import StoreError, names
+from pdekit.data.store import channel_names, member_status, open_store, read_members, space_shape, store_fields
+
+
+class Window(NamedTuple):
+    """One training sample (or, collated, a batch of them): ``inputs [(B,) k, C, *S]``, ``targets [(B,) m, C, *S]``, ``dt``, ``params [(B,) P]``."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    dt: torch.Tensor
+    params: torch.Tensor
+
+
+def uniform_step(times: Sequence[float], where: str) -> float:
+    """Returns the step of uniformly spaced ``times``; ValueError naming ``where`` otherwise (windows need a fixed dt)."""
+    steps = np.diff(np.asarray(times, dtype=np.float64))
+    if len(steps) == 0 or not np.allclose(steps, steps[0], rtol=1e-9):
+        raise ValueError(f"{where}: time is not uniformly spaced ({list(times)[:5]}...); windows need a fixed dt")
+    return float(steps[0])
+
+
+def cut_windows(trajectories: torch.Tensor, input_steps: int, target_steps: int, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns ``(inputs [n*W, k, C, *S], targets [n*W, m, C, *S])``: every window of ``trajectories [n, time, C, *S]``, member-major.
+
+    The windows start at time indices ``0, stride, 2 stride, ...``: the windows ``Windows`` cuts from a store's members.
+    """
+    span = input_steps + target_steps
+    if trajectories.shape[1] < span:
+        raise ValueError(f"a window of {input_steps} + {target_steps} steps does not fit in {trajectories.shape[1]} times")
+    windows = trajectories.unfold(1, span, stride).movedim(-1, 2)  # [n, W, span, C, *S]
+    windows = windows.reshape(-1, span, *trajectories.shape[2:])
+    return windows[:, :input_steps].contiguous(), windows[:, input_steps:].contiguous()
 
 
 class Windows(Dataset):
@@ -53,8 +86,9 @@ class Windows(Dataset):
             raise ValueError(f"input_steps, target_steps and stride must be >= 1; got {input_steps}, {target_steps}, {stride}")
         group = open_store(store)
         self.store = store
-        self.field = group.attrs["field"]
-        self.parameter_names = tuple(group.attrs["parameter_names"])
+        self.fields = tuple(store_fields(group))
+        self.channels = channel_names(group)
+        self.parameter_names = tuple(names(group.attrs, "parameter_names"))
         self.input_steps, self.target_steps, self.stride = input_steps, target_steps, stride
         completed, _ = member_status(group)
         available = np.flatnonzero(completed)
@@ -65,10 +99,10 @@ class Windows(Dataset):
             available = np.array(sorted(members), dtype=np.int64)
         self.members = available
         times = np.asarray(group["time"][:])
-        steps = np.diff(times)
-        if len(steps) == 0 or not np.allclose(steps, steps[0], rtol=1e-9):
-            raise StoreError(f"{store}: time is not uniformly spaced ({times[:5]}...); windows need a fixed dt")
-        self.dt = float(steps[0])
+        try:
+            self.dt = uniform_step(times, str(store))
+        except ValueError as error:
+            raise StoreError(str(error)) from None
         span = input_steps + target_steps
         if span > len(times):
             raise ValueError(f"a window of {input_steps} + {target_steps} steps does not fit in {len(times)} stored times")
@@ -76,22 +110,22 @@ class Windows(Dataset):
         self.n_times = len(times)
         self.params = torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32) if self.parameter_names else torch.zeros(len(self.members), 0)
         self.statistics = normalize if isinstance(normalize, FieldStatistics) else load_statistics(store) if normalize else None
-        self.space_shape = tuple(group[self.field].shape[2:])
+        self.space_shape = space_shape(group)
         self.members_per_read, self.cached_members = members_per_read, cached_members
-        self._array = None
+        self._group = None
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_array"] = None  # each DataLoader worker opens the store itself
+        state["_group"] = None  # each DataLoader worker opens the store itself
         state["_cache"] = OrderedDict()
         return state
 
     @property
-    def array(self):
-        if self._array is None:
-            self._array = open_store(self.store)[self.field]
-        return self._array
+    def group(self):
+        if self._group is None:
+            self._group = open_store(self.store)
+        return self._group
 
     def __len__(self) -> int:
         return len(self.members) * len(self.starts)
@@ -105,18 +139,18 @@ class Windows(Dataset):
     def __getitem__(self, index: int):
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[Window]:
         span = self.input_steps + self.target_steps
         dt = torch.tensor(self.dt, dtype=torch.float32)
         items = []
         for index in indices:
             position, start = self.locate(int(index))
             window = self.trajectory(position)[start : start + span]
-            items.append((window[: self.input_steps], window[self.input_steps :], dt, self.params[position]))
+            items.append(Window(window[: self.input_steps], window[self.input_steps :], dt, self.params[position]))
         return items
 
     def trajectory(self, position: int) -> torch.Tensor:
-        """Returns the whole (normalised) trajectory of ``self.members[position]``, from the cache when there.
+        """Returns the whole (normalised) trajectory ``[time, C, *S]`` of ``self.members[position]``, from the cache when there.
 
         On a miss, the aligned group of ``members_per_read`` positions around it is read at once:
         one Zarr call fetches their chunks concurrently.
@@ -131,22 +165,26 @@ class Windows(Dataset):
         self._cache.move_to_end(position)
         return self._cache[position]
 
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        """Returns the stored trajectories of members ``start .. stop - 1``: ``[n, T, C, *S]`` (one Zarr call per field)."""
+        return read_members(self.group, start, stop)
+
     def _read(self, members: np.ndarray) -> list[torch.Tensor]:
         """Reads the trajectories of ``members`` (sorted store indices), one call per consecutive run."""
         runs = np.split(members, np.flatnonzero(np.diff(members) != 1) + 1)
         trajectories = []
         for run in runs:
             try:
-                block = np.asarray(self.array[int(run[0]) : int(run[-1]) + 1])
+                block = self.read_block(int(run[0]), int(run[-1]) + 1)
             except Exception as error:  # noqa: BLE001 - any codec or I/O failure names its place
                 if len(run) > 1:  # find the member at fault, one read each
                     for member in run:
                         self._read(np.array([member]))
-                raise StoreError(f"{self.store}: cannot read {self.field} of member {int(run[0])}, time indices 0..{self.n_times - 1}: {error}") from error
-            finite = np.isfinite(block).reshape(*block.shape[:2], -1).all(axis=-1)
+                raise StoreError(f"{self.store}: cannot read the fields {list(self.fields)} of member {int(run[0])}, time indices 0..{self.n_times - 1}: {error}") from error
+            finite = np.isfinite(block).reshape(*block.shape[:3], -1).all(axis=-1)
             if not finite.all():
-                m, t = np.argwhere(~finite)[0]
-                raise StoreError(f"{self.store}: {self.field} of completed member {int(run[m])} holds NaN or infinity at time index {int(t)}")
+                m, t, c = np.argwhere(~finite)[0]
+                raise StoreError(f"{self.store}: channel {self.channels[c]} of completed member {int(run[m])} holds NaN or infinity at time index {int(t)}")
             if not block.flags.writeable:  # a memory map: torch needs memory it may own
                 block = np.array(block)
             block = torch.from_numpy(block)

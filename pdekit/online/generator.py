@@ -31,10 +31,10 @@ import torch
 
 from pdekit.data.generate import member_seeds, sample_parameters
 from pdekit.data.normalize import FieldStatistics
-from pdekit.data.recipes import Recipe, build_solver
+from pdekit.data.recipes import Recipe, build_solver, record
 from pdekit.data.schema import StoreError
-from pdekit.data.store import create_store, open_store, write_member
-from pdekit.grid import fourier_truncate
+from pdekit.data.store import Layout, create_store, open_store, write_member
+from pdekit.data.windows import cut_windows, uniform_step
 from pdekit.online.reservoir import Reservoir, ReservoirClosed
 from pdekit.solvers import BlowUpError
 
@@ -77,7 +77,7 @@ def member_parameters(recipe: Recipe, members: Sequence[int]) -> tuple[dict[str,
 
 @dataclass
 class Solved:
-    """A solved batch: ``trajectories [n, time, *space]`` (float32, stored grid, physical units) of ``members``, and the members that blew up."""
+    """A solved batch: ``trajectories [n, time, C, *space]`` (float32, the recipe's fields on its stored grid, physical units) of ``members``, and the members that blew up."""
 
     members: list[int]
     trajectories: torch.Tensor
@@ -109,23 +109,10 @@ def _solve(recipe: Recipe, members: list[int], device) -> Solved:
             failed += [(members[alive[i]], error.time) for i in error.members]
             alive = [m for j, m in enumerate(alive) if j not in set(error.members)]
             continue
-        stored = fourier_truncate(trajectory[:, :, 0], recipe.stored_grid.shape).float()
+        stored = record(recipe, trajectory).float()
         parameters = torch.tensor(np.stack([values[n][alive] for n in names], -1) if names else np.zeros((len(alive), 0)), dtype=torch.float32)
         return Solved([members[i] for i in alive], stored, parameters, failed)
     return Solved([], torch.empty(0), torch.empty(0), failed)
-
-
-def cut_windows(trajectories: torch.Tensor, input_steps: int, target_steps: int, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``(inputs [n*W, k, *space], targets [n*W, m, *space])``: every window of ``trajectories [n, time, *space]``, member-major.
-
-    The windows start at time indices ``0, stride, 2 stride, ...``, as ``pdekit.data.Windows`` cuts a store's members.
-    """
-    span = input_steps + target_steps
-    if trajectories.shape[1] < span:
-        raise ValueError(f"a window of {input_steps} + {target_steps} steps does not fit in {trajectories.shape[1]} times")
-    windows = trajectories.unfold(1, span, stride).movedim(-1, 2)  # [n, W, span, *space]
-    windows = windows.reshape(-1, span, *trajectories.shape[2:])
-    return windows[:, :input_steps].contiguous(), windows[:, input_steps:].contiguous()
 
 
 @dataclass(frozen=True)
@@ -196,7 +183,7 @@ class GeneratorCounters:
 class Generator:
     """Solves ``recipe``'s members in the background and puts their windows into ``reservoir``.
 
-    Windows are ``(inputs [k, *space], targets [m, *space], dt [], params [P])`` per sample, normalised
+    Windows are ``(inputs [k, C, *space], targets [m, C, *space], dt [], params [P])`` per sample, normalised
     by ``statistics`` when given: the layout and values of ``pdekit.data.Windows`` on a store of the
     same recipe. Members run from ``start_member`` up to ``members`` in all (None: without end);
     those in ``exclude`` (e.g. held-out validation members) are never solved.
@@ -248,10 +235,7 @@ class Generator:
         self.workers, self.client = workers, client
         self.in_flight = in_flight or (workers + 1 if workers else (len(client.scheduler_info()["workers"]) + 1 if client is not None else 1))
         self.retries, self.tee, self.solve = retries, tee, solve
-        steps = np.diff((0.0, *recipe.times))
-        if not np.allclose(steps, steps[0], rtol=1e-9):
-            raise ValueError(f"recipe {recipe.name!r}: times are not uniformly spaced ({recipe.times[:4]}...); windows need a fixed dt")
-        self.dt = float(steps[0])
+        self.dt = uniform_step((0.0, *recipe.times), f"recipe {recipe.name!r}")
         self.windowing = Windowing(input_steps, target_steps, stride, self.dt, statistics, keep_trajectories=tee is not None)
         self.counters = GeneratorCounters(next_member=start_member)
         self.error: BaseException | None = None
@@ -410,9 +394,8 @@ class Generator:
         except StoreError:
             group = None
         if group is not None:
-            if group[group.attrs["field"]].shape[0] != self.members:
-                raise StoreError(f"{self.tee}: holds {group[group.attrs['field']].shape[0]} members; this stream has {self.members}")
+            if group["member"].shape[0] != self.members:
+                raise StoreError(f"{self.tee}: holds {group['member'].shape[0]} members; this stream has {self.members}")
             return group
         parameters, seeds = member_parameters(self.recipe, range(self.members))
-        probe = build_solver(self.recipe, {n: torch.ones(1) for n in self.recipe.parameter_names}, device="cpu")
-        return create_store(self.tee, recipe, parameters, seeds, solver_name=type(probe).__name__, scheme=probe.scheme.name)
+        return create_store(self.tee, Layout.of_recipe(recipe), parameters, seeds)

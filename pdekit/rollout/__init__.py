@@ -1,25 +1,28 @@
 """Rollouts: surrogate steppers (state or time derivative), long-rollout metrics, and the hybrid solver."""
 
-from pdekit.rollout.evaluate import correlation_per_step, correlation_time, energy_spectrum, enstrophy, relative_l2_per_step
+from pdekit.rollout.derivatives import DERIVATIVE_TARGETS, derivative_target
+from pdekit.rollout.evaluate import correlation_per_step, correlation_time, energy_spectrum, enstrophy, relative_l2_per_field, relative_l2_per_step
 from pdekit.rollout.hybrid import HybridSolver, energy_drift, pde_residual
 from pdekit.rollout.integrators import INTEGRATORS, integrate
-from pdekit.rollout.objectives import RolloutObjective, RolloutTraining, finite_difference_derivative
+from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
 from pdekit.rollout.steppers import Stepper, rollout
 
 __all__ = [
+    "DERIVATIVE_TARGETS",
     "HybridSolver",
     "INTEGRATORS",
     "RolloutObjective",
     "RolloutTraining",
     "Stepper",
     "correlation_per_step",
+    "derivative_target",
     "correlation_time",
     "energy_drift",
     "energy_spectrum",
     "enstrophy",
-    "finite_difference_derivative",
     "integrate",
     "pde_residual",
+    "relative_l2_per_field",
     "relative_l2_per_step",
     "rollout",
 ]

@@ -5,6 +5,8 @@ Trajectories are ``[B, T, C, *S]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -12,6 +14,23 @@ def relative_l2_per_step(prediction: torch.Tensor, reference: torch.Tensor) -> t
     """Returns the relative L2 error at each step, mean over members: ``[T]``."""
     difference = (prediction - reference).flatten(2).norm(dim=-1)
     return (difference / reference.flatten(2).norm(dim=-1)).mean(0)
+
+
+def relative_l2_per_field(prediction: torch.Tensor, reference: torch.Tensor, fields: Sequence[tuple[str, int]]) -> dict[str, torch.Tensor]:
+    """Returns each field's relative L2 error per member and step, ``{name: [B, T]}``, from ``[B, T, C, *S]``.
+
+    ``fields`` lists ``(name, channels)`` in channel order; a vector field's error is that of the
+    whole vector (all its components in one norm), and no two fields share a norm, so fields of
+    different units never mix. A zero reference counts as the error's norm itself, not infinity.
+    """
+    if sum(n for _, n in fields) != prediction.shape[2]:
+        raise ValueError(f"fields {list(fields)} cover {sum(n for _, n in fields)} channels; the trajectories have {prediction.shape[2]}")
+    errors, first = {}, 0
+    for name, channels in fields:
+        p, r = prediction[:, :, first : first + channels], reference[:, :, first : first + channels]
+        errors[name] = (p - r).flatten(2).norm(dim=-1) / r.flatten(2).norm(dim=-1).clamp_min(torch.finfo(r.dtype).tiny)
+        first += channels
+    return errors
 
 
 def correlation_per_step(prediction: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

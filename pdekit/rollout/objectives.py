@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pdekit.rollout.derivatives import DERIVATIVE_TARGETS, derivative_target
 from pdekit.rollout.integrators import INTEGRATORS
 from pdekit.rollout.steppers import Stepper
 
@@ -17,8 +18,11 @@ class RolloutTraining:
 
     - ``mode``: ``"state"`` (predict the next state) or ``"derivative"`` (predict ``du/dt``; Zhou and
       Barati Farimani, "Predicting change, not states"). With ``unroll=1`` a derivative model is fitted
-      to finite differences of the stored snapshots: central ``(u_{n+1} - u_{n-1}) / 2 dt`` when the
-      window has two or more input states, forward ``(u_{n+1} - u_n) / dt`` otherwise.
+      to finite differences of the stored snapshots at the newest input state, over the whole window
+      (``input_steps + target_steps`` states): ``derivative_target`` is ``"forward"``, ``"central"``,
+      ``"richardson"`` (4th order, the authors' default; ``pdekit.rollout.derivatives``) or ``"auto"``,
+      the highest order the window holds (richardson from 5 states, central from 3, else forward).
+      Targets come from the clean states, before any input ``noise``.
       ``derivative_scale`` divides the targets (0: set from the data's standard deviation at start).
     - ``unroll``: steps rolled out per window (the window's ``target_steps`` must be at least this);
       the loss is averaged over them. ``pushforward``: only the last step carries gradients, the
@@ -38,8 +42,11 @@ class RolloutTraining:
     pushforward: bool = False
     teacher_forcing_epochs: int = 0
     noise: float = 0.0
+    derivative_target: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.derivative_target != "auto":
+            derivative_target(self.derivative_target)  # raises naming the choices
         if self.mode not in ("state", "derivative"):
             raise ValueError(f"rollout.mode must be 'state' or 'derivative'; got {self.mode!r}")
         if self.integrator not in INTEGRATORS:
@@ -55,42 +62,48 @@ class RolloutTraining:
         )
 
 
-def finite_difference_derivative(history: torch.Tensor, following: torch.Tensor, dt: float) -> torch.Tensor:
-    """Returns ``du/dt`` at the newest state of ``history [B, k, C, *S]`` from the state after it ``[B, C, *S]``.
-
-    Central (second order) when ``k >= 2``, forward (first order) when ``k = 1``.
-    """
-    if history.shape[1] >= 2:
-        return (following - history[:, -2]) / (2 * dt)
-    return (following - history[:, -1]) / dt
+    def derivative(self, history: torch.Tensor, following: torch.Tensor, dt: float) -> torch.Tensor:
+        """Returns the finite-difference ``du/dt [B, C, *S]`` at the newest state of ``history [B, k, C, *S]``, ``following [B, m, C, *S]`` after it."""
+        states = torch.cat([history, following], dim=1)
+        name = self.derivative_target
+        if name == "auto":
+            name = max((t for t in DERIVATIVE_TARGETS.values() if t.points <= states.shape[1]), key=lambda t: t.order).name
+        return derivative_target(name)(states, history.shape[1] - 1, dt)
 
 
 class RolloutObjective:
-    """The Trainer objective of ``RolloutTraining``: windows ``inputs [B, k*C, *S]``, ``targets [B, m*C, *S]``.
+    """The Trainer objective of ``RolloutTraining`` on windows ``inputs [B, k, C, *S]``, ``targets [B, m, C, *S]``.
 
     ``loss(network, inputs, targets, params, loss_fn, epoch)`` is the training loss;
     ``prediction(model, inputs, targets, params)`` gives one step's ``(prediction, truth)`` in state
-    units for validation.
+    units for validation, both ``[B, C, *S]``. The model sees the ``k`` states folded into channels,
+    which the ``Stepper`` does (the one place where time becomes channels).
     """
 
-    def __init__(self, training: RolloutTraining, *, channels: int, input_steps: int, dt: float):
-        self.training, self.channels, self.input_steps, self.dt = training, channels, input_steps, dt
+    def __init__(self, training: RolloutTraining, *, input_steps: int, dt: float):
+        self.training, self.input_steps, self.dt = training, input_steps, dt
         self.scale = training.derivative_scale or 1.0
 
+    @staticmethod
+    def space_dims(inputs: torch.Tensor) -> int:
+        """Returns the number of spatial axes of a batch of windows ``[B, k, C, *S]``."""
+        return inputs.ndim - 3
+
     def _split(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        history = inputs.unflatten(1, (self.input_steps, self.channels))
-        truth = targets.unflatten(1, (targets.shape[1] // self.channels, self.channels))
-        if truth.shape[1] < self.training.unroll:
-            raise ValueError(f"rollout.unroll={self.training.unroll} needs windows of at least that many target steps; got {truth.shape[1]}")
-        return history, truth
+        if inputs.ndim < 4 or inputs.shape[1] != self.input_steps or targets.shape[2:] != inputs.shape[2:]:
+            raise ValueError(f"rollout training needs windows inputs [B, {self.input_steps}, C, *S] and targets [B, m, C, *S]; got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+        if targets.shape[1] < self.training.unroll:
+            raise ValueError(f"rollout.unroll={self.training.unroll} needs windows of at least that many target steps; got {targets.shape[1]}")
+        return inputs, targets
 
     def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:
         t = self.training
         history, truth = self._split(inputs, targets)
+        clean = history
         if t.noise > 0:
             history = history + t.noise * torch.randn_like(history)
         if t.mode == "derivative" and t.unroll == 1:
-            derivative = finite_difference_derivative(history, truth[:, 0], self.dt) / self.scale
+            derivative = t.derivative(clean, truth, self.dt) / self.scale
             return loss_fn(network(history.flatten(1, 2), params), derivative)
         stepper = t.stepper(network, self.dt, self.input_steps)
         teacher = max(0.0, 1.0 - epoch / t.teacher_forcing_epochs) if t.teacher_forcing_epochs else 0.0

@@ -10,6 +10,21 @@ from pdekit.solvers.fields import FieldSampler, GaussianRandomField
 from pdekit.solvers.time_stepping import Scheme
 
 
+def velocity_from_vorticity(w: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """Returns the velocity ``(u, v) = (d psi/dy, -d psi/dx)``, ``-laplacian psi = w``: ``[..., 2, ny, nx]`` from ``w [..., 1, ny, nx]``.
+
+    Spectral and exact for the band-limited field; any leading axes (batch, time) are carried along.
+    The velocity has zero mean, as the streamfunction of a zero-mean vorticity.
+    """
+    if grid.ndim != 2 or tuple(w.shape[-3:]) != (1, *grid.shape):
+        raise ValueError(f"velocity_from_vorticity needs w of shape [..., 1, *{grid.shape}] on a 2D grid; got {tuple(w.shape)}")
+    real = torch.float64 if w.dtype == torch.float64 else torch.float32
+    ky, kx = (k.to(real) for k in grid.derivative_wavenumbers(device=w.device))
+    k2 = grid.wavenumber_squared(device=w.device)
+    psi = torch.fft.rfftn(w, dim=grid.dims) * torch.where(k2 > 0, 1 / k2.clamp_min(1e-300), 0.0).to(real)
+    return torch.fft.irfftn(torch.cat([1j * ky * psi, -1j * kx * psi], dim=-3), s=grid.shape, dim=grid.dims)
+
+
 class NavierStokes2D(SpectralSolver):
     """Batched 2D incompressible Navier-Stokes for the vorticity ``w: [batch, 1, ny, nx]``.
 

@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader
 
 from pdekit.data import RECIPES, Recipe, generate, open_store
 from pdekit.data.recipes import differing_settings
+from pdekit.data.schema import json_attribute
+from pdekit.data.store import channel_names, space_shape
 from pdekit.online import Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
 from pdekit.training.checkpoint import load_checkpoint
@@ -49,10 +51,10 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     config = config.with_overrides(data={"store": store})
     held_out = validation_members(config)
     group = open_store(store)
-    field, shape = group.attrs["field"], tuple(group[group.attrs["field"]].shape[2:])
-    if (field, shape) != (recipe.field_name, recipe.stored_grid.shape):
-        raise ValueError(f"{store}: holds {field} on {shape}; the recipe {recipe.name} streams {recipe.field_name} on {recipe.stored_grid.shape}")
-    same_members = not differing_settings(group.attrs["recipe"], recipe, ignore=("batch_size",))  # batches do not change members
+    channels, shape = channel_names(group), space_shape(group)
+    if (channels, shape) != (recipe.channel_names, recipe.stored_grid.shape):
+        raise ValueError(f"{store}: holds channels {list(channels)} on {shape}; the recipe {recipe.name} streams {list(recipe.channel_names)} on {recipe.stored_grid.shape}")
+    same_members = not differing_settings(json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",))  # batches do not change members
     return config, held_out if same_members and config.online.validation_store else []
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
 from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
 from pdekit.training.distributed import Process, init_from_environment, sum_across_processes
 from pdekit.training.losses import make_loss, relative_h1, relative_l2_per_sample
@@ -56,7 +57,7 @@ class TrainerConfig:
 
 
 def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Returns ``(inputs, targets, params)`` of a batch ``(inputs, targets)`` or ``(inputs, targets, dt, params)`` (``Windows``)."""
+    """Returns ``(inputs, targets, params)`` of a batch ``(inputs, targets)`` or a ``Window`` ``(inputs, targets, dt, params)``."""
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 4):
         raise ValueError("a training batch must be (inputs, targets) or (inputs, targets, dt, params) as pdekit.data.Windows yields")
     return batch[0], batch[1], batch[3] if len(batch) == 4 else None
@@ -64,6 +65,11 @@ def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
 
 class OneStep:
     """The default objective: the model maps inputs to targets directly."""
+
+    @staticmethod
+    def space_dims(inputs: torch.Tensor) -> int:
+        """Returns the number of spatial axes of a batch ``[B, C, *S]``."""
+        return inputs.ndim - 2
 
     def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:
         return loss_fn(network(inputs, params), targets)
@@ -85,7 +91,8 @@ class Trainer:
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
     files or shows progress. ``decode`` maps normalised predictions and targets back to physical
     units before the validation metrics. ``objective`` defines the loss and the validation
-    prediction (default ``OneStep``; ``pdekit.rollout.RolloutObjective`` trains for rollouts).
+    prediction (default: ``OneStep`` for ``(x, y)`` batches, a state-mode ``RolloutObjective`` for
+    ``Window`` batches; ``pdekit.rollout.RolloutObjective`` with other settings trains for rollouts).
     """
 
     def __init__(
@@ -100,7 +107,7 @@ class Trainer:
         objective=None,
     ):
         self.config = config
-        self.objective = objective or OneStep()
+        self.objective = objective  # None: chosen from the first batch (objective_for)
         self.process = process or init_from_environment()
         if device is None:
             device = f"cuda:{self.process.local_rank}" if torch.cuda.is_available() else "cpu"
@@ -118,6 +125,19 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history: list[dict] = []
         self.epoch = 0
+
+    def objective_for(self, batch) -> object:
+        """Returns the objective, choosing the default from ``batch`` when none was given.
+
+        Plain ``(x, y)`` batches train ``OneStep``; ``Window`` batches ``[B, k, C, *S]`` a state-mode
+        ``RolloutObjective`` (its ``Stepper`` folds the ``k`` states into the model's channels).
+        """
+        if self.objective is None:
+            if len(batch) == 4:
+                self.objective = RolloutObjective(RolloutTraining(), input_steps=batch[0].shape[1], dt=float(batch[2].reshape(-1)[0]))
+            else:
+                self.objective = OneStep()
+        return self.objective
 
     def _make_schedule(self) -> torch.optim.lr_scheduler.LRScheduler:
         c = self.config
@@ -186,7 +206,7 @@ class Trainer:
             for batch in batches:
                 inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
                 if loss_fn is None:
-                    loss_fn = make_loss(self.config.loss, inputs.ndim - 2)
+                    loss_fn = make_loss(self.config.loss, self.objective_for(batch).space_dims(inputs))
                 loss = self.train_step(inputs, targets, params, loss_fn)
                 total_loss += loss.detach() * len(inputs)  # stays on the device: no sync per batch
                 samples += len(inputs)
@@ -240,12 +260,12 @@ class Trainer:
         l2_sum, h1_sum, count, h1 = None, torch.zeros((), device=self.device, dtype=torch.float64), 0, None
         for batch in batches:
             inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
-            prediction, targets = self.objective.prediction(self.model, inputs, targets, params)
+            prediction, targets = self.objective_for(batch).prediction(self.model, inputs, targets, params)
             if self.decode is not None:
                 prediction, targets = self.decode(prediction), self.decode(targets)
             per_sample = relative_l2_per_sample(prediction.float(), targets.float()).double()  # [B, C]
             l2_sum = per_sample.sum(0) if l2_sum is None else l2_sum + per_sample.sum(0)
-            h1 = h1 or relative_h1(inputs.ndim - 2)
+            h1 = h1 or relative_h1(prediction.ndim - 2)
             h1_sum += h1(prediction.float(), targets.float()).double() * len(inputs)
             count += len(inputs)
         if count == 0:
