@@ -6,13 +6,13 @@ problem: 2D Navier-Stokes on the unit torus (FNO forcing, viscosity log-uniform 
 the default FNO (12 modes, width 32, 4 layers), batch 32, Adam.
 
 - ``zarr``: ``pdekit.data.generate`` writes ``--members`` members on the device, then
-  ``pdekit.training.train`` trains from the store (``Windows`` streamed chunk by chunk, pinned
+  ``pdekit.runs.train`` trains from the store (``Windows`` streamed chunk by chunk, pinned
   batches on CUDA) with ``--workers`` loader processes. Waiting: the data path alone (the same
   ``Windows``, ``ChunkLocalSampler`` and ``DataLoader``, batches moved to the device) is timed over
   one pass, and its time per sample divided by training's. With ``workers=0`` the training loop
   blocks for exactly those reads, so this is the fraction of its time spent waiting for data;
   with workers, whose reads overlap training, only the data path's own rate is reported.
-- ``online``: ``pdekit.training.train_online`` streams the same recipe from a ``Generator`` (one
+- ``online``: ``pdekit.runs.train_online`` streams the same recipe from a ``Generator`` (one
   thread on the device, on its own CUDA stream) into a ``Reservoir`` on the device (Melissa's
   rule, ``min_seen=1``); waiting is the reservoir's time waiting for data over the epoch's time,
   as the Trainer records it. The first epoch includes filling the reservoir to its watermark.
@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from pdekit.data import ChunkLocalSampler, LogUniform, Recipe, Windows, generate
 from pdekit.solvers import GaussianRandomField
-from pdekit.training import ExperimentConfig, train, train_online
+from pdekit.runs import ExperimentConfig, train, train_online
 
 
 def recipe(tiny: bool, members: int) -> Recipe:

@@ -39,7 +39,7 @@ from pdekit.models import build_model
 from pdekit.online import Generator, Reservoir, ReservoirBatches
 from pdekit.solvers import GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig
-from pdekit.training.experiment import split_members
+from pdekit.runs import split_members
 
 BATCH, STEPS_PER_EPOCH = 16, 25
 

@@ -27,7 +27,8 @@ import torch
 
 from pdekit.data import generate
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, train
+from pdekit.training import TrainerConfig
 
 MODELS = {
     "fno": dict(modes=12, width=32),

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pdekit.data import generate
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate, evaluate_rollout, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, evaluate_rollout, train
+from pdekit.training import TrainerConfig
 
 MODELS = ["fno", "tfno", "ffno", "galerkin", "factformer"]
 SETTINGS = {"fno": {"width": 24}, "tfno": {"width": 24}, "ffno": {"width": 24}, "galerkin": {"width": 32}, "factformer": {"width": 32}}

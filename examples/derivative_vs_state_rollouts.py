@@ -15,7 +15,8 @@ from pathlib import Path
 from pdekit.data import generate
 from pdekit.data.recipes import burgers_1d
 from pdekit.rollout import RolloutTraining
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate_rollout, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate_rollout, train
+from pdekit.training import TrainerConfig
 
 
 def main() -> None:

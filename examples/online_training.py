@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pdekit.data.recipes import fno_navier_stokes
 from pdekit.online import OnlineConfig
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate_rollout, train_online
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate_rollout, train_online
+from pdekit.training import TrainerConfig
 
 
 def main() -> None:

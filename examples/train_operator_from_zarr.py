@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pdekit.data import generate
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, train
+from pdekit.training import TrainerConfig
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ def parse_assignment(text: str) -> tuple[list[str], object]:
 
 def experiment_from_arguments(args: argparse.Namespace):
     """Returns the ExperimentConfig of ``pdekit train``: the file's (or defaults), then the options, then ``--set``."""
-    from pdekit.training import ExperimentConfig, load_config
+    from pdekit.runs import ExperimentConfig, load_config
 
     config = load_config(args.config) if args.config else ExperimentConfig()
     settings = dict(config.model.settings)
@@ -185,7 +185,7 @@ def fit_from_arguments(command: str, fit, args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from pdekit.training import train
+    from pdekit.runs import train
 
     if (result := fit_from_arguments("train", train, args)) is None:
         return 2
@@ -196,7 +196,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_online(args: argparse.Namespace) -> int:
-    from pdekit.training.online import train_online
+    from pdekit.runs.online import train_online
 
     if (result := fit_from_arguments("online", train_online, args)) is None:
         return 2
@@ -235,7 +235,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pdekit.training import evaluate
+    from pdekit.runs import evaluate
 
     try:
         result = evaluate(args.run, args.data, device=args.device)
@@ -250,7 +250,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_rollout(args: argparse.Namespace) -> int:
-    from pdekit.training import evaluate_rollout
+    from pdekit.runs import evaluate_rollout
 
     try:
         result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, start_time=args.start_time or 0.0, device=args.device)

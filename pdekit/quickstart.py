@@ -16,7 +16,8 @@ import torch
 
 from pdekit.data import generate, validate
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate, evaluate_rollout, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, evaluate_rollout, train
+from pdekit.training import TrainerConfig
 from pdekit.viz import rollout_figures
 
 

@@ -9,7 +9,7 @@ import pytest
 from pdekit.cli import main
 from pdekit.data import generate
 from pdekit.data.recipes import burgers_1d
-from pdekit.training import ExperimentConfig, load_config
+from pdekit.runs import ExperimentConfig, load_config
 
 TINY_MODEL = ["--set", "model.modes=8", "--set", "model.width=8", "--set", "model.layers=2"]
 

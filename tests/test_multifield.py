@@ -18,7 +18,8 @@ from pdekit.data.store import consolidate, open_store
 from pdekit.grid import Grid
 from pdekit.online import Generator, Reservoir
 from pdekit.rollout import HybridSolver, Stepper, relative_l2_per_field
-from pdekit.training import DataConfig, ExperimentConfig, ModelConfig, TrainerConfig, evaluate, evaluate_rollout, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, evaluate_rollout, train
+from pdekit.training import TrainerConfig
 
 from test_online import collect
 

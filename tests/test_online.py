@@ -233,7 +233,7 @@ def test_close_leaves_no_thread_or_process_behind():
 
 # ----- online runs --------------------------------------------------------------------------------
 def online_config(**online):
-    from pdekit.training import ExperimentConfig
+    from pdekit.runs import ExperimentConfig
 
     return ExperimentConfig.from_dict(
         {
@@ -247,8 +247,8 @@ def online_config(**online):
 
 def test_online_run_trains_checkpoints_resumes_and_evaluates(tmp_path, monkeypatch):
     from pdekit.data import RECIPES
-    from pdekit.training import evaluate
-    from pdekit.training.online import train_online
+    from pdekit.runs import evaluate
+    from pdekit.runs.online import train_online
 
     monkeypatch.setitem(RECIPES, "tiny_heat", tiny_heat)
     run = tmp_path / "run"
@@ -278,7 +278,7 @@ def test_online_command_runs_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 def test_held_out_members_of_the_streamed_recipe_never_enter_the_stream(tmp_path):
-    from pdekit.training.online import prepare_validation
+    from pdekit.runs.online import prepare_validation
 
     generate(tiny_heat(), tmp_path / "store.zarr", device="cpu", progress=False)
     config = online_config(validation_store=str(tmp_path / "store.zarr")).with_overrides(data={"validation_fraction": 0.25})

@@ -14,14 +14,7 @@ from pdekit import Grid
 from pdekit.models import build_model, model_from_spec
 from pdekit.solvers import GaussianRandomField, Heat
 from pdekit.data import EpochSampler, shard
-from pdekit.training import (
-    Trainer,
-    TrainerConfig,
-    load_checkpoint,
-    relative_h1,
-    relative_l2,
-    save_checkpoint,
-)
+from pdekit.training import Trainer, TrainerConfig, load_checkpoint, relative_h1, relative_l2, save_checkpoint
 
 
 def heat_data(count=64, points=32):

@@ -16,7 +16,9 @@ from pdekit.online import Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
 from pdekit.training.checkpoint import load_checkpoint
 from pdekit.training.distributed import init_from_environment
-from pdekit.training.experiment import ExperimentConfig, build_trainer, statistics_of, validation_members, windows
+from pdekit.runs.config import ExperimentConfig
+from pdekit.runs.data import statistics_of, validation_members, windows
+from pdekit.runs.train import build_trainer
 from pdekit.training.trainer import CHECKPOINT, Trainer
 
 VALIDATION_STORE = "validation.zarr"
