@@ -1,0 +1,88 @@
+"""Which format a path holds (a pdekit Zarr ensemble, The Well's HDF5, PDEBench's HDF5), and h5py on first use.
+
+``require_zarr_store`` is what ``pdekit train --data`` calls: it needs no h5py and only looks at
+the path, so that HDF5 data is refused with the command that converts it, instead of with a Zarr
+error about a missing ``zarr.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# An HDF5 superblock sits at 0 or after a user block of 512 * 2^k bytes.
+SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
+HDF5_SUFFIXES = (".h5", ".hdf5")
+FORMATS = ("well", "pdebench")
+
+
+def h5py_module():
+    """Returns the ``h5py`` module; ImportError naming the extra to install when it is missing."""
+    try:
+        import h5py
+    except ImportError as error:
+        raise ImportError("reading and writing HDF5 needs h5py: pip install 'pdekit[hdf5]' (or 'pdekit[well]' for The Well's loader too)") from error
+    return h5py
+
+
+def is_hdf5(path) -> bool:
+    """Returns whether ``path`` is a file that starts like an HDF5 file."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        for offset in SIGNATURE_OFFSETS:
+            file.seek(offset)
+            if file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    return False
+
+
+def hdf5_files(directory) -> list[Path]:
+    """Returns the ``*.h5`` and ``*.hdf5`` files directly in ``directory``, sorted by path (the order The Well's loader uses)."""
+    directory = Path(directory)
+    return sorted((p for p in directory.iterdir() if p.suffix in HDF5_SUFFIXES and p.is_file()), key=str) if directory.is_dir() else []
+
+
+def hdf5_inside(path) -> list[Path]:
+    """Returns the HDF5 files ``path`` stands for: itself, those in it, or those in its ``data/<split>/`` folders (a Well dataset)."""
+    path = Path(path)
+    if is_hdf5(path):
+        return [path]
+    if not path.is_dir() or (path / "zarr.json").exists():
+        return []
+    found = hdf5_files(path)
+    if not found and (path / "data").is_dir():
+        for split in sorted(p for p in (path / "data").iterdir() if p.is_dir()):
+            found += hdf5_files(split)
+    return found
+
+
+def require_zarr_store(store) -> None:
+    """Raises ValueError naming ``pdekit import`` when ``store`` is a local path holding HDF5 files instead of a Zarr ensemble.
+
+    Training reads Zarr only (``Windows`` streams whole-member chunks, and the normalisation
+    statistics are kept in the store); an HDF5 dataset is converted once, one trajectory at a time.
+    """
+    if "://" in str(store):
+        return
+    found = hdf5_inside(store)
+    if found:
+        raise ValueError(
+            f"{store} holds HDF5 data ({found[0].name}{' ...' if len(found) > 1 else ''}), not a Zarr ensemble: convert it once with "
+            f"`pdekit import {store} --out STORE.zarr` (streamed, one trajectory at a time; pdekit.io.import_well or import_pdebench) and train on STORE.zarr"
+        )
+
+
+def detect_format(path) -> str:
+    """Returns ``"well"`` or ``"pdebench"`` for the HDF5 data at ``path``; ValueError if there is none or it is neither."""
+    found = hdf5_inside(path)
+    if not found:
+        raise ValueError(f"{path}: no HDF5 file there (nor in {Path(path) / 'data'}/<split>/)")
+    h5py = h5py_module()
+    with h5py.File(found[0], "r") as file:
+        if "dimensions" in file and "t0_fields" in file:
+            return "well"
+        if any(key.endswith("-coordinate") for key in file) or any(isinstance(file[key], h5py.Group) and "data" in file[key] for key in file):
+            return "pdebench"
+    raise ValueError(f"{found[0]}: neither The Well's layout (groups dimensions, t0_fields) nor PDEBench's (x-coordinate, or groups holding data)")
