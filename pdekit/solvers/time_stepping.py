@@ -73,15 +73,17 @@ class ETDRK4:
         e, e_half, q, f1, f2, f3 = c
         if nonlinear is None:
             return e * v
+        # addcmul fuses each "x + coefficient * N" into one pass without a temporary product.
         nv = nonlinear(v)
         v_half = e_half * v
-        a = v_half + q * nv
+        a = torch.addcmul(v_half, q, nv)
         na = nonlinear(a)
-        b = v_half + q * na
+        b = torch.addcmul(v_half, q, na)
         nb = nonlinear(b)
-        c_stage = e_half * a + q * (2 * nb - nv)
+        c_stage = torch.addcmul(e_half * a, q, 2 * nb - nv)
         nc = nonlinear(c_stage)
-        return e * v + f1 * nv + 2 * f2 * (na + nb) + f3 * nc
+        out = e * v
+        return out.addcmul_(f1, nv).addcmul_(f2, na + nb, value=2).addcmul_(f3, nc)
 
 
 @dataclass(frozen=True)
