@@ -1,16 +1,28 @@
-"""The ``pdekit`` command."""
+"""The ``pdekit`` command.
+
+Bad input is a one-line message on standard error, ``pdekit <command>: <message>``, and exit code
+2: the options' argparse types catch what they can (``positive_int``, ``device_type``, ...), and
+``main`` turns the ValueError, StoreError, missing-file or LockedError a handler lets escape into that line
+(``PDEKIT_TRACEBACK=1`` shows the traceback instead). Other exceptions are bugs and keep theirs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.data import RECIPES, generate, validate
+from pdekit.io.cli import add_export_parser, add_import_parser
+from pdekit.data.lock import LockedError
 
 
 def parse_times(text: str) -> tuple[float, ...]:
@@ -32,6 +44,29 @@ def parse_times(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected 0:STOP:STEP with STOP a multiple of STEP > 0 (t = 0 is always stored), or increasing positive times t1,t2,...; got {text!r}") from None
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on standard error, ``pdekit <command>: <message>``, exit code 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+# What a handler raises for bad input (StoreError is a ValueError) or for a run or store another
+# process holds (LockedError); main() reports these in one line, anything else is a bug.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, LockedError)
+
+
+def reported(command: str, handler, *args) -> int:
+    """Returns ``handler(*args)``, or 2 after printing ``pdekit <command>: <message>`` (one line) for a ``USER_ERRORS`` exception."""
+    try:
+        return handler(*args)
+    except USER_ERRORS as error:
+        if os.environ.get("PDEKIT_TRACEBACK"):
+            raise
+        print(f"pdekit {command}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     try:
@@ -40,6 +75,17 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
     return value
 
 
@@ -52,6 +98,68 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -float("inf") < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def device_type(text: str) -> str:
+    """An argparse type: a torch device that exists on this machine (``cpu``, ``cuda``, ``cuda:1``, ``mps``, ...); returns its name."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda or cuda:0; got {text!r}") from None
+    if device.type == "cpu":
+        return str(device)
+    if device.type == "mps":
+        count = 1 if torch.backends.mps.is_available() else 0
+    else:
+        backend = getattr(torch, device.type, None)
+        available = callable(getattr(backend, "is_available", None)) and backend.is_available()
+        count = backend.device_count() if available and callable(getattr(backend, "device_count", None)) else int(bool(available))
+    if count == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine (no {device.type} device); expected cpu or an available device")
+    if device.index is not None and device.index >= count:
+        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine ({count} {device.type} device{'s' if count > 1 else ''}: indices 0 to {count - 1})")
+    return str(device)
+
+
+def writable_directory(path: str | Path, option: str) -> Path:
+    """Returns ``path`` after making it a directory (if needed) and writing a file into it; ValueError naming ``option`` otherwise.
+
+    Checked before a long computation, so that a bad output path does not lose a finished run.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path} is not a writable directory ({error.strerror or error})") from None
+    return path
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None = None) -> None:
@@ -73,7 +181,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None =
     parser.add_argument("--fields", nargs="+", choices=fields, help="fields to record, in channel order, e.g. --fields vorticity velocity (default: the PDE's)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted generation into --out")
     parser.add_argument("--scheduler", help="address of a dask.distributed scheduler to run the batches on")
-    parser.add_argument("--device", help="torch device of the solver (default: CUDA when present)")
+    parser.add_argument("--device", type=device_type, help="torch device of the solver (default: CUDA when present)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if recipe in (None, "fno_navier_stokes"):
         parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
@@ -107,12 +215,12 @@ def recipe_from_arguments(args: argparse.Namespace, name: str):
 
 
 def run_generate(args: argparse.Namespace, recipe_name: str | None = None) -> int:
-    name = recipe_name or args.recipe
-    try:
-        recipe = recipe_from_arguments(args, name)
-    except ValueError as error:
-        print(f"pdekit generate: {error}", file=sys.stderr)
-        return 2
+    """``pdekit generate`` (and the scripts in ``datasets/``, which call it without ``main``: it reports its own errors)."""
+    return reported("generate", _generate, args, recipe_name or args.recipe)
+
+
+def _generate(args: argparse.Namespace, name: str) -> int:
+    recipe = recipe_from_arguments(args, name)
     client = None
     if args.scheduler:
         from distributed import Client
@@ -120,9 +228,6 @@ def run_generate(args: argparse.Namespace, recipe_name: str | None = None) -> in
         client = Client(args.scheduler)
     try:
         summary = generate(recipe, args.out, resume=args.resume, client=client, device=args.device, progress=not args.no_progress)
-    except (FileExistsError, ValueError) as error:
-        print(f"pdekit generate: {error}", file=sys.stderr)
-        return 2
     finally:
         if client is not None:
             client.close()
@@ -151,9 +256,12 @@ def experiment_from_arguments(args: argparse.Namespace):
     for assignment in args.set or []:
         (section, *rest), value = parse_assignment(assignment)
         if section == "model" and rest != ["name"]:
-            settings[".".join(rest)] = value
-        else:
+            settings[".".join(rest[1:] if rest[0] == "settings" and len(rest) > 1 else rest)] = value  # model.KEY or model.settings.KEY
+            continue
+        try:
             config = config.with_overrides(**{section: {".".join(rest): value}})
+        except ValueError as error:
+            raise ValueError(f"--set {assignment}: {error}") from None
     if getattr(args, "recipe", None) is not None:  # pdekit online
         config = config.with_overrides(
             online={
@@ -174,22 +282,16 @@ def experiment_from_arguments(args: argparse.Namespace):
     )
 
 
-def fit_from_arguments(command: str, fit, args: argparse.Namespace):
-    """Returns ``(config, trainer)`` of ``fit(config, out, resume=, device=)`` on the arguments' config, or None after printing why it could not run."""
-    try:
-        config = experiment_from_arguments(args)
-        return config, fit(config, args.out, resume=args.resume, device=args.device)
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"pdekit {command}: {error}", file=sys.stderr)
-        return None
+def fit_from_arguments(fit, args: argparse.Namespace):
+    """Returns ``(config, trainer)`` of ``fit(config, out, resume=, device=)`` on the arguments' config."""
+    config = experiment_from_arguments(args)
+    return config, fit(config, args.out, resume=args.resume, device=args.device)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from pdekit.runs import train
 
-    if (result := fit_from_arguments("train", train, args)) is None:
-        return 2
-    config, trainer = result
+    config, trainer = fit_from_arguments(train, args)
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 {last.get('validation_l2', float('nan')):.4g}")
     return 0
@@ -198,9 +300,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_online(args: argparse.Namespace) -> int:
     from pdekit.runs.online import train_online
 
-    if (result := fit_from_arguments("online", train_online, args)) is None:
-        return 2
-    config, trainer = result
+    config, trainer = fit_from_arguments(train_online, args)
     last = trainer.history[-1] if trainer.history else {}
     print(
         f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs into {args.out}: "
@@ -215,33 +315,31 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="fno, tfno, ffno, galerkin or factformer (model.name)")
     parser.add_argument("--config", help="a TOML or YAML configuration file")
     parser.add_argument("--out", required=True, help="the run directory")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--input-steps", type=int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
-    parser.add_argument("--target-steps", type=int, help="states out")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--learning-rate", type=positive_float)
+    parser.add_argument("--input-steps", type=positive_int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
+    parser.add_argument("--target-steps", type=positive_int, help="states out")
     parser.add_argument("--loss", choices=["l2", "h1"])
     parser.add_argument("--seed", type=int)
     parser.add_argument("--mode", choices=["state", "derivative"], help="predict the next state or du/dt (rollout.mode)")
     parser.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
-    parser.add_argument("--unroll", type=int, help="steps rolled out per window in training (needs --target-steps >= it)")
+    parser.add_argument("--unroll", type=positive_int, help="steps rolled out per window in training (needs --target-steps >= it)")
     parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
-    parser.add_argument("--teacher-forcing-epochs", type=int, help="curriculum from teacher forcing to autoregression over these epochs")
-    parser.add_argument("--noise", type=float, help="std of Gaussian noise on the input states (normalised units)")
+    parser.add_argument("--teacher-forcing-epochs", type=non_negative_int, help="curriculum from teacher forcing to autoregression over these epochs")
+    parser.add_argument("--noise", type=non_negative_float, help="std of Gaussian noise on the input states (normalised units)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--device", help="torch device (default: CUDA when present)")
+    parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from pdekit.runs import evaluate
 
-    try:
-        result = evaluate(args.run, args.data, device=args.device)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"pdekit evaluate: {error}", file=sys.stderr)
-        return 2
+    if args.plots:
+        writable_directory(args.plots, "--plots")
+    result = evaluate(args.run, args.data, device=args.device)
     print(result)
     if args.plots:
         args.dt, args.steps, args.start_time = None, None, None
@@ -252,11 +350,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_rollout(args: argparse.Namespace) -> int:
     from pdekit.runs import evaluate_rollout
 
-    try:
-        result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, start_time=args.start_time or 0.0, device=args.device)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"pdekit rollout: {error}", file=sys.stderr)
-        return 2
+    if args.plots:
+        writable_directory(args.plots, "--plots")
+    start_time = 0.0 if args.start_time is None else args.start_time
+    result = evaluate_rollout(args.run, args.data, dt=args.dt, steps=args.steps, start_time=start_time, device=args.device)
     print(result)
     if args.plots:
         from pdekit.viz import rollout_figures
@@ -267,13 +364,9 @@ def run_rollout(args: argparse.Namespace) -> int:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    from pdekit.data import StoreError, upgrade_store
+    from pdekit.data import upgrade_store
 
-    try:
-        upgraded = upgrade_store(args.store)
-    except (FileNotFoundError, StoreError) as error:
-        print(f"pdekit upgrade: {error}", file=sys.stderr)
-        return 2
+    upgraded = upgrade_store(args.store)
     print(f"{args.store}: {'upgraded to' if upgraded else 'already'} schema version 2")
     report = validate(args.store)
     print(report)
@@ -282,24 +375,26 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     """Prints what a store, a run directory or a checkpoint holds."""
-    from pathlib import Path
-
     path = Path(args.path)
+    if "://" not in args.path and not path.exists():
+        raise FileNotFoundError(f"{args.path}: no such file or directory")
     checkpoint = path / "checkpoint.pt" if path.is_dir() and (path / "checkpoint.pt").exists() else path if path.suffix == ".pt" else None
     if checkpoint is None:
         report = validate(args.path)
         if report.problems and not (path / "zarr.json").exists():
-            print(f"pdekit info: {args.path} is neither a Zarr ensemble, a run directory nor a checkpoint", file=sys.stderr)
-            return 2
+            raise ValueError(f"{args.path} is neither a Zarr ensemble, a run directory nor a checkpoint")
+        import zarr
+
         from pdekit.data import StoreError, open_store
         from pdekit.data.schema import json_attribute, names
         from pdekit.data.store import member_status, store_fields
 
         try:
             group = open_store(args.path)
-        except StoreError as error:
-            print(f"pdekit info: {error}", file=sys.stderr)
-            return 2
+        except StoreError:
+            if "schema_version" not in zarr.open_group(args.path, mode="r").attrs:
+                raise ValueError(f"{args.path} is a Zarr group but not a pdekit ensemble (it has no schema_version attribute)") from None
+            raise
         completed, failed = member_status(group)
         attrs = dict(group.attrs)
         print(f"ensemble {args.path}: {attrs.get('pde')} ({attrs.get('solver')}, scheme {attrs.get('scheme')})")
@@ -312,11 +407,7 @@ def run_info(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     from pdekit.training import load_checkpoint
 
-    try:
-        state = load_checkpoint(checkpoint)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"pdekit info: {error}", file=sys.stderr)
-        return 2
+    state = load_checkpoint(checkpoint)
     parameters = sum(t.numel() for t in state.get("model", {}).values() if hasattr(t, "numel"))
     print(f"checkpoint {checkpoint}: model {state.get('model_spec')}")
     print(f"  {parameters:,} weights; {state.get('epoch')} epochs done")
@@ -328,7 +419,6 @@ def run_info(args: argparse.Namespace) -> int:
 def run_pinn(args: argparse.Namespace) -> int:
     import json
     from dataclasses import replace
-    from pathlib import Path
 
     import torch
 
@@ -337,20 +427,18 @@ def run_pinn(args: argparse.Namespace) -> int:
     problem = PROBLEMS[args.problem]()
     if args.beta is not None:
         if args.problem != "convection":
-            print("pdekit pinn: --beta applies to the convection problem", file=sys.stderr)
-            return 2
+            raise ValueError(f"--beta applies to the convection problem, not {args.problem}")
         problem = replace(problem, beta=args.beta)
+    out = writable_directory(args.out, "--out")  # before training: a bad path must not lose a finished run
     torch.manual_seed(args.seed)
     network = MLP(problem.dim, args.width, args.depth, periods=problem.periods if args.periodic else None)
     sampler = make_sampler(args.sampler, problem, args.points, seed=args.seed)
-    out = Path(args.out)
     config = PINNConfig(iterations=args.iterations, learning_rate=args.learning_rate, lbfgs_iterations=args.lbfgs, population_every=max(1, args.iterations // 8), progress=not args.no_progress, seed=args.seed)
     try:
         result = train_pinn(problem, network, sampler, config, failure_dir=out)
     except FloatingPointError as error:
         print(f"pdekit pinn: {error}", file=sys.stderr)
         return 1
-    out.mkdir(parents=True, exist_ok=True)
     (out / "pinn.json").write_text(json.dumps({"problem": args.problem, "sampler": args.sampler, "relative_l2": result.relative_l2, "seconds": result.seconds, "history": result.history}, indent=1))
     figure = plot_population(result, problem, out / "population.png")
     print(f"{problem.name} with {sampler.name}: relative L2 {result.relative_l2:.4g} after {args.iterations} iterations ({result.seconds:.0f} s); wrote {out / 'pinn.json'} and {figure}")
@@ -361,11 +449,7 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
     from pdekit.quickstart import QuickstartConfig, run_quickstart
 
     given = {"members": args.members, "epochs": args.epochs, "horizon": args.horizon, "fields": tuple(args.fields) if args.fields else None}
-    try:
-        config = QuickstartConfig(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as error:
-        print(f"pdekit quickstart: {error}", file=sys.stderr)
-        return 2
+    config = QuickstartConfig(**{k: v for k, v in given.items() if v is not None})  # checks the sizes before anything runs
     run_quickstart(args.out, config, device=args.device, progress=not args.no_progress)
     return 0
 
@@ -378,7 +462,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Returns the ``pdekit`` parser; each subcommand's ``func`` default is its handler."""
-    parser = argparse.ArgumentParser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
+    parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
     add_generate_arguments(gen)
@@ -408,21 +492,21 @@ def build_parser() -> argparse.ArgumentParser:
     on.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="the simulations to stream (online.recipe)")
     add_training_arguments(on)
     on.add_argument("--policy", choices=["fifo", "firo", "reservoir"], help="reservoir policy (default reservoir)")
-    on.add_argument("--capacity", type=int, help="windows the reservoir holds (default 2048)")
-    on.add_argument("--min-seen", type=int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
-    on.add_argument("--watermark", type=int, help="windows held before training starts (default: half the capacity)")
-    on.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default 100)")
-    on.add_argument("--members", type=int, help="stop the stream after this many members (default: no end)")
-    on.add_argument("--workers", type=int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
+    on.add_argument("--capacity", type=positive_int, help="windows the reservoir holds (default 2048)")
+    on.add_argument("--min-seen", type=non_negative_int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
+    on.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
+    on.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
+    on.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
+    on.add_argument("--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
     on.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
-    on.add_argument("--solver-device", help="device of the solver thread (default: the training device)")
+    on.add_argument("--solver-device", type=device_type, help="device of the solver thread (default: the training device)")
     on.add_argument("--validation", help="Zarr store to validate on (its last data.validation_fraction, as pdekit train does)")
-    on.add_argument("--validation-members", type=int, help="without --validation: members generated once for validation (default 16)")
+    on.add_argument("--validation-members", type=positive_int, help="without --validation: members generated once for validation (default 16)")
     on.add_argument("--tee", help="also write every streamed member into this new Zarr store (needs --members)")
     ev = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
     ev.add_argument("run", help="the run directory written by pdekit train")
     ev.add_argument("--data", help="a test store (default: the run's validation members)")
-    ev.add_argument("--device")
+    ev.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     ev.add_argument("--plots", metavar="DIR", help="also roll out the test members and write figures (fields, error, spectra) to DIR")
     ro = commands.add_parser(
         "rollout", help="roll a trained surrogate out against stored trajectories",
@@ -431,11 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ro.add_argument("run", help="the run directory written by pdekit train")
     ro.add_argument("--data", help="a test store (default: the run's validation members)")
-    ro.add_argument("--dt", type=float, help="rollout step (derivative mode: the stored step divided by an integer)")
-    ro.add_argument("--steps", type=int, help="stored steps to roll out (default: the whole trajectory)")
-    ro.add_argument("--start-time", type=float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
+    ro.add_argument("--dt", type=positive_float, help="rollout step (derivative mode: the stored step divided by an integer)")
+    ro.add_argument("--steps", type=positive_int, help="stored steps to roll out (default: the whole trajectory)")
+    ro.add_argument("--start-time", type=non_negative_float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
     ro.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
-    ro.add_argument("--device")
+    ro.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     inf = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
     inf.add_argument("path")
     qs = commands.add_parser(
@@ -448,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--epochs", type=int, help="training epochs (default 8)")
     qs.add_argument("--horizon", type=float, help="simulated time (default 10)")
     qs.add_argument("--fields", nargs="+", choices=["vorticity", "velocity"], help="fields to learn (default vorticity; vorticity velocity: three channels)")
-    qs.add_argument("--device", help="torch device (default: CUDA when present)")
+    qs.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     qs.add_argument("--no-progress", action="store_true")
     pn = commands.add_parser(
         "pinn", help="train a PINN with R3 or another collocation sampler",
@@ -457,16 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pn.add_argument("problem", choices=["convection", "reaction", "allen_cahn", "burgers", "heat_2d"])
     pn.add_argument("--sampler", default="r3", choices=["uniform_fixed", "uniform_resampled", "rad", "rar_d", "r3", "causal_r3"])
-    pn.add_argument("--points", type=int, default=1000, help="collocation population")
-    pn.add_argument("--iterations", type=int, default=5000, help="Adam iterations")
-    pn.add_argument("--learning-rate", type=float, default=1e-3)
-    pn.add_argument("--lbfgs", type=int, default=0, help="L-BFGS iterations after Adam")
-    pn.add_argument("--beta", type=float, help="convection speed (convection only; default 50)")
-    pn.add_argument("--width", type=int, default=50)
-    pn.add_argument("--depth", type=int, default=4)
+    pn.add_argument("--points", type=positive_int, default=1000, help="collocation population")
+    pn.add_argument("--iterations", type=positive_int, default=5000, help="Adam iterations")
+    pn.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    pn.add_argument("--lbfgs", type=non_negative_int, default=0, help="L-BFGS iterations after Adam")
+    pn.add_argument("--beta", type=finite_float, help="convection speed (convection only; default 50)")
+    pn.add_argument("--width", type=positive_int, default=50, help="hidden units per layer")
+    pn.add_argument("--depth", type=positive_int, default=4, help="hidden layers")
     pn.add_argument("--periodic", action="store_true", help="embed x periodically (exact periodic boundary)")
     pn.add_argument("--seed", type=int, default=0)
-    pn.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png")
+    pn.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png (checked before training)")
     pn.add_argument("--no-progress", action="store_true")
     gen.set_defaults(func=run_generate)
     check.set_defaults(func=run_validate)
@@ -478,12 +562,19 @@ def build_parser() -> argparse.ArgumentParser:
     inf.set_defaults(func=run_info)
     qs.set_defaults(func=run_quickstart_command)
     pn.set_defaults(func=run_pinn)
+    add_export_parser(commands)
+    add_import_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs ``pdekit ARGV``; returns the exit code (2 with a one-line message for bad input: see the module's docstring).
+
+    The command keeps freed host memory for reuse (``pdekit.allocator``; ``PDEKIT_RETAIN_FREED_MEMORY=0`` turns it off).
+    """
+    retain_freed_memory_unless_disabled()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return reported(args.command, args.func, args)
 
 
 if __name__ == "__main__":

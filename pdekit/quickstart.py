@@ -8,6 +8,7 @@ GPU when there is one.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,10 @@ class QuickstartConfig:
         for name in ("members", "epochs", "width", "modes", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"quickstart {name} must be >= 1; got {getattr(self, name)}")
-        if not self.horizon >= 1.0:
-            raise ValueError(f"quickstart horizon must be at least 1 (two stored steps of 0.5); got {self.horizon}")
+        if not 1.0 <= self.horizon < math.inf or abs(self.horizon / 0.5 - round(self.horizon / 0.5)) > 1e-9:
+            raise ValueError(f"quickstart horizon must be a finite multiple of the stored step 0.5, at least 1 (two stored steps); got {self.horizon}")
+        if not 0 <= self.spin_up < math.inf:
+            raise ValueError(f"quickstart spin_up must be non-negative and finite; got {self.spin_up}")
 
 
 def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(), *, device=None, progress: bool = True) -> dict:

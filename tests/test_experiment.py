@@ -32,7 +32,7 @@ def test_train_writes_resolved_config_checkpoint_and_metrics_and_resumes(store, 
     config = load_config(run / "config.toml")
     assert (config.data.input_steps, config.trainer.weight_decay, config.model.settings["width"]) == (2, 0, 8)
     assert tomllib.loads((run / "config.toml").read_text())["data"]["store"] == str(store)
-    assert train(store, run, "--epochs", "2", "--input-steps", "2", "--resume") == 0
+    assert train(store, run, "--epochs", "2", "--input-steps", "2", "--set", "trainer.weight_decay=0", "--resume") == 0  # the run's settings, more epochs
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
 
 
@@ -83,3 +83,55 @@ def test_unrolled_pushforward_training_with_noise_and_curriculum_runs_from_the_c
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["validation_l2"]) for r in records)
     assert train(store, tmp_path / "bad", "--target-steps", "1", "--unroll", "2") == 2
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"trainer": {"epochs": "3"}}, r"trainer.epochs must be an integer; got '3' \(str\)"),
+        ({"trainer": {"epochs": 3.0}}, r"trainer.epochs must be an integer; got 3.0"),
+        ({"trainer": {"gradient_clip": True}}, r"trainer.gradient_clip must be a number; got True \(bool\)"),
+        ({"trainer": {"amp": 1}}, r"trainer.amp must be true or false; got 1"),
+        ({"data": {"store": 5}}, r"data.store must be a string; got 5"),
+        ({"model": {"settings": [1]}}, r"model.settings must be a table of keys and values; got \[1\]"),
+        ({"model": {"settings": {"width": "eight"}}}, r"model.settings.width must be an integer; got 'eight'"),
+        ({"model": {"name": "ffno", "settings": {"share_weights": 1}}}, r"model.settings.share_weights must be true or false; got 1"),
+        ({"model": {"name": "unet"}}, r"model.name: unknown model 'unet'"),
+        ({"rollout": 3}, r"\[rollout\] must be a table of keys; got 3"),
+        ({"seed": "1"}, r"seed must be an integer; got '1'"),
+        ({"data": {"validation_fraction": 1.0}}, r"data.validation_fraction must be in \(0, 1\); got 1.0"),
+        ({"trainer": {"weight_decay": -1}}, r"trainer.weight_decay must be non-negative and finite; got -1.0"),
+        ({"online": {"watermark": 5000}}, r"online.watermark must be in \[0, capacity=2048\]"),
+        ({"rollout": {"noise": float("nan")}}, r"rollout.noise must be non-negative and finite; got nan"),
+    ],
+)
+def test_config_values_are_checked_against_their_field_types_and_ranges(values, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_dict(values)
+
+
+def test_config_accepts_an_integer_where_a_number_is_expected_and_stores_a_float():
+    config = ExperimentConfig.from_dict({"trainer": {"learning_rate": 1, "gradient_clip": 0}, "model": {"name": "tfno", "settings": {"rank": 1}}})
+    assert type(config.trainer.learning_rate) is float and config.trainer.learning_rate == 1.0
+    assert type(config.trainer.gradient_clip) is float
+
+
+def test_config_file_errors_name_the_file_and_yaml_reads_exponents_as_numbers(tmp_path):
+    (tmp_path / "exponent.yaml").write_text("trainer: {learning_rate: 2e-3, weight_decay: 1E-5}\n")
+    assert load_config(tmp_path / "exponent.yaml").trainer.learning_rate == 2e-3  # PyYAML alone reads '2e-3' as a string
+    (tmp_path / "typed.toml").write_text("[trainer]\nepochs = true\n")
+    with pytest.raises(ValueError, match=r"typed.toml: trainer.epochs must be an integer; got True"):
+        load_config(tmp_path / "typed.toml")
+    (tmp_path / "broken.yaml").write_text("trainer: {epochs: 3\n")
+    with pytest.raises(ValueError, match=r"broken.yaml: not valid YAML: .*\(line 2, column 1\)$"):
+        load_config(tmp_path / "broken.yaml")
+    (tmp_path / "range.toml").write_text("[data]\nbatch_size = 0\n")
+    with pytest.raises(ValueError, match=r"range.toml: data.batch_size must be >= 1; got 0"):
+        load_config(tmp_path / "range.toml")
+
+
+def test_build_model_checks_setting_types_as_the_config_does():
+    from pdekit.models import build_model
+
+    with pytest.raises(ValueError, match=r"model.settings.width must be an integer; got 8.5"):
+        build_model("fno", 1, 1, width=8.5)

@@ -107,6 +107,20 @@ def test_hybrid_falls_back_to_the_solver_for_members_the_monitor_rejects():
     assert torch.equal(u1[1], solver.step(u0, 0.1)[1]) and torch.equal(u1[0], u0[0])
 
 
+def test_hybrid_rejects_a_non_finite_proposal_before_the_pde_residual_scores_it():
+    solver = heat_solver()
+    u0 = solver.initial_condition(2, seeds=[0, 1])
+
+    class NaNForOne(nn.Module):
+        def forward(self, x, params=None):
+            return torch.zeros_like(x) / torch.tensor([1.0, 0.0], dtype=x.dtype).view(2, 1, 1)  # member 1: 0/0
+
+    hybrid = HybridSolver(solver, Stepper(NaNForOne(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=pde_residual(solver), threshold=1e9)
+    u1 = hybrid.step(u0, 0.1)
+    assert hybrid.fallbacks == 1 and torch.isfinite(u1).all()
+    assert torch.equal(u1[1], solver.step(u0, 0.1)[1])
+
+
 def test_pde_residual_is_small_for_the_solver_step_and_large_for_a_wrong_one():
     solver = heat_solver()
     u0 = solver.initial_condition(1, seeds=[0])

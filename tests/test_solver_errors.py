@@ -64,3 +64,28 @@ def test_bad_configuration_is_refused():
         GaussianRandomField(tau=0.0)
     with pytest.raises(TypeError, match="no advection"):
         Heat(Grid((8,)), 0.1, device="cpu").cfl_number(torch.zeros(1, 1, 8), 0.1)
+
+
+@pytest.mark.parametrize("dt", [0.0, -1.0, math.nan, math.inf])
+def test_step_refuses_a_non_positive_or_non_finite_dt(dt):
+    solver = Burgers(Grid((16,)), 0.01, device="cpu")
+    with pytest.raises(ValueError, match=f"dt must be positive and finite; got {dt}"):
+        solver.step(solver.initial_condition(2, seeds=[0, 1]), dt)
+
+
+def test_time_derivative_of_a_non_finite_state_names_the_member():
+    solver = NavierStokes2D(Grid((8, 8)), 1e-3, device="cpu")
+    u = solver.initial_condition(3, seeds=[0, 1, 2])
+    u[1, 0, 2, 3] = math.inf
+    with pytest.raises(BlowUpError, match=r"u holds NaN or infinity in members \[1\]") as error:
+        solver.time_derivative(u)
+    assert error.value.members == [1]
+
+
+def test_step_spreads_a_nan_over_its_member_and_leaves_the_others_finite():
+    # What step's docstring promises instead of a per-step check (which would cost a device sync).
+    solver = Burgers(Grid((16,)), 0.01, device="cpu")
+    u = solver.initial_condition(2, seeds=[0, 1])
+    u[0, 0, 5] = math.nan
+    after = solver.step(u, 0.01)
+    assert torch.isnan(after[0]).all() and torch.isfinite(after[1]).all()

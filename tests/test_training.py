@@ -155,3 +155,9 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
     single, ddp = (load_checkpoint(tmp_path / run / "checkpoint.pt")["model"] for run in ("single", "ddp"))
     for name in single:
         torch.testing.assert_close(ddp[name], single[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_cosine_schedule_that_ends_before_the_last_epoch_is_refused():
+    with pytest.raises(ValueError, match="would train at learning rate 0"):
+        TrainerConfig(epochs=10, schedule_epochs=5)
+    assert TrainerConfig(epochs=10, schedule_epochs=20).schedule_epochs == 20

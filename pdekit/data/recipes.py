@@ -248,7 +248,8 @@ def gray_scott(pattern: str = "gliders") -> Recipe:
     The feed and kill rates of ``pattern`` (``gray_scott.WELL_PATTERNS``: gliders, bubbles, maze,
     worms, spirals, spots), ``D_u = 2e-5``, ``D_v = 1e-5`` on ``[-1, 1]^2`` at 128², ETDRK4 with
     ``dt = 1``, both species stored every 10 time units up to t = 10 000, from The Well's random
-    Gaussian initial states; 200 members as The Well has per pattern. The patterns are resolved to
+    Gaussian initial states (The Well's other half starts from ``PerturbedSteadyState``, which a
+    recipe can set as its ``initial_field``); 200 members as The Well has per pattern. The patterns are resolved to
     about 1-2% at 128² (``GrayScott``'s docstring): set ``--shape 256 256 --stored-shape 128 128`` for
     a resolved ensemble on The Well's grid.
     """

@@ -110,6 +110,8 @@ class Windows(Dataset):
         self.n_times = len(times)
         self.params = torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32) if self.parameter_names else torch.zeros(len(self.members), 0)
         self.statistics = normalize if isinstance(normalize, FieldStatistics) else load_statistics(store) if normalize else None
+        if self.statistics is not None and self.statistics.channels and tuple(self.statistics.channels) != self.channels:
+            raise StoreError(f"{store}: the normalisation statistics are of channels {list(self.statistics.channels)}; the store holds {list(self.channels)}")
         self.space_shape = space_shape(group)
         self.members_per_read, self.cached_members = members_per_read, cached_members
         self._group = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pdekit.data.schema import BOUNDARY_CONDITIONS
 
-FORMATS = ("well", "pdebench")
+from pdekit.io.formats import FORMATS
 # What a bad input raises: files missing or unreadable (OSError), layouts and options (ValueError), h5py missing (ImportError).
 INPUT_ERRORS = (OSError, ValueError, ImportError)
 

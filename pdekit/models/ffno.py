@@ -71,6 +71,10 @@ class FactorizedSpectralConv(nn.Module):
         self.weights = weights if weights is not None else fourier_weights(width, modes, dim, gain)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # Transforms run in the weights' precision: under autocast z may be float16, and cuFFT takes
+        # half precision only for power-of-two sizes (and loses accuracy in the spectral sums).
+        dtype = z.dtype
+        z = z.to(self.weights[0].dtype)
         out = torch.zeros_like(z)
         for axis, weight in enumerate(self.weights):
             dim = 2 + axis
@@ -81,7 +85,7 @@ class FactorizedSpectralConv(nn.Module):
             full = torch.zeros(*mixed.shape[:-1], n // 2 + 1, dtype=mixed.dtype, device=mixed.device)
             full[..., :modes] = mixed
             out = out + torch.fft.irfft(full, n=n, dim=-1, norm="ortho").movedim(-1, dim)
-        return out
+        return out.to(dtype)
 
 
 def pointwise(channels_in: int, channels_out: int, normalized: bool) -> nn.Conv1d:

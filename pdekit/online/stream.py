@@ -49,8 +49,11 @@ class OnlineConfig:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"online.policy must be one of {POLICIES}; got {self.policy!r}")
-        if self.capacity < 1 or self.steps_per_epoch < 1 or self.members < 0 or self.workers < 0 or self.validation_members < 1:
-            raise ValueError(f"online: capacity, steps_per_epoch and validation_members must be >= 1, members and workers >= 0; got {self}")
+        for name, lowest in (("capacity", 1), ("steps_per_epoch", 1), ("validation_members", 1), ("members", 0), ("workers", 0), ("min_seen", 0), ("batch_size", 0)):
+            if getattr(self, name) < lowest:
+                raise ValueError(f"online.{name} must be >= {lowest}; got {getattr(self, name)}")
+        if not 0 <= self.watermark <= self.capacity:
+            raise ValueError(f"online.watermark must be in [0, capacity={self.capacity}] (0: half the capacity); got {self.watermark}")
         if self.tee and not self.members:
             raise ValueError("online.tee needs online.members (the number of members the store will hold)")
 

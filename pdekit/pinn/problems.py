@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -30,6 +30,20 @@ class Problem(ABC):
     name: str
     space: tuple[tuple[float, float], ...]
     horizon: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.horizon < math.inf:
+            raise ValueError(f"{self.name} horizon must be positive and finite; got {self.horizon!r}")
+        for axis, (lo, hi) in enumerate(self.space):
+            if not -math.inf < lo < hi < math.inf:
+                raise ValueError(f"{self.name} space axis {axis} must be a finite interval (lo, hi) with lo < hi; got {(lo, hi)}")
+        for f in fields(self):  # the coefficients of the PDE: beta, rho, diffusivity, ...
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"{self.name} {f.name} must be finite; got {value!r}")
+        for name in ("diffusivity", "viscosity"):
+            if hasattr(self, name) and not getattr(self, name) > 0:
+                raise ValueError(f"{self.name} {name} must be positive; got {getattr(self, name)!r}")
 
     @property
     def dim(self) -> int:

@@ -23,6 +23,7 @@ class Sampler:
     name = "uniform_fixed"
 
     def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device=None):
+        _check_at_least(type(self).__name__, size=(size, 1))
         self.problem, self.size, self.device = problem, size, device
         self.generator = torch.Generator().manual_seed(seed)
         self.points = self.uniform(size)
@@ -47,6 +48,7 @@ class UniformResampled(Sampler):
     name = "uniform_resampled"
 
     def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+        _check_at_least(type(self).__name__, every=(every, 1))
         super().__init__(problem, size, seed=seed, device=device)
         self.every = every
 
@@ -73,8 +75,19 @@ class RAD(Sampler):
     name = "rad"
 
     def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, k: float = 1.0, c: float = 1.0, candidates: int = 10_000, seed: int = 0, device=None):
+        name = type(self).__name__
+        _check_at_least(name, every=(every, 1), candidates=(candidates, 1))
+        for option, value in (("k", k), ("c", c)):
+            if not 0 <= value < math.inf:
+                raise ValueError(f"{name} {option} must be non-negative and finite; got {value!r}")
         super().__init__(problem, size, seed=seed, device=device)
         self.every, self.k, self.c, self.candidates = every, k, c, candidates
+        if candidates < self.drawn_per_update():
+            raise ValueError(f"{name} draws {self.drawn_per_update()} points without replacement from its candidates: candidates must be >= that; got {candidates}")
+
+    def drawn_per_update(self) -> int:
+        """Returns how many points an update draws from the candidates (the whole population)."""
+        return self.size
 
     def update(self, residual, iteration):
         if (iteration + 1) % self.every:
@@ -94,8 +107,12 @@ class RARD(RAD):
     name = "rar_d"
 
     def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, added: int = 100, k: float = 2.0, c: float = 0.0, candidates: int = 10_000, seed: int = 0, device=None):
+        _check_at_least(type(self).__name__, added=(added, 1))
+        self.added = added  # before RAD's checks, which compare it with the candidates
         super().__init__(problem, size, every=every, k=k, c=c, candidates=candidates, seed=seed, device=device)
-        self.added = added
+
+    def drawn_per_update(self) -> int:
+        return self.added
 
     def update(self, residual, iteration):
         if (iteration + 1) % self.every:
@@ -124,6 +141,7 @@ class R3(Sampler):
     name = "r3"
 
     def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+        _check_at_least(type(self).__name__, every=(every, 1))
         super().__init__(problem, size, seed=seed, device=device)
         self.every = every
         self.retained = 0
@@ -216,6 +234,13 @@ class CausalR3(R3):
         loss = float(residual_loss)
         if math.isfinite(loss):
             self.gamma += self.front_step(loss)
+
+
+def _check_at_least(sampler: str, **options: tuple[int, int]) -> None:
+    """Raises ValueError naming the first ``option=(value, lowest)`` whose value is not an integer >= lowest."""
+    for option, (value, lowest) in options.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{sampler} {option} must be an integer >= {lowest}; got {value!r}")
 
 
 SAMPLERS = {cls.name: cls for cls in (Sampler, UniformResampled, RAD, RARD, R3, CausalR3)}

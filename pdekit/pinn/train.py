@@ -38,6 +38,18 @@ class PINNConfig:
     progress: bool = False
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        lowest = {"iterations": 0, "lbfgs_iterations": 0, "population_every": 0, "decay_steps": 1, "initial_points": 1, "boundary_points": 1, "log_every": 1}
+        for name, low in lowest.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"PINNConfig.{name} must be an integer >= {low}; got {value!r}")
+        for name in ("learning_rate", "initial_weight", "boundary_weight"):
+            if not 0 <= getattr(self, name) < math.inf:  # false for NaN too
+                raise ValueError(f"PINNConfig.{name} must be non-negative and finite; got {getattr(self, name)!r}")
+        if not 0 < self.decay_rate < math.inf:
+            raise ValueError(f"PINNConfig.decay_rate must be positive and finite; got {self.decay_rate!r}")
+
 
 @dataclass
 class PINNResult:

@@ -24,8 +24,8 @@ States needed before/after ``index``: ``forward`` 0 before and 1 after (1 before
 interior, otherwise ``index`` before and ``4 - index`` after (with ``index`` counted from that end).
 
 ``forward`` and ``central`` at ``index = k - 1`` of a window with one following state are the
-targets ``pdekit.rollout.objectives.finite_difference_derivative`` computes (forward for ``k = 1``,
-central for ``k >= 2``).
+targets pdekit's rollout training used before Richardson was added (forward for ``k = 1``, central
+for ``k >= 2``); ``RolloutTraining(derivative_target="auto")`` picks the highest order a window holds.
 
 ``richardson`` is the default derivative target of Zhou and Barati Farimani, "Predicting change, not
 states: an alternate framework for neural PDE surrogates" (CMAME 2025; code

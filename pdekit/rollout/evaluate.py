@@ -28,7 +28,8 @@ def relative_l2_per_field(prediction: torch.Tensor, reference: torch.Tensor, fie
     errors, first = {}, 0
     for name, channels in fields:
         p, r = prediction[:, :, first : first + channels], reference[:, :, first : first + channels]
-        errors[name] = (p - r).flatten(2).norm(dim=-1) / r.flatten(2).norm(dim=-1).clamp_min(torch.finfo(r.dtype).tiny)
+        difference, norm = (p - r).flatten(2).norm(dim=-1), r.flatten(2).norm(dim=-1)
+        errors[name] = torch.where(norm > 0, difference / torch.where(norm > 0, norm, 1.0), difference)
         first += channels
     return errors
 

@@ -105,7 +105,11 @@ class HybridSolver:
             proposal = self.stepper(u.unsqueeze(1).to(dtype), dt, self.params).to(u.dtype)
         if self.monitor is None:
             return proposal
-        rejected = self.monitor(u, proposal, dt) > self.threshold  # [B]
+        # A non-finite proposal is rejected outright; the monitor scores a finite stand-in for it,
+        # so it never sees NaN (a solver's time_derivative refuses non-finite states).
+        finite = torch.isfinite(proposal).flatten(1).all(1)
+        scored = torch.where(finite.view(-1, *[1] * (u.ndim - 1)), proposal, u)
+        rejected = ~finite | (self.monitor(u, scored, dt) > self.threshold)  # [B]
         if not bool(rejected.any()):
             return proposal
         self.fallbacks += int(rejected.sum())

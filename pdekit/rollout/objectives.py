@@ -51,8 +51,12 @@ class RolloutTraining:
             raise ValueError(f"rollout.mode must be 'state' or 'derivative'; got {self.mode!r}")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"rollout.integrator must be one of {sorted(INTEGRATORS)}; got {self.integrator!r}")
-        if self.unroll < 1 or self.substeps < 1 or self.noise < 0 or self.teacher_forcing_epochs < 0:
-            raise ValueError(f"rollout needs unroll >= 1, substeps >= 1, noise >= 0, teacher_forcing_epochs >= 0; got {self}")
+        for name, lowest in (("unroll", 1), ("substeps", 1), ("teacher_forcing_epochs", 0)):
+            if getattr(self, name) < lowest:
+                raise ValueError(f"rollout.{name} must be >= {lowest}; got {getattr(self, name)}")
+        for name in ("noise", "derivative_scale"):
+            if not 0 <= getattr(self, name) < float("inf"):  # false for NaN too
+                raise ValueError(f"rollout.{name} must be non-negative and finite; got {getattr(self, name)}")
 
     def stepper(self, model: nn.Module, dt: float, input_steps: int) -> Stepper:
         """Returns the Stepper that advances states with ``model`` as this training defines it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from pdekit.models.registry import model_config, typed_values
 from pdekit.online.stream import OnlineConfig
 from pdekit.rollout.objectives import RolloutTraining
 from pdekit.training.trainer import TrainerConfig
@@ -37,13 +39,32 @@ class DataConfig:
     members_per_read: int = 4
     workers: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("input_steps", "target_steps", "stride", "batch_size", "members_per_read"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1; got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"data.workers must be >= 0; got {self.workers}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"data.validation_fraction must be in (0, 1); got {self.validation_fraction}")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model's name in ``pdekit.models.MODELS`` and the settings that override its config's defaults."""
+    """The model's name in ``pdekit.models.MODELS`` and the settings that override its config's defaults.
+
+    The settings are checked against the model's config dataclass here, so that a wrong one fails
+    before any data is read (``model.settings.KEY`` is named), and again when the model is built.
+    """
 
     name: str = "fno"
     settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        model_config(self.name, self.settings)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig}
 
 
 @dataclass(frozen=True)
@@ -58,20 +79,35 @@ class ExperimentConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "configuration") -> ExperimentConfig:
-        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``, ``rollout``, ``online``); unknown keys are errors."""
-        sections = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig}
-        unknown = set(values) - set(sections) - {"seed"}
+    def from_dict(cls, values: dict, source: str | None = None) -> ExperimentConfig:
+        """Returns the config described by ``values`` (sections ``data``, ``model``, ``trainer``, ``rollout``, ``online``, and ``seed``).
+
+        This is the one place where a configuration's values are checked, whatever they came from
+        (a file, ``--set``, a command's options): unknown sections and keys, and every value against
+        its field's annotation (``typed_values``: a bool is not a number, ``"3"`` is not an integer),
+        then against the section's own rules (its ``__post_init__``). Errors are one-line
+        ValueErrors naming ``section.key`` and the value, prefixed with ``source`` (a file name) when given.
+        """
+        prefix = f"{source}: " if source else ""
+        if not isinstance(values, dict):
+            raise ValueError(f"{prefix}a configuration is a table of sections {sorted(SECTIONS)} and seed; got {values!r}")
+        unknown = set(values) - set(SECTIONS) - {"seed"}
         if unknown:
-            raise ValueError(f"{source}: unknown section or key {sorted(unknown)}; expected {sorted(sections)} and seed")
+            raise ValueError(f"{prefix}unknown section or key {sorted(unknown)}; expected {sorted(SECTIONS)} and seed")
         built = {}
-        for name, section_cls in sections.items():
-            given = values.get(name, {})
-            known = {f.name for f in dataclasses.fields(section_cls)}
-            if set(given) - known:
-                raise ValueError(f"{source}: [{name}] has no key {sorted(set(given) - known)}; its keys are {sorted(known)}")
-            built[name] = section_cls(**given)
-        return cls(**built, seed=int(values.get("seed", 0)))
+        try:
+            for name, section_cls in SECTIONS.items():
+                given = values.get(name, {})
+                if not isinstance(given, dict):
+                    raise ValueError(f"[{name}] must be a table of keys; got {given!r}")
+                known = {f.name for f in dataclasses.fields(section_cls)}
+                if set(given) - known:
+                    raise ValueError(f"[{name}] has no key {sorted(set(given) - known)}; its keys are {sorted(known)}")
+                built[name] = section_cls(**typed_values(section_cls, given, name))
+            seed = typed_values(cls, {"seed": values.get("seed", 0)}, "")["seed"]
+        except ValueError as error:
+            raise ValueError(f"{prefix}{error}") from None
+        return cls(**built, seed=seed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,22 +118,55 @@ class ExperimentConfig:
         for name, updates in sections.items():
             if name == "seed":
                 values["seed"] = updates if updates is not None else values["seed"]
-                continue
-            values[name].update({k: v for k, v in updates.items() if v is not None})
+            elif name in SECTIONS:
+                values[name].update({k: v for k, v in updates.items() if v is not None})
+            else:
+                raise ValueError(f"unknown section {name!r}; expected one of {sorted(SECTIONS)} (or seed)")
         return ExperimentConfig.from_dict(values)
 
 
+def _yaml_loader():
+    """Returns a safe YAML loader that reads ``1e-3`` as a number, as YAML 1.2 and TOML do (PyYAML's YAML 1.1 reads it as a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    exponent = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789"))
+    return Loader
+
+
+def _one_line_yaml_error(error) -> str:
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Reads an ``ExperimentConfig`` from a TOML (``.toml``) or YAML (``.yaml``, ``.yml``) file."""
+    """Reads an ``ExperimentConfig`` from a TOML (``.toml``) or YAML (``.yaml``, ``.yml``) file.
+
+    A file that does not parse, or holds values of the wrong type, is a one-line ValueError naming
+    the file (and the line, or the key).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no configuration file {path}")
     if path.suffix == ".toml":
-        values = tomllib.loads(path.read_text())
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from None
     elif path.suffix in (".yaml", ".yml"):
         import yaml
 
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.load(path.read_text(), Loader=_yaml_loader())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML: {_one_line_yaml_error(error)}") from None
+        values = {} if values is None else values
     else:
         raise ValueError(f"{path}: configuration files are .toml, .yaml or .yml")
     return ExperimentConfig.from_dict(values, source=str(path))
@@ -109,5 +178,3 @@ def save_config(config: ExperimentConfig, path: str | Path) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(tomli_w.dumps(config.to_dict()))
-
-

@@ -34,7 +34,11 @@ def validation_members(config: ExperimentConfig) -> list[int]:
 
 
 def statistics_of(config: DataConfig) -> FieldStatistics | None:
-    """Returns the store's normalisation statistics, computing (and saving) them on first use; ``None`` without normalisation."""
+    """Returns the store's normalisation statistics, computing (and saving) them on first use; ``None`` without normalisation.
+
+    For training only: a run saves what this returns in its ``normalization.json``, and evaluation
+    and resumes use that, so nothing but training writes statistics into a store.
+    """
     if not config.normalize:
         return None
     try:

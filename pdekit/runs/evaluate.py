@@ -11,13 +11,35 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pdekit.data import Windows, open_store
+from pdekit.data import FieldStatistics, Windows, open_store
 from pdekit.data.store import channel_names, field_channels
 from pdekit.rollout import correlation_time, relative_l2_per_field, rollout
-from pdekit.runs.data import statistics_of, validation_members, windows
+from pdekit.runs.config import ExperimentConfig
+from pdekit.runs.data import validation_members, windows
+from pdekit.runs.integrity import check_store, load_run_data, trained_statistics, write_atomically
 from pdekit.runs.train import load_run
 
 EVALUATION = "evaluation.json"
+
+
+def evaluation_data(run_dir: Path, config: ExperimentConfig, store) -> tuple[FieldStatistics | None, list[int] | None]:
+    """Returns the statistics and members an evaluation of the run on ``store`` (None: its own) uses; reads the run, never writes a store.
+
+    The statistics are those the run trained with (``integrity.trained_statistics``). Its own store
+    is checked against the run's fingerprint and evaluated on the run's recorded validation members;
+    another store on all its completed members, and it must hold the channels the run trained on.
+    """
+    statistics = trained_statistics(run_dir, config)
+    data = load_run_data(run_dir)
+    if store is not None:
+        channels = channel_names(open_store(store))
+        if statistics is not None and statistics.channels and tuple(statistics.channels) != tuple(channels):
+            raise ValueError(f"{store} holds channels {list(channels)}; the run {run_dir} trained on {list(statistics.channels)}")
+        return statistics, None
+    if data is None:  # a run from before data.json: its split, recomputed
+        return statistics, validation_members(config)
+    check_store(run_dir, data, config.data.store)
+    return statistics, data.validation_members
 
 
 def _table(times: list[float], columns: dict[str, list[float]]) -> str:
@@ -53,15 +75,16 @@ class Evaluation:
 def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batch_size: int | None = None) -> Evaluation:
     """Returns the run's one-step relative L2 errors on ``store`` (default: its own validation members), per field, channel and target time.
 
-    The model and the normalisation come from the run (``config.toml``, ``checkpoint.pt``); another
-    store is normalised with the training store's statistics. Errors are in physical units. The
-    result is also written to ``run_dir/evaluation.json``.
+    The model and the normalisation come from the run (``config.toml``, ``checkpoint.pt``,
+    ``normalization.json``: the statistics it trained with, also for another store); its own store is
+    the one it recorded (``data.json``), found by absolute path from any working directory, and
+    refused if another ensemble is there now (``evaluation_data``). No store is written. Errors are in
+    physical units. The result is also written to ``run_dir/evaluation.json``.
     """
     run_dir = Path(run_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, stepper = load_run(run_dir, device)
-    statistics = statistics_of(config.data)
-    members = None if store else validation_members(config)
+    statistics, members = evaluation_data(run_dir, config, store)
     test = windows(config.data, members, statistics, store=store)
     group = open_store(store or config.data.store)
     fields = field_channels(group)
@@ -87,7 +110,7 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
         channels={name: by_channel[..., i].mean().item() for i, (name, _) in enumerate(per_channel)},
         fields_per_time={name: per_time[:, i].tolist() for i, (name, _) in enumerate(fields)},
     )
-    (run_dir / EVALUATION).write_text(json.dumps(dataclasses.asdict(result), indent=1))
+    write_atomically(run_dir / EVALUATION, json.dumps(dataclasses.asdict(result), indent=1))
     return result
 
 
@@ -129,13 +152,13 @@ def evaluate_rollout(
     The rollout starts from the first stored states at or after ``start_time`` (e.g. past a spin-up).
     ``dt`` defaults to the store's step; a derivative-mode surrogate may take ``store dt / r`` for an
     integer ``r`` (compared every ``r``-th step). ``steps`` (of the store's dt) defaults to the whole
-    trajectory. Errors are in physical units, per field; the result is also written to ``run_dir/rollout.json``.
+    trajectory. The store, members and statistics are chosen and checked as ``evaluate`` does (``evaluation_data``).
+    Errors are in physical units, per field; the result is also written to ``run_dir/rollout.json``.
     """
     run_dir = Path(run_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, stepper = load_run(run_dir, device)
-    statistics = statistics_of(config.data)
-    members = None if store else validation_members(config)
+    statistics, members = evaluation_data(run_dir, config, store)
     k = config.data.input_steps
     full = Windows(store or config.data.store, k, 1, members=members, normalize=statistics or False)
     stored_dt = full.dt
@@ -175,5 +198,5 @@ def evaluate_rollout(
         name: getattr(result, name)
         for name in ("store", "members", "dt", "times", "l2_per_time", "correlation_time", "fields_per_time", "fields_correlation_time", "channels")
     }
-    (run_dir / "rollout.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(run_dir / "rollout.json", json.dumps(summary, indent=1))
     return result

@@ -14,12 +14,12 @@ from pdekit.data.schema import json_attribute
 from pdekit.data.store import channel_names, space_shape
 from pdekit.online import Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
-from pdekit.training.checkpoint import load_checkpoint
 from pdekit.training.distributed import init_from_environment
 from pdekit.runs.config import ExperimentConfig
-from pdekit.runs.data import statistics_of, validation_members, windows
-from pdekit.runs.train import build_trainer
-from pdekit.training.trainer import CHECKPOINT, Trainer
+from pdekit.runs.data import validation_members, windows
+from pdekit.runs.integrity import check_store, lock_run, store_address
+from pdekit.runs.train import build_trainer, resumption, training_statistics
+from pdekit.training.trainer import Trainer
 
 VALIDATION_STORE = "validation.zarr"
 
@@ -69,7 +69,8 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
     A resumed run restarts the stream after the members its last checkpoint had used; the reservoir
     itself is refilled (its content is not checkpointed). ``client`` is a ``distributed.Client``
     (otherwise one is opened to ``online.scheduler`` when set). ``recipe`` streams a Recipe of your
-    own instead of the catalogue's ``online.recipe``.
+    own instead of the catalogue's ``online.recipe``. As ``train``: the run directory is locked while
+    it trains, and a resume is checked (settings, model, validation store) before anything is written.
     """
     if recipe is not None:
         config = config.with_overrides(online={"recipe": recipe.name})
@@ -79,36 +80,44 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
     if process.distributed:
         raise ValueError("online training runs in one training process; spread the solvers instead (online.workers or online.scheduler)")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    recipe = recipe or online_recipe(config)
-    config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress)
-    statistics = statistics_of(config.data)
-    validation = windows(config.data, validation_members(config), statistics)
-    config, trainer = build_trainer(config, validation, run_dir, statistics=statistics, process=process, resume=resume, device=device)
-
-    start_member = 0
-    if resume and (run_dir / CHECKPOINT).exists():
-        history = load_checkpoint(run_dir / CHECKPOINT)["history"]
+    with lock_run(run_dir, "pdekit online", process):
+        resumed = resumption(config, run_dir, resume)  # before the validation store is generated: a refused resume writes nothing
+        if resumed is not None:
+            config = resumed.config
+        torch.manual_seed(config.seed)
+        recipe = recipe or online_recipe(config)
+        config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress)
+        config = config.with_overrides(data={"store": store_address(config.data.store)})
+        if resumed is not None and resumed.data is not None:
+            check_store(run_dir, resumed.data, config.data.store)
+            held_out = resumed.data.validation_members
+        else:
+            held_out = validation_members(config)
+        statistics = training_statistics(config, resumed)
+        validation = windows(config.data, held_out, statistics)
+        config, trainer = build_trainer(
+            config, validation, run_dir, statistics=statistics, process=process, resume=resume, device=device, split=(None, held_out), resumed=resumed
+        )
+        history = resumed.checkpoint["history"] if resumed is not None else []
         start_member = history[-1].get("next_member", 0) if history else 0
-    online = config.online
-    min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
-    reservoir = Reservoir(online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed)
-    own_client = None
-    if client is None and online.scheduler:
-        from distributed import Client
+        online = config.online
+        min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
+        reservoir = Reservoir(online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed)
+        own_client = None
+        if client is None and online.scheduler:
+            from distributed import Client
 
-        client = own_client = Client(online.scheduler)
-    generator = Generator(
-        recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
-        statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
-        device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
-    )
-    try:
-        with generator:
-            batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)
-            trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)
-    finally:
-        if own_client is not None:
-            own_client.close()
-    return trainer
+            client = own_client = Client(online.scheduler)
+        generator = Generator(
+            recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
+            statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
+            device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
+        )
+        try:
+            with generator:
+                batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)
+                trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)
+        finally:
+            if own_client is not None:
+                own_client.close()
+        return trainer

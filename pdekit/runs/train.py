@@ -11,9 +11,13 @@ from torch.utils.data import DataLoader
 from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, open_store
 from pdekit.models import build_model, model_from_spec
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
-from pdekit.runs.config import CONFIG, ExperimentConfig, load_config, save_config
+from pdekit.runs.config import CONFIG, ExperimentConfig, load_config
 from pdekit.runs.data import split_members, statistics_of, windows
-from pdekit.training.checkpoint import load_checkpoint
+from pdekit.runs.integrity import (
+    Resumption, check_store, load_run_data, lock_run, model_differences, prepare_resume, record_data, save_run_data,
+    save_run_statistics, store_address, write_config,
+)
+from pdekit.training.checkpoint import load_checkpoint, weight_differences
 from pdekit.training.distributed import init_from_environment
 from pdekit.training.trainer import CHECKPOINT, Trainer
 
@@ -21,32 +25,81 @@ from pdekit.training.trainer import CHECKPOINT, Trainer
 def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None) -> Trainer:
     """Trains ``config.model`` on ``config.data.store`` into ``run_dir``; returns the finished Trainer.
 
-    Writes ``run_dir/config.toml`` (the resolved configuration), ``checkpoint.pt`` after every epoch
-    and ``metrics.jsonl``. Works alike in one process and under ``torchrun``.
+    Writes ``run_dir/config.toml`` (the resolved configuration), ``data.json`` (the store by absolute
+    path, its fingerprint, the split), ``normalization.json`` (the statistics it trains with),
+    ``checkpoint.pt`` after every epoch and ``metrics.jsonl``. Works alike in one process and under
+    ``torchrun``. The run directory is locked while it trains: a second ``train`` there raises
+    ``pdekit.data.lock.LockedError`` at once. ``resume=True`` continues the checkpoint on the run's
+    own split and statistics, and refuses (before writing anything) settings that would change what
+    the checkpoint means (``pdekit.runs.integrity.RESUMABLE``) or another ensemble as the store.
     """
     if not config.data.store:
         raise ValueError("data.store is empty: name the Zarr ensemble to train on (pdekit train --data STORE)")
     run_dir = Path(run_dir)
     process = init_from_environment()
-    torch.manual_seed(config.seed)
-    statistics = statistics_of(config.data)
-    training_members, held_out = split_members(config.data.store, config.data.validation_fraction)
-    training, validation = windows(config.data, training_members, statistics), windows(config.data, held_out, statistics)
-    config, trainer = build_trainer(config, training, run_dir, statistics=statistics, process=process, resume=resume, device=device)
-    sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
-    loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
-    validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
-    trainer.fit(loader, validation_loader, resume=resume)
+    config = config.with_overrides(data={"store": store_address(config.data.store)})
+    with lock_run(run_dir, "pdekit train", process):
+        resumed = resumption(config, run_dir, resume)
+        if resumed is not None:
+            config = resumed.config
+        torch.manual_seed(config.seed)
+        if resumed is not None and resumed.data is not None:
+            check_store(run_dir, resumed.data, config.data.store)
+            training_members, held_out = resumed.data.training_members, resumed.data.validation_members
+        else:
+            training_members, held_out = split_members(config.data.store, config.data.validation_fraction)
+        statistics = training_statistics(config, resumed)
+        training, validation = windows(config.data, training_members, statistics), windows(config.data, held_out, statistics)
+        config, trainer = build_trainer(
+            config, training, run_dir, statistics=statistics, process=process, resume=resume, device=device,
+            split=(training.members.tolist(), held_out), resumed=resumed,
+        )
+        sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
+        loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
+        validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
+        trainer.fit(loader, validation_loader, resume=resume)
     return trainer
 
 
-def build_trainer(
-    config: ExperimentConfig, example: Windows, run_dir: Path, *, statistics: FieldStatistics | None, process, resume: bool, device
-) -> tuple[ExperimentConfig, Trainer]:
-    """Returns the resolved config and a Trainer for ``config.model`` on windows shaped like ``example``'s; writes ``run_dir/config.toml``.
+def resumption(config: ExperimentConfig, run_dir: Path, resume: bool) -> Resumption | None:
+    """Returns what a resume of ``run_dir`` continues (``prepare_resume``), None for a new run; FileExistsError for a checkpoint without ``resume``."""
+    if not (run_dir / CHECKPOINT).exists():
+        return None
+    if not resume:
+        raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (--resume) or choose another --out")
+    return prepare_resume(run_dir, config)
 
-    Resolving fills in what the data decides: the derivative scale of a derivative-mode surrogate.
+
+def training_statistics(config: ExperimentConfig, resumed: Resumption | None) -> FieldStatistics | None:
+    """Returns the statistics a run trains with: on resume those it started with (its ``normalization.json``), else the store's (computed and saved there on first use)."""
+    if not config.data.normalize:
+        return None
+    if resumed is not None and resumed.statistics is not None:
+        return resumed.statistics
+    return statistics_of(config.data)
+
+
+def build_trainer(
+    config: ExperimentConfig, example: Windows, run_dir: Path, *, statistics: FieldStatistics | None, process, resume: bool, device,
+    split: tuple[list[int] | None, list[int]] | None = None, resumed: Resumption | None = None,
+) -> tuple[ExperimentConfig, Trainer]:
+    """Returns the resolved config and a Trainer for ``config.model`` on windows shaped like ``example``'s; records the run in ``run_dir``.
+
+    Resolving fills in what the data decides: the derivative scale of a derivative-mode surrogate
+    (on resume, the run's). A resume is checked before anything is written: the settings against the
+    run's (``prepare_resume``, unless ``resumed`` is given), then the model built against the
+    checkpoint's spec and weights (a one-line ValueError naming the run directory and each differing
+    setting). Only then are ``config.toml``, ``normalization.json`` and ``data.json`` (``example``'s
+    store, and ``split``: the training and validation members; by default none, as for an online
+    run's stream, and ``example``'s) written, each atomically.
     """
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT).exists():
+        if not resume:
+            raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (--resume) or choose another --out")
+        if resumed is None:  # otherwise the caller checked, and ``config`` is ``resumed.config`` with what it resolved since
+            resumed = prepare_resume(run_dir, config)
+            config = resumed.config
     inputs, _, _, params = example[0]  # inputs [k, C, *S]
     if config.data.target_steps < config.rollout.unroll:
         raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
@@ -54,15 +107,26 @@ def build_trainer(
         config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example, config.rollout)})
     steps, channels = inputs.shape[:2]
     model = build_model(config.model.name, steps * channels, channels, dim=inputs.ndim - 2, n_params=params.numel(), **config.model.settings)
+    if resumed is not None:
+        check_checkpoint_model(run_dir, resumed.checkpoint, model)
     objective = RolloutObjective(config.rollout, input_steps=config.data.input_steps, dt=example.dt)
     if process.is_main:
-        if not resume and (run_dir / CHECKPOINT).exists():
-            raise FileExistsError(f"{run_dir / CHECKPOINT} exists: resume it (--resume) or choose another --out")
-        save_config(config, run_dir / CONFIG)
+        training_members, validation_members = split if split is not None else (None, example.members.tolist())
+        save_run_statistics(run_dir, statistics)
+        save_run_data(run_dir, record_data(example.store, example.dt, training_members, validation_members))
+        write_config(config, run_dir / CONFIG)
     trainer = Trainer(
         model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process, objective=objective
     )
     return config, trainer
+
+
+def check_checkpoint_model(run_dir: Path, checkpoint: dict, model: torch.nn.Module) -> None:
+    """Raises a one-line ValueError naming ``run_dir`` if ``checkpoint`` holds another model than ``model`` (its spec's settings, or its weights' shapes)."""
+    problems = model_differences(checkpoint.get("model_spec"), model) if checkpoint.get("model_spec") is not None else []
+    problems = problems or weight_differences(model, checkpoint["model"])
+    if problems:
+        raise ValueError(f"{run_dir}: the checkpoint holds another model than the one asked, so it cannot be resumed: {'; '.join(problems[:6])}")
 
 
 def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: int = 256) -> float:
@@ -78,16 +142,24 @@ def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: 
 
 
 def load_run(run_dir: str | Path, device=None):
-    """Returns ``(config, stepper)`` of a trained run, the stepper on ``device`` in eval mode."""
+    """Returns ``(config, stepper)`` of a trained run, the stepper on ``device`` in eval mode.
+
+    The time step comes from the run's ``data.json`` (the store is not opened), or, for a run from
+    before pdekit wrote it, from the store. A checkpoint that is not a pdekit Trainer's, or whose
+    weights do not fit the model its spec names, is a one-line ValueError naming the file.
+    """
     run_dir = Path(run_dir)
     config = load_config(run_dir / CONFIG)
-    state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")
+    path = run_dir / CHECKPOINT
+    state = load_checkpoint(path, map_location="cpu", required=("model", "model_spec"))
     if state.get("model_spec") is None:
-        raise ValueError(f"{run_dir / CHECKPOINT} holds no model spec; it was not written by pdekit's Trainer")
+        raise ValueError(f"{path} holds no model spec; it was not written by pdekit's Trainer")
     model = model_from_spec(state["model_spec"])
+    problems = weight_differences(model, state["model"])
+    if problems:
+        raise ValueError(f"{path}: its weights do not fit the model its spec names: {'; '.join(problems[:3])}")
     model.load_state_dict(state["model"])
-    dt = float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
+    data = load_run_data(run_dir)
+    dt = data.dt if data is not None else float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
     stepper = config.rollout.stepper(model, dt, config.data.input_steps)
     return config, stepper.to(device or "cpu").eval()
-
-

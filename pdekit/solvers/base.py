@@ -188,12 +188,13 @@ class SpectralSolver(ABC):
         if u.device != self.device:
             raise ValueError(f"{name} is on {u.device}; the solver was built for {self.device}")
 
-    def check_finite(self, u: torch.Tensor, time: float, name: str = "u") -> None:
-        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (syncs once)."""
+    def check_finite(self, u: torch.Tensor, time: float | None = None, name: str = "u") -> None:
+        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (and ``time``, when given); syncs with the device once."""
         bad = ~torch.isfinite(u).flatten(1).all(dim=1)
         if bad.any():
             members = bad.nonzero().flatten().tolist()
-            raise BlowUpError(f"{name} holds NaN or infinity at t={time:g} in members {members}", members, time)
+            when = "" if time is None else f" at t={time:g}"
+            raise BlowUpError(f"{name} holds NaN or infinity{when} in members {members}", members, math.nan if time is None else time)
 
     def _coefficients(self, dt: float) -> tuple[torch.Tensor, ...]:
         # One cached step size: solve() uses the same dt over and over, and recomputing the
@@ -205,14 +206,33 @@ class SpectralSolver(ABC):
         return coefficients
 
     def step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns the state one step of size ``dt`` after ``u``."""
+        """Returns the state one step of size ``dt`` after ``u``.
+
+        Raises ValueError unless ``dt`` is positive and finite, and if ``u`` is not a state of this
+        solver (shape, dtype, device). ``u`` is deliberately not checked for NaN or infinity: that
+        check reads a result back from the device (one synchronisation), and ``step`` is the inner
+        call of user time loops, where a synchronisation per step would stall a GPU's queue of
+        kernel launches and cost most on small grids, where a step is a few microseconds of
+        kernels. A non-finite member is not hidden by the step: the Fourier transform spreads it
+        over the whole field, so that member's output is non-finite everywhere (the other members
+        are untouched). Check where you record states (``check_finite``, one synchronisation), as
+        ``solve`` does once per output time.
+        """
         self.check_state(u)
-        v = self.scheme.step(self.to_spectral(u), self._coefficients(float(dt)), self._nonlinear)
+        dt = float(dt)
+        if not 0 < dt < math.inf:  # false for NaN too
+            raise ValueError(f"dt must be positive and finite; got {dt}")
+        v = self.scheme.step(self.to_spectral(u), self._coefficients(dt), self._nonlinear)
         return self.to_physical(v)
 
     def time_derivative(self, u: torch.Tensor) -> torch.Tensor:
-        """Returns the semi-discrete right-hand side ``du/dt = L u + N(u)`` at ``u``."""
+        """Returns the semi-discrete right-hand side ``du/dt = L u + N(u)`` at ``u``.
+
+        Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (one device
+        synchronisation: ``time_derivative`` serves targets and diagnostics, not the time loop).
+        """
         self.check_state(u)
+        self.check_finite(u)
         v = self.to_spectral(u)
         dv = self.linear_symbol().to(self.dtype) * v
         if self.has_nonlinear_term:

@@ -43,7 +43,7 @@ WELL_PATTERNS = MappingProxyType(
 )
 WELL_DIFFUSIVITY_U = 2e-5
 WELL_DIFFUSIVITY_V = 1e-5
-WELL_LENGTHS = (2.0, 2.0)  # x, y in [-1, 1]
+WELL_LENGTHS = (2.0, 2.0)  # the Grid's (y, x) periods: x, y in [-1, 1]
 WELL_SHAPE = (128, 128)
 WELL_DT = 1.0  # ETDRK4 step
 WELL_OUTPUT_INTERVAL = 10.0

@@ -141,4 +141,4 @@ class NavierStokes2D(SpectralSolver):
     def velocity(self, w: torch.Tensor) -> torch.Tensor:
         """Returns the velocity ``(u, v) = (d psi/dy, -d psi/dx)`` of vorticity ``w``: ``[batch, 2, ny, nx]``."""
         self.check_state(w, "w")
-        return self.to_physical(self._velocity_hat(self.to_spectral(w)))
+        return velocity_from_vorticity(w, self.grid)

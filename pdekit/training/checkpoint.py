@@ -1,12 +1,14 @@
-"""Checkpoints written atomically and read back with ``weights_only=True``."""
+"""Checkpoints written atomically and read back with ``weights_only=True``, and checked before they are used."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -29,12 +31,42 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
-    """Returns the state saved at ``path``, loaded with ``weights_only=True`` (no code runs on load)."""
+def load_checkpoint(path: str | os.PathLike, map_location=None, *, required: Iterable[str] = ()) -> dict:
+    """Returns the state saved at ``path``, loaded with ``weights_only=True`` (no code runs on load).
+
+    The state must be a dict holding every key in ``required`` (e.g. the Trainer's ``"model"``,
+    ``"optimizer"``, ...); anything else is a one-line ValueError naming the file, so a stray or
+    foreign ``.pt`` file never surfaces later as an AttributeError or KeyError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         raise ValueError(f"{path} is not a readable pdekit checkpoint: {error}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a pdekit checkpoint (a dict of named states)")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise ValueError(f"{path} is not a pdekit training checkpoint: it lacks {missing} (it holds {sorted(map(str, state))[:12]})")
+    return state
+
+
+def weight_differences(model: nn.Module, weights) -> list[str]:
+    """Returns why ``weights`` (a state dict) would not load into ``model``: missing, unexpected and differently shaped tensors; empty if it would."""
+    if not isinstance(weights, Mapping):
+        return [f"the weights are a {type(weights).__name__}, not a state dict"]
+    expected = model.state_dict()
+    problems = [
+        f"{name} is {list(weights[name].shape)} in the checkpoint, {list(tensor.shape)} in the model"
+        for name, tensor in expected.items()
+        if name in weights and tuple(getattr(weights[name], "shape", ())) != tuple(tensor.shape)
+    ]
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    if missing:
+        problems.append(f"{len(missing)} tensors missing from the checkpoint (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors the model lacks (e.g. {unexpected[0]})")
+    return problems

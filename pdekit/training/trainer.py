@@ -14,13 +14,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
-from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
+from pdekit.training.checkpoint import load_checkpoint, save_checkpoint, weight_differences
 from pdekit.training.distributed import Process, init_from_environment, sum_across_processes
 from pdekit.training.losses import make_loss, relative_h1, relative_l2_per_sample
 from pdekit.training.metrics import MetricsLog
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "epoch", "rng_cpu", "history")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class TrainerConfig:
     """Settings of ``Trainer``; the defaults train a neural operator sensibly.
 
     ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``; 0 means ``epochs``), ``"step"``
-    (times ``gamma`` every ``step_epochs``) or ``"constant"``; it steps once per epoch.
+    (times ``gamma`` every ``step_epochs``) or ``"constant"``; the rate is set once per epoch
+    (``LearningRateSchedule``, which also says how a cosine schedule extends when a resumed run
+    asks for more epochs).
     ``gradient_clip`` bounds the global gradient norm (0: no clipping). ``amp`` enables
     float16 autocast with loss scaling on CUDA; it is off by default because cuFFT computes half
     precision transforms only for power-of-two sizes, so check it on your grid before relying on it.
@@ -48,12 +51,93 @@ class TrainerConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        from pdekit.training.losses import LOSSES
+
         if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"TrainerConfig.optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
+            raise ValueError(f"trainer.optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step", "constant"):
-            raise ValueError(f"TrainerConfig.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
-        if self.epochs < 1 or not self.learning_rate > 0:
-            raise ValueError(f"TrainerConfig needs epochs >= 1 and learning_rate > 0; got {self.epochs}, {self.learning_rate}")
+            raise ValueError(f"trainer.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"trainer.loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
+        for name, lowest in (("epochs", 1), ("step_epochs", 1), ("schedule_epochs", 0)):
+            if getattr(self, name) < lowest:
+                raise ValueError(f"trainer.{name} must be >= {lowest}; got {getattr(self, name)}")
+        if self.schedule == "cosine" and 0 < self.schedule_epochs < self.epochs:
+            raise ValueError(
+                f"trainer.schedule_epochs={self.schedule_epochs} ends the cosine annealing before trainer.epochs={self.epochs}: "
+                "the epochs after it would train at learning rate 0; use schedule_epochs >= epochs (or 0, meaning epochs)"
+            )
+        for name, positive in (("learning_rate", True), ("gamma", True), ("weight_decay", False), ("gradient_clip", False)):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                raise ValueError(f"trainer.{name} must be {'positive' if positive else 'non-negative'} and finite; got {value}")
+
+
+class LearningRateSchedule:
+    """The learning rate of every epoch as a factor of ``TrainerConfig.learning_rate``: a function of the epoch (and of how the run was extended) alone.
+
+    - ``"cosine"``: ``(1 + cos θ(e)) / 2``, the phase ``θ`` rising linearly from 0 at epoch 0 to π at
+      the planned end ``T = schedule_epochs or epochs`` (the annealing of Loshchilov and Hutter, "SGDR:
+      stochastic gradient descent with warm restarts", ICLR 2017, without restarts and with a minimum
+      of 0); it stays at π from ``T`` on, so the last planned epoch ``T - 1`` still trains at
+      ``(1 + cos(π (T - 1) / T)) / 2 > 0``. ``"step"``: ``gamma ** (e // step_epochs)``.
+      ``"constant"``: 1.
+    - Extending (or shortening) a run on resume. ``step`` and ``constant`` do not depend on the
+      number of epochs, so a run resumed for more epochs has exactly the rates of an uninterrupted
+      run of that length. A cosine schedule does: when the checkpoint's planned end differs from this
+      config's and ``E`` epochs are done, the phase continues from that of the last trained epoch,
+      ``θ(E - 1)``, linearly to π at the new end ``T'``:
+      ``θ(e) = θ(E - 1) + (π - θ(E - 1)) (e - E + 1) / (T' - E + 1)``. The phase only grows, so the
+      rate never rises; no epoch before ``T'`` trains at 0; the epochs already trained keep the rates
+      they had; and resuming with an unchanged plan (a killed run) is the uninterrupted schedule
+      exactly. The alternatives are worse: keeping the checkpoint's ``T`` (what restoring a
+      ``torch.optim.lr_scheduler.CosineAnnealingLR`` does) trains epoch ``T`` at rate 0 and then climbs
+      back up the cosine; setting ``T'`` and re-deriving the phase from the epoch count
+      (``θ = π e / T'``) jumps the rate from the end of one anneal back to half the initial rate, a
+      warm restart nobody asked for. The price of continuing the phase: after a finished 10-epoch
+      anneal, 10 more epochs train at the small rates of the cosine's tail (at most 2.4% of the initial
+      rate); a run meant to be long should be planned long (or ``schedule_epochs`` set beyond
+      ``epochs``).
+    """
+
+    def __init__(self, config: TrainerConfig):
+        self.kind, self.step_epochs, self.gamma = config.schedule, config.step_epochs, config.gamma
+        self.end = config.schedule_epochs or config.epochs
+        self.anchor_epoch, self.anchor_phase = 0, 0.0
+
+    def phase(self, epoch: int) -> float:
+        """Returns the cosine's phase ``θ`` in [0, π] at ``epoch``."""
+        return cosine_phase(epoch, self.anchor_epoch, self.anchor_phase, self.end)
+
+    def factor(self, epoch: int) -> float:
+        """Returns the learning rate of ``epoch`` (counted from 0) over ``TrainerConfig.learning_rate``."""
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(self.phase(epoch)))
+        if self.kind == "step":
+            return self.gamma ** (epoch // self.step_epochs)
+        return 1.0
+
+    def state_dict(self) -> dict:
+        return {"schedule": self.kind, "end": self.end, "anchor_epoch": self.anchor_epoch, "anchor_phase": self.anchor_phase}
+
+    def load_state_dict(self, state: dict, epochs_done: int) -> None:
+        """Continues the schedule saved in ``state`` after ``epochs_done`` epochs, extended to this config's end as the class says."""
+        if "end" not in state:  # a torch.optim.lr_scheduler state, from an older pdekit: a cosine from epoch 0 to T_max
+            state = {"schedule": "cosine" if "T_max" in state else self.kind, "end": int(state.get("T_max", self.end)), "anchor_epoch": 0, "anchor_phase": 0.0}
+        if state["schedule"] != self.kind or self.kind != "cosine":
+            return  # step and constant are functions of the epoch alone; another kind starts its own curve
+        end, anchor_epoch, anchor_phase = int(state["end"]), int(state["anchor_epoch"]), float(state["anchor_phase"])
+        if end == self.end or epochs_done < 1 or self.end < epochs_done:  # the same plan, or nothing left to train
+            self.end, self.anchor_epoch, self.anchor_phase = end, anchor_epoch, anchor_phase
+            return
+        self.anchor_epoch, self.anchor_phase = epochs_done - 1, cosine_phase(epochs_done - 1, anchor_epoch, anchor_phase, end)
+
+
+def cosine_phase(epoch: int, anchor_epoch: int, anchor_phase: float, end: int) -> float:
+    """Returns the phase at ``epoch`` of a cosine anneal at phase ``anchor_phase`` at ``anchor_epoch``, reaching π at ``end`` and staying there."""
+    if epoch >= end:
+        return math.pi
+    return anchor_phase + (math.pi - anchor_phase) * (epoch - anchor_epoch) / (end - anchor_epoch)
 
 
 def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -86,7 +170,9 @@ class Trainer:
     schedule, loss scaler, random state, history). ``fit(..., resume=True)`` continues from that
     checkpoint and ends with the same weights as an uninterrupted run, provided the batches'
     order depends only on the epoch (``EpochSampler``, ``ChunkLocalSampler``,
-    ``DistributedSampler``: the Trainer calls their ``set_epoch``).
+    ``DistributedSampler``: the Trainer calls their ``set_epoch``). Resumed with more ``epochs``, it
+    trains on with the schedule extended as ``LearningRateSchedule`` defines; a checkpoint that is not
+    a Trainer's, or whose weights do not fit ``model``, is a one-line ValueError naming the file.
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
     files or shows progress. ``decode`` maps normalised predictions and targets back to physical
@@ -120,7 +206,7 @@ class Trainer:
         self.decode = decode
         optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        self.schedule = self._make_schedule()
+        self.schedule = LearningRateSchedule(config)
         self.amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history: list[dict] = []
@@ -138,14 +224,6 @@ class Trainer:
             else:
                 self.objective = OneStep()
         return self.objective
-
-    def _make_schedule(self) -> torch.optim.lr_scheduler.LRScheduler:
-        c = self.config
-        if c.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.schedule_epochs or c.epochs)
-        if c.schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.step_epochs, gamma=c.gamma)
-        return torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0)
 
     # ----- checkpoints -------------------------------------------------------------------------
     @property
@@ -168,23 +246,36 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores a ``state_dict()``; a cosine schedule planned for other epochs is extended as ``LearningRateSchedule.load_state_dict`` says."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        self.schedule.load_state_dict(state["schedule"], epochs_done=int(state["epoch"]))
         self.scaler.load_state_dict(state["scaler"])
-        self.epoch = state["epoch"]
+        self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] and torch.cuda.is_available():
+        if state.get("rng_cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
     def _restore(self, resume: bool) -> None:
         path = self.checkpoint_path
-        if path is None or not path.exists():
+        if path is None:
+            return
+        if not path.exists():
+            if self.process.is_main and (self.run_dir / METRICS).exists():
+                MetricsLog(self.run_dir / METRICS).truncate_after(-1)  # lines of a killed first epoch that no checkpoint holds
             return
         if not resume:
             raise FileExistsError(f"{path} exists: resume it (resume=True, `pdekit train --resume`) or choose another run directory")
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        state = load_checkpoint(path, map_location=self.device, required=CHECKPOINT_KEYS)
+        problems = weight_differences(self.model, state["model"])
+        if problems:
+            raise ValueError(f"{path} holds the weights of another model: {'; '.join(problems[:3])}")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{path} cannot be resumed by this Trainer: {first_line}") from error
         if self.process.is_main:
             MetricsLog(self.run_dir / METRICS).truncate_after(self.epoch - 1)
 
@@ -198,6 +289,9 @@ class Trainer:
             sampler = getattr(train, "sampler", None)
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self.epoch)
+            learning_rate = self.config.learning_rate * self.schedule.factor(self.epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate
             started = time.perf_counter()
             self.network.train()
             total_loss = torch.zeros((), device=self.device)
@@ -219,14 +313,13 @@ class Trainer:
             record = {
                 "epoch": self.epoch,
                 "train_loss": train_loss,
-                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "learning_rate": learning_rate,
                 "seconds": seconds,
                 "samples_per_second": samples * self.process.replicas / seconds,
             }
             summary = getattr(train, "summary", None)  # e.g. the online stream's reservoir figures
             if callable(summary):
                 record.update(summary())
-            self.schedule.step()
             if validation is not None:
                 record.update({f"validation_{k}": v for k, v in self.evaluate(validation).items() if k != "l2_per_channel"})
             self.history.append(record)
