@@ -22,6 +22,7 @@ else:  # pragma: no cover
 from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.data import RECIPES, generate, validate
 from pdekit.io.cli import add_export_parser, add_import_parser
+from pdekit.runs.frontier_cli import add_frontier_parser
 from pdekit.data.lock import LockedError
 
 
@@ -322,7 +323,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-steps", type=positive_int, help="states out")
     parser.add_argument("--loss", choices=["l2", "h1"])
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--mode", choices=["state", "derivative"], help="predict the next state or du/dt (rollout.mode)")
+    parser.add_argument(
+        "--mode", choices=["state", "derivative", "correction"],
+        help="predict the next state, du/dt, or a correction of a coarse solver step (rollout.mode; correction: the [correction] section)",
+    )
     parser.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
     parser.add_argument("--unroll", type=positive_int, help="steps rolled out per window in training (needs --target-steps >= it)")
     parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
@@ -564,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     pn.set_defaults(func=run_pinn)
     add_export_parser(commands)
     add_import_parser(commands)
+    add_frontier_parser(commands)
     return parser
 
 

@@ -89,8 +89,10 @@ def _save(figure, path: str | Path) -> Path:
 
 
 def rollout_figures(result, folder: str | Path) -> list[Path]:
-    """Writes the figures of a ``RolloutEvaluation`` (fields, error over time, spectra) into ``folder``; returns the files."""
-    """With several channels, ``fields_<channel>.png`` per channel and one error curve per field."""
+    """Writes the figures of a ``RolloutEvaluation`` (fields, error over time, spectra) into ``folder``; returns the files.
+
+    With several channels, ``fields_<channel>.png`` per channel and one error curve per field.
+    """
     folder = Path(folder)
     channels = tuple(result.channels) or ("",)
     single = len(channels) == 1
@@ -106,3 +108,35 @@ def rollout_figures(result, folder: str | Path) -> list[Path]:
         plot_error_over_time(curves, folder / "error.png"),
         plot_spectra(result.prediction, result.reference, folder / "spectra.png", channels=() if single else channels),
     ]
+
+
+def plot_frontier(result, path: str | Path, error: str = "mean_error") -> Path:
+    """Writes every route of a ``FrontierResult`` as error against cost (log-log), one marker per kind, the Pareto front drawn; returns the file.
+
+    ``error`` is the row attribute on the vertical axis (``"mean_error"`` or ``"error_at_T"``); the
+    front is the staircase through the routes no other route beats on both. Routes that blew up
+    (infinite error) or scored exactly zero cannot sit on a log axis and are listed in the title.
+    """
+    plt = _pyplot()
+    markers = {"solver": ("o", "tab:blue"), "surrogate": ("s", "tab:orange"), "hybrid": ("^", "tab:green"), "correction": ("D", "tab:red")}
+    figure, ax = plt.subplots(figsize=(7, 5))
+    shown = [r for r in result.rows if 0 < getattr(r, error) < float("inf") and 0 < r.seconds_per_member_time < float("inf")]
+    left_out = [r.name for r in result.rows if r not in shown]
+    for kind in dict.fromkeys(r.kind for r in shown):
+        rows = [r for r in shown if r.kind == kind]
+        marker, colour = markers.get(kind, ("x", "tab:gray"))
+        ax.loglog([r.seconds_per_member_time for r in rows], [getattr(r, error) for r in rows], marker, color=colour, linestyle="none", label=kind)
+    for r in shown:
+        ax.annotate(r.name, (r.seconds_per_member_time, getattr(r, error)), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    from pdekit.runs.frontier import pareto_front
+
+    front = pareto_front(shown, error=error)
+    if front:
+        ax.step([r.seconds_per_member_time for r in front], [getattr(r, error) for r in front], where="post", color="black", linewidth=1, alpha=0.6, label="Pareto front")
+    ax.set_xlabel("wall seconds per member per time unit (batched, warm)")
+    ax.set_ylabel({"mean_error": "relative L2, mean over the horizon", "error_at_T": "relative L2 at T"}.get(error, error))
+    title = f"{result.recipe}: errors on {'x'.join(map(str, result.measure_shape))}, {result.device}"
+    ax.set_title(title + (f"\nnot shown: {', '.join(left_out)}" if left_out else ""), fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path)

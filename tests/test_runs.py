@@ -8,8 +8,10 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import torch
+import xarray as xr
 import zarr
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -157,23 +159,25 @@ def test_another_ensemble_at_the_recorded_path_is_refused(store, tmp_path):
 
 def test_evaluation_never_writes_into_the_store_it_reads(store, tmp_path):
     run = tmp_path / "run"
-    train(config(store), run)
-    first = evaluate(run)
-    group = zarr.open_group(store, mode="r+")
-    del group.attrs["normalization"]  # a store without saved statistics (a copy, a regeneration): evaluation must not add them
-    consolidate(store)
     before = files(store)
+    train(config(store), run)
+    assert files(store) == before  # training computed its statistics without saving them into the store
+    first = evaluate(run)
     assert evaluate(run).l2 == pytest.approx(first.l2, rel=1e-6)
     evaluate_rollout(run)
     assert files(store) == before
 
 
-def test_evaluation_uses_the_statistics_the_run_trained_with_not_the_store_s_current_ones(store, tmp_path):
+def test_statistics_come_from_the_training_members_alone_and_evaluation_keeps_them(store, tmp_path):
     run = tmp_path / "run"
     train(config(store), run)
-    group = zarr.open_group(store, mode="r+")
-    trained_with = json.loads(group.attrs["normalization"])
+    saved = json.loads((run / "normalization.json").read_text())
+    training = json.loads((run / "data.json").read_text())["training_members"]
+    values = xr.open_zarr(store).velocity.values[training].astype(np.float64)
+    assert saved["mean"][0] == pytest.approx(values.mean(), abs=1e-9) and saved["std"][0] == pytest.approx(values.std(), rel=1e-9)
     first = evaluate(run)
+    trained_with = saved
+    group = zarr.open_group(store, mode="r+")  # statistics saved into the store later must not change the run's
     group.attrs["normalization"] = json.dumps({**trained_with, "mean": [m + 1.0 for m in trained_with["mean"]], "std": [2 * s for s in trained_with["std"]]})
     consolidate(store)
     assert evaluate(run).l2 == pytest.approx(first.l2, rel=1e-6)

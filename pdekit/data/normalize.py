@@ -43,19 +43,24 @@ class FieldStatistics:
         return x * self._view(self.std, x) + self._view(self.mean, x)
 
 
-def compute_statistics(store) -> FieldStatistics:
-    """Computes every channel's statistics over the completed members with dask, saves them in the store's attributes, and returns them.
+def compute_statistics(store, members=None, *, save: bool = True) -> FieldStatistics:
+    """Computes every channel's statistics over the completed members (or those in ``members``) with dask; returns them.
 
-    Reads the store chunk by chunk (never whole) through ``xarray.open_zarr``, in one pass.
+    Reads the store chunk by chunk (never whole) through ``xarray.open_zarr``, in one pass. With
+    ``save`` (and no ``members``) they are saved in the store's attributes for ``load_statistics``;
+    statistics of a subset (a run's training members) are never saved into the store.
     """
-    group = open_store(store, mode="r+")
+    group = open_store(store, mode="r+" if save and members is None else "r")
     dataset = xr.open_zarr(store, consolidated=None)
-    completed = dataset["completed"].load() != 0
-    if not bool(completed.any()):
+    completed = dataset["completed"].load().values != 0
+    chosen = np.flatnonzero(completed) if members is None else np.asarray(sorted(members), dtype=np.int64)
+    if members is not None and not completed[chosen].all():
+        raise StoreError(f"{store}: members {chosen[~completed[chosen]][:10].tolist()} are not completed")
+    if not len(chosen):
         raise StoreError(f"{store}: no completed members to compute statistics over")
     moments = {}
     for name in store_fields(group):
-        field = dataset[name].isel(member=np.flatnonzero(completed.values)).astype("float64")
+        field = dataset[name].isel(member=chosen).astype("float64")
         keep = ["component"] if "component" in field.dims else []
         axes = [d for d in field.dims if d not in keep]
         moments[f"{name}_mean"], moments[f"{name}_mean_square"] = field.mean(axes), (field**2).mean(axes)
@@ -69,8 +74,9 @@ def compute_statistics(store) -> FieldStatistics:
         means += mean.tolist()
         stds += std.tolist()
     statistics = FieldStatistics(tuple(means), tuple(stds), len(space_shape(group)), channel_names(group))
-    group.attrs["normalization"] = json.dumps({"channels": list(statistics.channels), "mean": means, "std": stds})
-    consolidate(store)
+    if save and members is None:
+        group.attrs["normalization"] = json.dumps({"channels": list(statistics.channels), "mean": means, "std": stds})
+        consolidate(store)
     return statistics
 
 

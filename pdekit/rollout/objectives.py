@@ -47,7 +47,7 @@ class RolloutTraining:
     def __post_init__(self) -> None:
         if self.derivative_target != "auto":
             derivative_target(self.derivative_target)  # raises naming the choices
-        if self.mode not in ("state", "derivative"):
+        if self.mode not in ("state", "derivative", "correction"):
             raise ValueError(f"rollout.mode must be 'state' or 'derivative'; got {self.mode!r}")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"rollout.integrator must be one of {sorted(INTEGRATORS)}; got {self.integrator!r}")

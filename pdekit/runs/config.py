@@ -15,6 +15,7 @@ else:  # pragma: no cover
 
 from pdekit.models.registry import model_config, typed_values
 from pdekit.online.stream import OnlineConfig
+from pdekit.rollout.correction import CorrectionTraining
 from pdekit.rollout.objectives import RolloutTraining
 from pdekit.training.trainer import TrainerConfig
 
@@ -64,7 +65,10 @@ class ModelConfig:
         model_config(self.name, self.settings)
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig}
+SECTIONS = {
+    "data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig,
+    "correction": CorrectionTraining,
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class ExperimentConfig:
     trainer: TrainerConfig = TrainerConfig()
     rollout: RolloutTraining = RolloutTraining()
     online: OnlineConfig = OnlineConfig()
+    correction: CorrectionTraining = CorrectionTraining()
     seed: int = 0
 
     @classmethod

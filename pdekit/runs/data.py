@@ -33,18 +33,20 @@ def validation_members(config: ExperimentConfig) -> list[int]:
     return split_members(config.data.store, config.data.validation_fraction)[1]
 
 
-def statistics_of(config: DataConfig) -> FieldStatistics | None:
-    """Returns the store's normalisation statistics, computing (and saving) them on first use; ``None`` without normalisation.
+def statistics_of(config: DataConfig, training_members: list[int]) -> FieldStatistics | None:
+    """Returns the statistics a new run normalises with; ``None`` without normalisation.
 
-    For training only: a run saves what this returns in its ``normalization.json``, and evaluation
-    and resumes use that, so nothing but training writes statistics into a store.
+    Those saved in the store by an explicit ``compute_statistics(store)`` when there are, else the
+    statistics of ``training_members`` alone (held-out members never inform them), computed without
+    writing into the store: a run saves what this returns in its ``normalization.json``, and
+    evaluation and resumes use that. Every DDP process computes the same numbers; none writes.
     """
     if not config.normalize:
         return None
     try:
         return load_statistics(config.store)
-    except StoreError:  # none saved yet
-        return compute_statistics(config.store)
+    except StoreError:  # none saved in the store
+        return compute_statistics(config.store, training_members, save=False)
 
 
 def windows(config: DataConfig, members: list[int] | None, statistics: FieldStatistics | None, store: str | None = None) -> Windows:

@@ -93,7 +93,8 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
             held_out = resumed.data.validation_members
         else:
             held_out = validation_members(config)
-        statistics = training_statistics(config, resumed)
+        # The stream has no store: its statistics are those of the validation members (a new run's).
+        statistics = training_statistics(config, resumed, held_out)
         validation = windows(config.data, held_out, statistics)
         config, trainer = build_trainer(
             config, validation, run_dir, statistics=statistics, process=process, resume=resume, device=device, split=(None, held_out), resumed=resumed

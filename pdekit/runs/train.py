@@ -10,12 +10,13 @@ from torch.utils.data import DataLoader
 
 from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, open_store
 from pdekit.models import build_model, model_from_spec
+from pdekit.rollout.correction import CorrectionObjective
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
 from pdekit.runs.config import CONFIG, ExperimentConfig, load_config
 from pdekit.runs.data import split_members, statistics_of, windows
 from pdekit.runs.integrity import (
     Resumption, check_store, load_run_data, lock_run, model_differences, prepare_resume, record_data, save_run_data,
-    save_run_statistics, store_address, write_config,
+    save_run_statistics, store_address, trained_statistics, write_config,
 )
 from pdekit.training.checkpoint import load_checkpoint, weight_differences
 from pdekit.training.distributed import init_from_environment
@@ -48,7 +49,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
             training_members, held_out = resumed.data.training_members, resumed.data.validation_members
         else:
             training_members, held_out = split_members(config.data.store, config.data.validation_fraction)
-        statistics = training_statistics(config, resumed)
+        statistics = training_statistics(config, resumed, training_members)
         training, validation = windows(config.data, training_members, statistics), windows(config.data, held_out, statistics)
         config, trainer = build_trainer(
             config, training, run_dir, statistics=statistics, process=process, resume=resume, device=device,
@@ -70,13 +71,13 @@ def resumption(config: ExperimentConfig, run_dir: Path, resume: bool) -> Resumpt
     return prepare_resume(run_dir, config)
 
 
-def training_statistics(config: ExperimentConfig, resumed: Resumption | None) -> FieldStatistics | None:
-    """Returns the statistics a run trains with: on resume those it started with (its ``normalization.json``), else the store's (computed and saved there on first use)."""
+def training_statistics(config: ExperimentConfig, resumed: Resumption | None, members: list[int]) -> FieldStatistics | None:
+    """Returns the statistics a run trains with: on resume those it started with (its ``normalization.json``), else ``statistics_of`` the store's ``members``."""
     if not config.data.normalize:
         return None
     if resumed is not None and resumed.statistics is not None:
         return resumed.statistics
-    return statistics_of(config.data)
+    return statistics_of(config.data, members)
 
 
 def build_trainer(
@@ -101,15 +102,18 @@ def build_trainer(
             resumed = prepare_resume(run_dir, config)
             config = resumed.config
     inputs, _, _, params = example[0]  # inputs [k, C, *S]
-    if config.data.target_steps < config.rollout.unroll:
-        raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
-    if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
-        config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example, config.rollout)})
     steps, channels = inputs.shape[:2]
+    if config.rollout.mode == "correction":
+        config, objective = correction_objective(config, example, statistics, training_device(device, process))
+    else:
+        if config.data.target_steps < config.rollout.unroll:
+            raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
+        if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
+            config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example, config.rollout)})
+        objective = RolloutObjective(config.rollout, input_steps=config.data.input_steps, dt=example.dt)
     model = build_model(config.model.name, steps * channels, channels, dim=inputs.ndim - 2, n_params=params.numel(), **config.model.settings)
     if resumed is not None:
         check_checkpoint_model(run_dir, resumed.checkpoint, model)
-    objective = RolloutObjective(config.rollout, input_steps=config.data.input_steps, dt=example.dt)
     if process.is_main:
         training_members, validation_members = split if split is not None else (None, example.members.tolist())
         save_run_statistics(run_dir, statistics)
@@ -127,6 +131,25 @@ def check_checkpoint_model(run_dir: Path, checkpoint: dict, model: torch.nn.Modu
     problems = problems or weight_differences(model, checkpoint["model"])
     if problems:
         raise ValueError(f"{run_dir}: the checkpoint holds another model than the one asked, so it cannot be resumed: {'; '.join(problems[:6])}")
+
+
+def training_device(device, process) -> torch.device:
+    """Returns the device the Trainer trains on, by its own rule: ``device``, else this process's CUDA device, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device(f"cuda:{process.local_rank}" if torch.cuda.is_available() else "cpu")
+
+
+def correction_objective(config: ExperimentConfig, example: Windows, statistics, device) -> tuple[ExperimentConfig, CorrectionObjective]:
+    """Returns the config with ``correction.scale`` resolved from the data (when 0), and the objective training a coarse-solver correction on ``example``'s store."""
+    if config.data.input_steps != 1:
+        raise ValueError(f"rollout.mode = 'correction' needs data.input_steps = 1 (a solver step sees one state); got {config.data.input_steps}")
+    if config.data.target_steps < config.correction.unroll:
+        raise ValueError(f"correction.unroll={config.correction.unroll} needs data.target_steps >= {config.correction.unroll}; got {config.data.target_steps}")
+    objective = CorrectionObjective.from_store(example.store, config.correction, statistics=statistics, device=device)
+    if not config.correction.scale:
+        config = config.with_overrides(correction={"scale": objective.scale_from(example)})
+    return config, objective.with_scale(config.correction.scale)
 
 
 def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: int = 256) -> float:
@@ -161,5 +184,9 @@ def load_run(run_dir: str | Path, device=None):
     model.load_state_dict(state["model"])
     data = load_run_data(run_dir)
     dt = data.dt if data is not None else float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
+    if config.rollout.mode == "correction":  # the coarse solver and its learned correction: a Stepper in the run's units
+        device = torch.device(device or "cpu")
+        objective = CorrectionObjective.from_store(config.data.store, config.correction, statistics=trained_statistics(run_dir, config), device=device)
+        return config, objective.corrected_solver(model.to(device)).eval()
     stepper = config.rollout.stepper(model, dt, config.data.input_steps)
     return config, stepper.to(device or "cpu").eval()

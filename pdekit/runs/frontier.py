@@ -1,0 +1,581 @@
+"""The cost-accuracy frontier: every route to a trajectory (solver settings, surrogates, hybrids, corrected solvers) run, timed and scored alike.
+
+A surrogate's speed-up means something only against the cheapest solver setting of equal accuracy
+(McGreivy and Hakim, "Weak baselines and reporting biases lead to overoptimism in machine learning
+for fluid-related partial differential equations", Nature Machine Intelligence 2024). ``frontier``
+therefore runs the recipe's own solver at the reference grid and at coarser grids (and time steps)
+next to every trained route, from the same held-out initial states, on the same device, and
+reports for each its error and its cost; ``pareto_front`` picks the routes no other route beats on
+both, and ``FrontierRow.speedup`` is each learned route's speed-up over the cheapest solver setting
+at least as accurate.
+
+Where the error is measured: every route's output is brought to one measurement grid (by default
+the stored grid of the runs named, else the recipe's stored grid) by Fourier truncation, or by
+Fourier interpolation (zero-padding) for a route on a coarser grid, and compared there with the
+float64 reference solve Fourier-truncated to that grid, field by field (``relative_l2_per_field``).
+A coarse solver thus pays for the modes it cannot hold, as a surrogate on that grid would. Every
+route starts from the reference's state at ``start_time`` truncated to its own grid.
+
+How the cost is measured: wall seconds per member per simulated time unit of one batched call over
+the whole horizon, in ``torch.inference_mode``, after one warm-up call that is excluded (it pays
+for FFT plans, allocator growth, lazily computed coefficients), synchronising the device before
+each clock read; the median of ``repeats`` calls. The call is the route's full cost: a surrogate's
+includes its normalisation and decoding, a hybrid's its numerical steps, a solver's the observation
+of the recorded fields from its state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics as stats
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdekit.data import open_store
+from pdekit.data.fields import PDES
+from pdekit.data.generate import member_seeds, sample_parameters
+from pdekit.data.normalize import FieldStatistics
+from pdekit.data.recipes import SOLVERS, Recipe, differing_settings
+from pdekit.data.schema import json_attribute, names
+from pdekit.data.store import space_shape
+from pdekit.data.windows import uniform_step
+from pdekit.rollout import HybridSolver, correlation_time, relative_l2_per_field, rollout
+from pdekit.rollout.correction import CorrectedSolver, on_grid
+from pdekit.solvers import BlowUpError
+from pdekit.solvers.base import SpectralSolver, default_device
+
+# The settings that make two recipes the same physics (resolution, times, members may differ).
+PHYSICS = ("pde", "parameters", "forcing", "lengths", "fields")
+
+
+def fourier_resample(u: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Returns ``u [..., *old]`` on the periodic grid ``shape``: its Fourier modes ``|m| <= (min(n_old, n_new) - 1) // 2`` per axis, the rest zero.
+
+    Coarsening is ``pdekit.grid.fourier_truncate``; refining is band-limited (zero-padded)
+    interpolation, exact for a field that the coarse grid resolves. Axes may be coarsened and
+    refined at once.
+    """
+    shape = tuple(int(n) for n in shape)
+    d = len(shape)
+    old = tuple(u.shape[-d:])
+    if old == shape:
+        return u
+    dims = tuple(range(-d, 0))
+    v = torch.fft.rfftn(u, dim=dims)
+    for axis, (n_old, n_new) in enumerate(zip(old, shape)):
+        dim, keep = axis - d, (min(n_old, n_new) - 1) // 2
+        if axis == d - 1:
+            v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 + 1 - (keep + 1))], dim=dim)
+        else:
+            size = v.shape[dim]
+            gap = v.new_zeros(*v.shape[:dim], n_new - 2 * keep - 1, *v.shape[dim:][1:])
+            v = torch.cat([v.narrow(dim, 0, keep + 1), gap, v.narrow(dim, size - keep, keep)], dim=dim)
+    return torch.fft.irfftn(v, s=shape, dim=dims) * (math.prod(shape) / math.prod(old))
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work (CUDA); a no-op on the CPU, whose work is done when the call returns."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(run: Callable[[], torch.Tensor], device: torch.device, repeats: int = 3) -> tuple[torch.Tensor, float, float]:
+    """Returns ``(output, median seconds, warm-up seconds)`` of ``run()``: one warm-up call (excluded), then ``repeats`` timed calls.
+
+    Everything runs in ``torch.inference_mode``; the device is synchronised before every clock read.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    with torch.inference_mode():
+        synchronize(device)
+        started = time.perf_counter()
+        output = run()
+        synchronize(device)
+        warm_up = time.perf_counter() - started
+        seconds = []
+        for _ in range(repeats):
+            synchronize(device)
+            started = time.perf_counter()
+            output = run()
+            synchronize(device)
+            seconds.append(time.perf_counter() - started)
+    return output, stats.median(seconds), warm_up
+
+
+class PhysicalStepper(nn.Module):
+    """A Stepper trained on normalised states, in physical units: ``denormalize(stepper(normalize(history), dt, params))``.
+
+    What a ``HybridSolver`` needs to put a trained run's surrogate in a solver's loop; the
+    normalisation is part of the surrogate's cost.
+    """
+
+    def __init__(self, stepper: nn.Module, statistics: FieldStatistics | None):
+        super().__init__()
+        self.stepper, self.statistics = stepper, statistics
+        self.input_steps = getattr(stepper, "input_steps", 1)
+
+    def forward(self, history: torch.Tensor, dt: float, params: torch.Tensor | None = None) -> torch.Tensor:
+        if self.statistics is None:
+            return self.stepper(history, dt, params)
+        return self.statistics.denormalize(self.stepper(self.statistics.normalize(history), dt, params))
+
+
+@dataclass
+class Problem:
+    """What every route is given: the recipe, the held-out members' parameters, the reference states and the output times.
+
+    ``reference`` maps an absolute time (rounded to 1e-9) to the float64 reference state
+    ``[B, C_state, *reference_shape]``; ``times`` are the output times after ``start_time``.
+    """
+
+    recipe: Recipe
+    reference_shape: tuple[int, ...]
+    parameters: dict[str, torch.Tensor]
+    reference: dict[float, torch.Tensor]
+    start_time: float
+    times: list[float]
+    interval: float
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def members(self) -> int:
+        return next(iter(self.reference.values())).shape[0]
+
+    def state(self, time: float) -> torch.Tensor:
+        """Returns the reference state at absolute ``time``: ``[B, C_state, *reference_shape]`` (float64)."""
+        key = round(time, 9)
+        if key not in self.reference:
+            raise ValueError(f"the reference holds no state at t={time:g}; it has {sorted(self.reference)[:8]}...")
+        return self.reference[key]
+
+    def initial_state(self, shape: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Returns the solver state at ``start_time`` on the grid ``shape``: ``[B, C_state, *shape]``."""
+        return fourier_resample(self.state(self.start_time), shape).to(dtype or self.dtype)
+
+    def fields(self, states: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        """Returns the recipe's recorded fields of solver ``states [B, T, C_state, *shape]``: ``[B, T, C, *shape]``."""
+        return PDES[self.recipe.pde].observe(self.recipe.field_names, states, on_grid(self.recipe, shape).grid)
+
+    def initial_history(self, shape: Sequence[int], steps: int, dt: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Returns the recorded fields at ``start_time - (steps - 1) dt, ..., start_time`` on ``shape``: ``[B, steps, C, *shape]``.
+
+        Observed on the reference grid, then truncated: what a store holds.
+        """
+        states = torch.stack([self.state(self.start_time - (steps - 1 - j) * dt) for j in range(steps)], dim=1)
+        return fourier_resample(self.fields(states, self.reference_shape), shape).to(dtype)
+
+    def params(self, parameter_names: Sequence[str]) -> torch.Tensor:
+        """Returns the members' parameters as a model sees them: ``[B, P]`` float32 in ``parameter_names`` order."""
+        missing = [n for n in parameter_names if n not in self.parameters]
+        if missing:
+            raise ValueError(f"a route expects parameters {missing} that recipe {self.recipe.name!r} does not set")
+        if not parameter_names:
+            return torch.zeros(self.members, 0, device=self.device)
+        return torch.stack([self.parameters[n] for n in parameter_names], dim=-1).to(device=self.device, dtype=torch.float32)
+
+    def solver(self, shape: Sequence[int], *, cfl: float | None = None, dtype: torch.dtype | None = None) -> SpectralSolver:
+        """Returns the recipe's solver on ``shape`` for the members' (float64) parameters, with CFL limit ``cfl``."""
+        recipe = replace(on_grid(self.recipe, shape), cfl=cfl)
+        common = dict(device=self.device, dtype=dtype or self.dtype, initial_field=recipe.initial_field)
+        return SOLVERS[recipe.pde](recipe, {n: v.to(self.device) for n, v in self.parameters.items()}, common)
+
+
+class Route(Protocol):
+    """One way to a trajectory: ``prepare(problem)`` returns the call that is timed, which returns the recorded fields ``[B, T, C, *shape]``."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+
+    def prepare(self, problem: Problem) -> Callable[[], torch.Tensor]: ...
+
+
+@dataclass
+class SolverRoute:
+    """The recipe's solver on ``shape``, with steps of at most ``dt`` kept under the CFL number ``cfl`` (None: fixed steps)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dt: float
+    cfl: float | None
+    kind: str = "solver"
+
+    def prepare(self, problem: Problem) -> Callable[[], torch.Tensor]:
+        solver = problem.solver(self.shape, cfl=self.cfl)
+        u0 = problem.initial_state(self.shape)
+        return lambda: problem.fields(solver.solve(u0, problem.times, self.dt), self.shape)
+
+
+def _check_interval(route: str, interval: float, dt: float) -> int:
+    ratio = round(interval / dt)
+    if ratio < 1 or abs(ratio * dt - interval) > 1e-9 * interval:
+        raise ValueError(f"route {route!r} steps dt={dt:g}, which does not divide the output interval {interval:g}")
+    return ratio
+
+
+def _check_physics(route: str, stored: dict, recipe: Recipe) -> None:
+    ignore = tuple(k for k in recipe.to_attrs() if k not in PHYSICS)
+    different = differing_settings(stored, recipe, ignore=ignore)
+    if different:
+        details = ", ".join(f"{k}: {stored.get(k)!r} against {recipe.to_attrs()[k]!r}" for k in different)
+        raise ValueError(f"route {route!r} was trained on other physics than recipe {recipe.name!r} ({details})")
+
+
+@dataclass
+class SurrogateRoute:
+    """A trained Stepper rolled out on its stored grid: ``steps`` of ``dt`` per output interval, normalised in and decoded out.
+
+    ``stepper`` works in the units of ``statistics`` (None: physical); ``parameter_names`` orders
+    its ``params`` columns; ``stored_recipe`` (a store's recipe attribute), when given, is checked to
+    be the frontier recipe's physics.
+    """
+
+    name: str
+    stepper: nn.Module
+    shape: tuple[int, ...]
+    dt: float
+    statistics: FieldStatistics | None = None
+    parameter_names: tuple[str, ...] = ()
+    stored_recipe: dict | None = None
+    kind: str = "surrogate"
+
+    def prepare(self, problem: Problem) -> Callable[[], torch.Tensor]:
+        if self.stored_recipe is not None:
+            _check_physics(self.name, self.stored_recipe, problem.recipe)
+        ratio = _check_interval(self.name, problem.interval, self.dt)
+        k = getattr(self.stepper, "input_steps", 1)
+        history = problem.initial_history(self.shape, k, self.dt)
+        params = problem.params(self.parameter_names)
+        steps = ratio * len(problem.times)
+        statistics = self.statistics
+
+        def run() -> torch.Tensor:
+            start = history if statistics is None else statistics.normalize(history)
+            states = rollout(self.stepper, start, steps, self.dt, params)[:, ratio - 1 :: ratio]
+            return states if statistics is None else statistics.denormalize(states)
+
+        return run
+
+
+@dataclass
+class HybridRoute:
+    """``HybridSolver``: ``surrogate_steps`` steps of a trained surrogate, then ``numerical_steps`` of the recipe's solver, on the surrogate's grid."""
+
+    name: str
+    surrogate: SurrogateRoute
+    surrogate_steps: int = 3
+    numerical_steps: int = 1
+    kind: str = "hybrid"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.surrogate.shape
+
+    def prepare(self, problem: Problem) -> Callable[[], torch.Tensor]:
+        s = self.surrogate
+        if s.stored_recipe is not None:
+            _check_physics(self.name, s.stored_recipe, problem.recipe)
+        if tuple(problem.recipe.field_names) != tuple(PDES[problem.recipe.pde].default_fields):
+            raise ValueError(f"route {self.name!r}: a hybrid needs the recorded fields to be the solver's state; recipe {problem.recipe.name!r} records {list(problem.recipe.field_names)}")
+        _check_interval(self.name, problem.interval, s.dt)
+        solver = problem.solver(self.shape, cfl=problem.recipe.cfl)
+        hybrid = HybridSolver(
+            solver, PhysicalStepper(s.stepper, s.statistics), surrogate_steps=self.surrogate_steps, numerical_steps=self.numerical_steps,
+            params=problem.params(s.parameter_names), numerical_dt=problem.recipe.dt,
+        )
+        u0 = problem.initial_state(self.shape)
+        return lambda: hybrid.solve(u0, problem.times, s.dt)
+
+
+@dataclass
+class CorrectionRoute:
+    """A ``CorrectedSolver`` (coarse solver step + learned correction) solving on its own grid."""
+
+    name: str
+    corrected: CorrectedSolver
+    parameter_names: tuple[str, ...] = ()
+    stored_recipe: dict | None = None
+    kind: str = "correction"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.corrected.grid.shape)
+
+    def prepare(self, problem: Problem) -> Callable[[], torch.Tensor]:
+        if self.stored_recipe is not None:
+            _check_physics(self.name, self.stored_recipe, problem.recipe)
+        _check_interval(self.name, problem.interval, self.corrected.dt)
+        corrected = self.corrected.with_params(problem.params(self.parameter_names))
+        u0 = problem.initial_state(self.shape, corrected.dtype).to(corrected.device)
+        return lambda: corrected.solve(u0, problem.times, corrected.dt)
+
+
+def route_from_run(run_dir: str | Path, device=None, name: str | None = None) -> SurrogateRoute | CorrectionRoute:
+    """Returns the route of a trained run directory: a ``CorrectionRoute`` when ``load_run`` gives a ``CorrectedSolver``, else a ``SurrogateRoute``."""
+    from pdekit.runs.integrity import trained_statistics
+    from pdekit.runs.train import load_run
+
+    config, stepper = load_run(run_dir, device)
+    group = open_store(config.data.store)
+    stored_recipe = json_attribute(group.attrs, "recipe")
+    parameter_names = tuple(names(group.attrs, "parameter_names"))
+    label = name or Path(run_dir).name
+    if isinstance(stepper, CorrectedSolver):
+        return CorrectionRoute(label, stepper, parameter_names, stored_recipe)
+    dt = uniform_step(np.asarray(group["time"][:]), str(config.data.store))
+    return SurrogateRoute(label, stepper, tuple(space_shape(group)), dt, trained_statistics(run_dir, config), parameter_names, stored_recipe)
+
+
+def hybrid_from_run(run_dir: str | Path, surrogate_steps: int = 3, numerical_steps: int = 1, device=None, name: str | None = None) -> HybridRoute:
+    """Returns the ``HybridRoute`` of a trained surrogate run: ``surrogate_steps`` of it, then ``numerical_steps`` of the solver, repeated."""
+    surrogate = route_from_run(run_dir, device)
+    if not isinstance(surrogate, SurrogateRoute):
+        raise ValueError(f"{run_dir}: a hybrid needs a surrogate run, not a corrected solver")
+    label = name or f"{Path(run_dir).name} + solver ({surrogate_steps}:{numerical_steps})"
+    return HybridRoute(label, surrogate, surrogate_steps, numerical_steps)
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    """One route's figures: errors on the measurement grid (mean over members), correlation time and cost.
+
+    ``error_at_T``: relative L2 at the last output time; ``mean_error``: averaged over the outputs;
+    ``correlation_time``: time (not steps) until the first field's correlation with the reference
+    drops below 0.8, mean over members; ``seconds_per_member_time``: wall seconds per member per
+    simulated time unit (batched, warm); ``warm_up_seconds``: the excluded first call;
+    ``speedup``: the cost of the cheapest solver route at least as accurate (``mean_error``)
+    divided by this route's (None for solver routes, when no solver route is as accurate, and for a
+    route less accurate than every solver route: a coarser solver might be cheaper still);
+    ``on_front``: not beaten on both error and cost by any other route.
+    """
+
+    name: str
+    kind: str
+    grid: tuple[int, ...]
+    error_at_T: float
+    mean_error: float
+    correlation_time: float
+    seconds_per_member_time: float
+    warm_up_seconds: float
+    speedup: float | None = None
+    on_front: bool = False
+    note: str = ""
+
+
+def pareto_front(rows: Sequence, error: str = "mean_error", cost: str = "seconds_per_member_time") -> list:
+    """Returns the rows that no other row dominates (error and cost both no larger, one smaller), by increasing cost.
+
+    Rows with a non-finite error or cost (a route that blew up) are never on the front.
+    """
+    points = [(r, getattr(r, error), getattr(r, cost)) for r in rows]
+    finite = [(r, e, c) for r, e, c in points if math.isfinite(e) and math.isfinite(c)]
+    front = [
+        (r, e, c) for r, e, c in finite
+        if not any(e2 <= e and c2 <= c and (e2 < e or c2 < c) for _, e2, c2 in finite)
+    ]
+    return [r for r, _, _ in sorted(front, key=lambda p: (p[2], p[1]))]
+
+
+@dataclass
+class FrontierResult:
+    """Every route's row, the per-time error curves and the setting they were measured in."""
+
+    recipe: str
+    reference_shape: tuple[int, ...]
+    measure_shape: tuple[int, ...]
+    start_time: float
+    horizon: float
+    times: list[float]
+    members: int
+    device: str
+    dtype: str
+    repeats: int
+    rows: list[FrontierRow]
+    errors: dict[str, list[float]] = field(default_factory=dict)
+
+    def front(self) -> list[FrontierRow]:
+        return [r for r in self.rows if r.on_front]
+
+    def table(self) -> str:
+        """Returns the rows as a Markdown table, the setting in a line above it."""
+        head = (
+            f"{self.recipe}: reference {'x'.join(map(str, self.reference_shape))} (float64), {self.members} held-out members, "
+            f"t = {self.start_time:g} .. {self.start_time + self.horizon:g}; errors on {'x'.join(map(str, self.measure_shape))}; "
+            f"{self.device}, {self.dtype}, medians of {self.repeats} warm calls\n\n"
+            "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | s / member / time unit | speed-up vs solver of equal accuracy | on front |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
+        )
+        lines = []
+        for r in self.rows:
+            speedup = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
+            lines.append(
+                f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.kind} | {'x'.join(map(str, r.grid))} | {r.error_at_T:.3g} | {r.mean_error:.3g} | "
+                f"{r.correlation_time:.3g} | {r.seconds_per_member_time:.3g} | {speedup} | {'yes' if r.on_front else ''} |"
+            )
+        return head + "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Writes ``frontier.json`` (everything) and ``frontier.md`` (the table) into ``folder``; returns the files."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "frontier.json").write_text(json.dumps(self.to_dict(), indent=1))
+        (folder / "frontier.md").write_text(self.table() + "\n")
+        return [folder / "frontier.json", folder / "frontier.md"]
+
+
+def frontier_seed(recipe: Recipe) -> int:
+    """Returns the seed of the frontier's held-out members: independent of the recipe's store and of ``pdekit online``'s validation members."""
+    return int(np.random.SeedSequence([recipe.seed, 0xF407, 1]).generate_state(1, np.uint32)[0])
+
+
+def _shape(value, ndim: int, what: str) -> tuple[int, ...]:
+    shape = (int(value),) * ndim if isinstance(value, int) else tuple(int(n) for n in value)
+    if len(shape) != ndim or min(shape) < 2:
+        raise ValueError(f"{what} must have {ndim} sizes >= 2; got {value}")
+    return shape
+
+
+def _reference(recipe: Recipe, shape: tuple[int, ...], members: int, seed: int, needed: list[float], device) -> tuple[dict, dict]:
+    """Returns (parameters name -> [B] float64, reference states time -> [B, C, *shape]) of the held-out members."""
+    held_out = replace(recipe, members=members, seed=seed)
+    parameters = {n: torch.as_tensor(v, dtype=torch.float64) for n, v in sample_parameters(held_out).items()}
+    reference_recipe = on_grid(recipe, shape)
+    common = dict(device=device, dtype=torch.float64, initial_field=recipe.initial_field)
+    solver = SOLVERS[recipe.pde](reference_recipe, {n: v.to(device) for n, v in parameters.items()}, common)
+    u0 = solver.initial_condition(members, seeds=[int(s) for s in member_seeds(held_out)])
+    times = sorted(set(needed))
+    trajectory = solver.solve(u0, times, recipe.dt)
+    return parameters, {t: trajectory[:, j] for j, t in enumerate(times)}
+
+
+def frontier(
+    recipe: Recipe,
+    reference_shape: Sequence[int],
+    horizon: float,
+    *,
+    coarse_shapes: Sequence[Sequence[int]],
+    dts: Sequence[float | None] | None = None,
+    cfls: Sequence[float | None] | None = None,
+    runs: Sequence[str | Path | Route] = (),
+    members: int = 8,
+    device=None,
+    start_time: float = 0.0,
+    interval: float | None = None,
+    measure_shape: Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 3,
+    seed: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FrontierResult:
+    """Returns every route's error and cost against one float64 reference solve of ``members`` held-out members.
+
+    Routes: the recipe's solver at ``reference_shape`` and at every ``coarse_shapes`` grid, for
+    every largest step in ``dts`` (None: the recipe's ``dt``) and CFL limit in ``cfls`` (None: the
+    recipe's; 0: none, fixed steps), in ``dtype``; then every entry of ``runs``, a run directory (a surrogate, or a
+    corrected solver once ``load_run`` returns one) or a ``Route`` (``HybridRoute``, ...).
+    The reference is solved once, from ``t = 0`` at ``reference_shape`` in float64; every route
+    starts from its state at ``start_time`` (e.g. past a spin-up), truncated to the route's grid,
+    and is compared at ``start_time + interval, ..., start_time + horizon`` (``interval``: the
+    recipe's output step). Errors are measured on ``measure_shape`` (default: the runs' stored grid,
+    else the recipe's), as the module docstring says. A route that blows up gets a row with
+    infinite errors and a note, and stays off the front. ``progress`` is called with each route's name.
+    """
+    ndim = len(recipe.shape)
+    reference_shape = _shape(reference_shape, ndim, "reference_shape")
+    shapes = [_shape(s, ndim, "coarse_shapes") for s in coarse_shapes]
+    device = torch.device(device) if device is not None else default_device()
+    interval = float(interval or uniform_step((0.0, *recipe.times), f"recipe {recipe.name!r}"))
+    outputs = round(horizon / interval)
+    if outputs < 1 or abs(outputs * interval - horizon) > 1e-9 * horizon:
+        raise ValueError(f"horizon must be a positive multiple of the output interval {interval:g}; got {horizon}")
+    if start_time < 0:
+        raise ValueError(f"start_time must be >= 0; got {start_time}")
+    settings = [(dt or recipe.dt, recipe.cfl if cfl is None else cfl or None) for dt in (dts or [None]) for cfl in (cfls or [None])]
+    routes: list = [
+        SolverRoute(f"solver {'x'.join(map(str, shape))}" + (f", dt {dt:g}, cfl {cfl}" if len(settings) > 1 else ""), shape, dt, cfl)
+        for shape in dict.fromkeys([reference_shape, *shapes]) for dt, cfl in settings
+    ]
+    learned = [route_from_run(r, device) if isinstance(r, (str, Path)) else r for r in runs]
+    if measure_shape is None:
+        grids = {tuple(r.shape) for r in learned}
+        if len(grids) > 1:
+            raise ValueError(f"the runs' grids differ ({sorted(grids)}); pass measure_shape to say where errors are measured")
+        measure_shape = grids.pop() if grids else tuple(min(s, n) for s, n in zip(recipe.stored_grid.shape, reference_shape))
+    measure_shape = _shape(measure_shape, ndim, "measure_shape")
+    if any(m > n for m, n in zip(measure_shape, reference_shape)):
+        raise ValueError(f"measure_shape {measure_shape} must not exceed reference_shape {reference_shape}")
+    routes += learned
+
+    times = [interval * (j + 1) for j in range(outputs)]
+    needed = [round(start_time + t, 9) for t in times] + [round(start_time, 9)]
+    for route in learned:
+        inner = getattr(route, "surrogate", route)
+        if isinstance(inner, SurrogateRoute):
+            k = getattr(inner.stepper, "input_steps", 1)
+            earliest = start_time - (k - 1) * inner.dt
+            if earliest < -1e-9:
+                raise ValueError(f"route {route.name!r} needs {k} input states, from t={earliest:g}: raise start_time to at least {(k - 1) * inner.dt:g}")
+            needed += [round(start_time - j * inner.dt, 9) for j in range(k)]
+    parameters, reference = _reference(recipe, reference_shape, members, frontier_seed(recipe) if seed is None else seed, needed, device)
+    problem = Problem(recipe, reference_shape, parameters, reference, start_time, times, interval, device, dtype)
+
+    truth = problem.fields(torch.stack([problem.state(start_time + t) for t in times], dim=1), reference_shape)
+    truth = fourier_resample(truth, measure_shape)
+    channels = [(n, len(PDES[recipe.pde].field(n).channels(ndim))) for n in recipe.field_names]
+    rows, curves = [], {}
+    for route in routes:
+        if progress is not None:
+            progress(route.name)
+        note = ""
+        try:
+            run = route.prepare(problem)
+            output, seconds, warm_up = time_call(run, device, repeats)
+            prediction = fourier_resample(output.to(torch.float64), measure_shape)
+        except BlowUpError as error:
+            note, prediction, seconds, warm_up = f"blew up: {error}".split(";")[0], None, math.inf, math.inf
+        if prediction is not None and not torch.isfinite(prediction).all():
+            note, prediction = "non-finite output", None
+        if prediction is None:
+            rows.append(FrontierRow(route.name, route.kind, tuple(route.shape), math.inf, math.inf, 0.0, seconds / (members * horizon), warm_up, note=note))
+            continue
+        per_field = relative_l2_per_field(prediction, truth, channels)  # {name: [B, T]}
+        error = torch.stack(list(per_field.values())).mean(0).mean(0)  # [T]: mean over fields, then members
+        correlation, first = [], 0
+        for _, n in channels:
+            correlation.append(correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n]).double().mean().item() * interval)
+            first += n
+        curves[route.name] = error.tolist()
+        rows.append(FrontierRow(route.name, route.kind, tuple(route.shape), error[-1].item(), error.mean().item(), min(correlation), seconds / (members * horizon), warm_up))
+
+    front = {id(r) for r in pareto_front(rows)}
+    solvers = [r for r in rows if r.kind == "solver" and math.isfinite(r.mean_error)]
+    worst = max((s.mean_error for s in solvers), default=math.inf)
+    finished = []
+    for r in rows:
+        speedup, note = None, r.note
+        if r.kind != "solver" and math.isfinite(r.mean_error):
+            as_accurate = [s.seconds_per_member_time for s in solvers if s.mean_error <= r.mean_error]
+            if r.mean_error > worst:
+                # No solver setting tried is as inaccurate: a coarser one might be cheaper still, so no speed-up is claimed.
+                note = note or "less accurate than every solver setting tried"
+            elif as_accurate:
+                speedup = min(as_accurate) / r.seconds_per_member_time
+            else:
+                note = note or "more accurate than every solver setting tried"
+        finished.append(replace(r, speedup=speedup, on_front=id(r) in front, note=note))
+    return FrontierResult(
+        recipe.name, reference_shape, measure_shape, start_time, horizon, times, members, str(device), str(dtype).replace("torch.", ""),
+        repeats, finished, curves,
+    )
