@@ -221,6 +221,8 @@ def run_generate(args: argparse.Namespace, recipe_name: str | None = None) -> in
 
 
 def _generate(args: argparse.Namespace, name: str) -> int:
+    if args.out.startswith("memory://"):
+        raise ValueError(f"--out {args.out}: a memory:// store lives in this process only and would vanish when it exits; give a directory or a persistent URL (file://, s3://, ...)")
     recipe = recipe_from_arguments(args, name)
     client = None
     if args.scheduler:

@@ -1,5 +1,6 @@
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,3 +271,155 @@ def test_store_whose_time_chunks_do_not_divide_its_times_is_created_and_read_bac
     assert validate(store).ok
     last = Windows(store, input_steps=19, target_steps=2)[1]
     np.testing.assert_array_equal(last.targets[:, 0].numpy(), xr.open_zarr(store).temperature.values[1, 19:21])
+
+
+# ----- a store's creation and its one writer, under kills --------------------------------------
+# Runs `pdekit generate` (argv[1:]) in this process with a stall injected at STALL_AT: "array<n>" (the
+# n-th array of the store's creation), "consolidate" (the creation's last step) or "batch" (the first
+# solver batch, with the store created and locked). It creates STALL_READY when it stalls.
+STALLED_GENERATE = """
+import importlib, os, sys, time, zarr
+generation, store = importlib.import_module("pdekit.data.generate"), importlib.import_module("pdekit.data.store")  # pdekit.data.generate is also the function
+where, ready = os.environ["STALL_AT"], os.environ["STALL_READY"]
+def stall(*args, **kwargs):
+    open(ready, "w").close()
+    time.sleep(600)
+if where.startswith("array"):
+    create, calls = zarr.Group.create_array, []
+    def create_array(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == int(where[len("array"):]):
+            stall()
+        return create(self, *args, **kwargs)
+    zarr.Group.create_array = create_array
+elif where == "consolidate":
+    store.consolidate = stall
+elif where == "batch":
+    generation.run_batch = stall
+from pdekit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+SMALL_GENERATE = ["generate", "burgers_1d", "--members", "4", "--batch-size", "2", "--shape", "128", "--times", "0:0.2:0.05", "--device", "cpu", "--no-progress"]
+
+
+def stalled_generate(tmp_path, where: str, out) -> subprocess.Popen:
+    """Starts `pdekit generate --out OUT` in a subprocess and returns it once it stalls at ``where``."""
+    ready = tmp_path / f"stalled-{where}"
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_GENERATE, *SMALL_GENERATE, "--out", str(out)], env={**os.environ, "STALL_AT": where, "STALL_READY": str(ready)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while not ready.exists():
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            raise AssertionError(f"the stalled generate did not reach {where}: {process.communicate()[1]}")
+        time.sleep(0.02)
+    return process
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory) -> dict[str, np.ndarray]:
+    from pdekit.cli import main
+
+    store = tmp_path_factory.mktemp("reference") / "reference.zarr"
+    assert main([*SMALL_GENERATE, "--out", str(store)]) == 0
+    return _arrays(store)
+
+
+def _same_store(store, reference: dict[str, np.ndarray]) -> None:
+    arrays = _arrays(store)
+    assert arrays.keys() == reference.keys()
+    for name in reference:
+        np.testing.assert_array_equal(arrays[name], reference[name], err_msg=name)
+
+
+@pytest.mark.parametrize("moment", ["array1", "array6", "consolidate"])
+def test_generate_killed_while_creating_its_store_reruns_and_resumes_to_the_uninterrupted_store(tmp_path, moment, small_reference):
+    from pdekit.cli import main
+
+    first, second = tmp_path / "plain", tmp_path / "resumed"
+    first.mkdir()
+    process = stalled_generate(tmp_path, moment, first / "store.zarr")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    shutil.copytree(first, second)  # the same leftovers, for the second way of going on
+    assert main([*SMALL_GENERATE, "--out", str(first / "store.zarr")]) == 0
+    assert main([*SMALL_GENERATE, "--out", str(second / "store.zarr"), "--resume"]) == 0
+    for directory in (first, second):
+        _same_store(directory / "store.zarr", small_reference)
+        assert validate(directory / "store.zarr").ok
+        assert sorted(p.name for p in directory.iterdir()) == ["store.zarr", "store.zarr.lock"]  # the killed creation's temporary is gone
+
+
+def test_second_generate_into_a_store_being_generated_is_refused_at_once(tmp_path):
+    store = tmp_path / "store.zarr"
+    first = stalled_generate(tmp_path, "batch", store)
+    try:
+        second = subprocess.run([sys.executable, "-m", "pdekit", *SMALL_GENERATE, "--out", str(store), "--resume"], capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the second must not have waited for the first"
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+    assert f"is in use by pid {first.pid} (generate)" in second.stderr
+    assert _completed_count(store) == 0  # the second wrote nothing
+
+
+@pytest.mark.parametrize("device", ["nosuch", "cuda:99", pytest.param("cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA"))])
+def test_generate_on_a_bad_device_says_so_in_one_line_and_writes_nothing(tmp_path, device):
+    with pytest.raises(ValueError, match=f"^device {device!r} is not") as error:
+        generate(small_burgers(members=2), tmp_path / "store.zarr", device=device, progress=False)
+    assert len(str(error.value).splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_into_a_directory_that_is_not_a_store_says_so_in_one_line(tmp_path, capsys):
+    from pdekit.cli import main
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    assert main([*SMALL_GENERATE, "--out", str(tmp_path / "notes")]) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "holds files but no Zarr store" in message
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+
+def test_file_url_store_is_the_plain_path_store(tmp_path, burgers_store):
+    url = f"file://{tmp_path / 'url.zarr'}"
+    assert generate(small_burgers(), url, device="cpu", progress=False).completed == 10
+    a, b = _arrays(burgers_store), _arrays(tmp_path / "url.zarr")
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    with pytest.raises(FileExistsError, match="resume"):
+        generate(small_burgers(), url, progress=False)
+    assert generate(small_burgers(), url, resume=True, progress=False).completed == 10
+
+
+def test_stopped_creation_at_a_url_is_redone(tmp_path, monkeypatch):
+    store = f"memory://pdekit-test/{tmp_path.name}/stopped.zarr"
+    recipe = heat_2d().with_overrides(shape=(16, 16), members=3, batch_size=2)
+    create = zarr.Group.create_array
+
+    def fails_on_the_third(self, *args, _calls=[], **kwargs):
+        _calls.append(1)
+        if len(_calls) == 3:
+            raise OSError("connection lost")
+        return create(self, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.Group, "create_array", fails_on_the_third)
+    with pytest.raises(OSError, match="connection lost"):
+        generate(recipe, store, device="cpu", progress=False)
+    with pytest.raises(StoreError, match="creation was stopped"):
+        Windows(store)
+    monkeypatch.setattr(zarr.Group, "create_array", create)
+    assert generate(recipe, store, device="cpu", progress=False).completed == 3
+    assert validate(store).ok
+
+
+def test_generate_command_refuses_a_memory_store_in_one_line(capsys):
+    from pdekit.cli import main
+
+    assert main([*SMALL_GENERATE, "--out", "memory://pdekit-test/vanishing.zarr"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "would vanish" in message

@@ -288,3 +288,23 @@ def test_held_out_members_of_the_streamed_recipe_never_enter_the_stream(tmp_path
     assert exclude == []  # another draw: nothing to leave out
     with pytest.raises(ValueError, match=r"streams \[.temperature.\] on"):
         prepare_validation(config, tiny_heat(shape=(32, 32)), tmp_path, progress=False)
+
+
+def test_held_out_and_already_used_members_are_solved_with_their_batch_so_the_rest_keep_their_offline_bits(tmp_path):
+    from pdekit.data.recipes import burgers_1d
+
+    # The CFL step is chosen over the whole batch: a member solved without its batch-mates takes
+    # other steps and other bits. Members 1 (held out) and 4 (used before a resume) are dropped after solving.
+    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(64,), times=(0.05, 0.1, 0.15), dt=0.05, members=6, batch_size=3)  # the CFL limit binds
+    generate(recipe, tmp_path / "offline.zarr", device="cpu", progress=False)
+    offline = Windows(tmp_path / "offline.zarr", input_steps=1, target_steps=1)
+    per_member = len(offline.starts)
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(recipe, reservoir, members=6, exclude=[1], start_member=0, device="cpu", workers=0):
+        first = collect(reservoir)
+    reservoir = Reservoir(1000, "fifo", watermark=1)
+    with Generator(recipe, reservoir, members=6, start_member=5, device="cpu", workers=0):
+        resumed = collect(reservoir)
+    expected = offline.__getitems__([i for m in (0, 2, 3, 4, 5) for i in range(m * per_member, (m + 1) * per_member)])
+    torch.testing.assert_close(first[0], torch.stack([e.inputs for e in expected]), rtol=0, atol=0)
+    torch.testing.assert_close(resumed[0], torch.stack([e.inputs for e in expected[-per_member:]]), rtol=0, atol=0)

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings, record
 from pdekit.data.schema import json_attribute
-from pdekit.data.store import Layout, create_store, mark_failed, member_status, open_store, write_member
+from pdekit.data.lock import DirectoryLock
+from pdekit.data.store import Layout, create_store, local_path, mark_failed, member_status, open_store, store_exists, write_member
 from pdekit.solvers import BlowUpError
 
 
@@ -128,39 +129,62 @@ def _same_recipe(group, recipe: Recipe, store) -> None:
         raise ValueError(f"{store}: cannot resume with a different recipe ({details})")
 
 
+def check_device(device, *, here: bool = True) -> None:
+    """ValueError unless ``device`` (None: the default) names a torch device, one this process can use when ``here``."""
+    if device is None:
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a torch device; use e.g. cpu, cuda, cuda:1 or mps") from None
+    if here:
+        try:
+            torch.empty(0, device=device)
+        except Exception as error:  # noqa: BLE001 - CPU-only builds raise AssertionError, a missing GPU RuntimeError
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"device {device!r} is not available here ({reason})") from None
+
+
 def generate(recipe: Recipe, store, *, resume: bool = False, client=None, device=None, progress: bool = True) -> GenerationSummary:
     """Generates ``recipe``'s ensemble into ``store`` (a path or any fsspec URL) and returns a summary.
 
     With ``resume``, an existing store of the same recipe is finished: only members that are neither
     completed nor failed are simulated, and each comes out bit-identical to an uninterrupted run.
     With a ``distributed.Client``, every batch is a task on the cluster that writes its own shards.
+
+    Killed at any moment, it leaves nothing that blocks running it again: the store's creation is
+    all or nothing (``create_store``), and a member counts only once it is written. A local store
+    (a path or ``file://`` URL) has one writer at a time: ``generate`` holds an exclusive lock on
+    ``<store>.lock`` beside it, a second one raises ``LockedError`` at once, and the operating
+    system releases the lock however the holder ends. Stores at other URLs are not locked: keep
+    their writers apart yourself. ``device`` is checked before anything is written (on the
+    workers' side with a client, so only its spelling here).
     """
-    try:
-        group = open_store(store, mode="r+")
-        exists = True
-    except Exception:  # noqa: BLE001 - no store (or an unreadable one) at that address
-        exists = False
-    if exists and not resume:
-        raise FileExistsError(f"{store} already holds an ensemble; pass resume=True (pdekit generate --resume) to finish it")
-    if exists:
-        _same_recipe(group, recipe, store)
-    else:
-        group = create_store(store, Layout.of_recipe(recipe), sample_parameters(recipe), member_seeds(recipe))
-    completed, failed = member_status(group)
-    pending = [b for b, members in enumerate(member_batches(recipe)) if any(not (completed[m] or failed[m]) for m in members)]
+    check_device(device, here=client is None)
+    target = local_path(store) or store  # a file:// URL is written as its path, with Zarr's local store
+    with DirectoryLock(target, "generate", beside=True):
+        if store_exists(target):
+            group = open_store(target, mode="r+")  # StoreError for another schema version, saying what to do
+            if not resume:
+                raise FileExistsError(f"{store} already holds an ensemble; pass resume=True (pdekit generate --resume) to finish it")
+            _same_recipe(group, recipe, store)
+        else:
+            group = create_store(target, Layout.of_recipe(recipe), sample_parameters(recipe), member_seeds(recipe))
+        completed, failed = member_status(group)
+        pending = [b for b, members in enumerate(member_batches(recipe)) if any(not (completed[m] or failed[m]) for m in members)]
 
-    bar = tqdm(total=recipe.members, initial=int(completed.sum() + failed.sum()), unit="member", desc=recipe.name, disable=not progress)
-    if client is None:
-        for b in pending:
-            result = run_batch(recipe, store, b, device)
-            bar.update(result.completed + result.failed)
-    else:
-        from distributed import as_completed
+        bar = tqdm(total=recipe.members, initial=int(completed.sum() + failed.sum()), unit="member", desc=recipe.name, disable=not progress)
+        if client is None:
+            for b in pending:
+                result = run_batch(recipe, target, b, device)
+                bar.update(result.completed + result.failed)
+        else:
+            from distributed import as_completed
 
-        futures = [client.submit(run_batch, recipe, store, b, device, pure=False, retries=2) for b in pending]
-        for future in as_completed(futures):
-            result = future.result()
-            bar.update(result.completed + result.failed)
-    bar.close()
-    completed, failed = member_status(group)
+            futures = [client.submit(run_batch, recipe, target, b, device, pure=False, retries=2) for b in pending]
+            for future in as_completed(futures):
+                result = future.result()
+                bar.update(result.completed + result.failed)
+        bar.close()
+        completed, failed = member_status(group)
     return GenerationSummary(str(store), recipe.members, int(completed.sum()), int(failed.sum()))

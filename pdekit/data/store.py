@@ -5,21 +5,28 @@ Layout: each field is chunked ``(1, time_chunk, [component,] *space)`` with one 
 locks: concurrent writers are safe only because no two of them ever touch the same shard or chunk.
 Per-member parameters are written once, at creation; the per-member flags have chunks of one
 member each. In memory a member's trajectory is one array ``[time, channel, *space]``: ``write_member``
-splits it into the fields and ``read_members`` stacks them back.
+splits it into the fields and ``read_members`` stacks them back. Creation is all or nothing
+(``create_store``): a process killed while creating a store leaves nothing in its way.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import secrets
+import socket
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zarr
 
 import pdekit
 from pdekit.data.fields import PDES, Field, Parameter
+from pdekit.data.lock import local_directory
 from pdekit.data.recipes import Recipe, solver_description
 from pdekit.data.schema import BOUNDARY_CONDITIONS, FLAGS, SCHEMA_VERSION, SPACE_DIMS, UPGRADE, StoreError, json_attribute, names
 from pdekit.grid import Grid
@@ -91,23 +98,111 @@ def time_chunk(layout: Layout, field: Field) -> int:
     return math.ceil(len(layout.times) / math.ceil(len(layout.times) / largest))
 
 
+CREATING = "pdekit_creating"  # the root attribute of a store whose creation has not finished
+TEMPORARY = ".creating-"  # a local store is built as <name>.creating-<host>-<pid>-<random> beside it
+
+
+def local_path(store) -> Path | None:
+    """Returns ``store`` as a local path (a path or a ``file://`` URL); None for another URL or a Zarr store object."""
+    if not isinstance(store, (str, os.PathLike)):
+        return None
+    return local_directory(store)
+
+
+def _zarr_address(store):
+    """Returns ``store`` with a ``file://`` URL as its path: Zarr's local store makes the directories it writes into, fsspec's does not."""
+    return local_path(store) if isinstance(store, str) and store.startswith("file://") else store
+
+
+def store_exists(store) -> bool:
+    """Returns whether a Zarr group whose creation finished is at ``store`` (what a killed ``create_store`` left is not one)."""
+    try:
+        group = zarr.open_group(_zarr_address(store), mode="r")
+    except FileNotFoundError:  # zarr's GroupNotFoundError included
+        return False
+    return CREATING not in group.attrs
+
+
 def create_store(store, layout: Layout, parameters: dict[str, np.ndarray], seeds: np.ndarray, *, compressors=None) -> zarr.Group:
-    """Creates the empty ensemble store of ``layout`` and returns its group; fails if one exists there."""
+    """Creates the empty ensemble store of ``layout`` and returns its group; FileExistsError if anything else is at ``store``.
+
+    All or nothing, so a process killed while creating never leaves a store that blocks the next
+    try. A local store (a path or a ``file://`` URL) is built under a temporary name beside it,
+    ``<name>.creating-<host>-<pid>-<random>``, and renamed into place (an atomic rename); the next
+    creation beside it removes the temporaries of this host's dead processes. At other URLs the
+    store is written in place and its root carries the attribute ``pdekit_creating`` until the
+    attributes are written, last; a store still marked so is overwritten. An empty directory counts
+    as nothing there.
+    """
+    path = local_path(store)
+    if path is None:
+        mode = "w-"
+        try:
+            if CREATING in zarr.open_group(store, mode="r").attrs:
+                mode = "w"  # a creation that was stopped: redo it
+        except FileNotFoundError:
+            pass
+        try:
+            _write_store(store, mode, layout, parameters, seeds, compressors)
+        except FileExistsError:
+            raise FileExistsError(f"{store} already holds data (a Zarr store or other files): choose a new location, or remove it") from None
+        return zarr.open_group(store, mode="r+")
+    _remove_dead_temporaries(path)
+    _refuse_existing(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}{TEMPORARY}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}")
+    temporary.mkdir()  # not mkdtemp: the store gets the permissions the umask gives, not 0700
+    try:
+        _write_store(temporary, "w-", layout, parameters, seeds, compressors)
+        try:
+            os.replace(temporary, path)  # onto nothing or an empty directory; fails onto anything else
+        except OSError as error:
+            raise FileExistsError(f"{path}: something else was created there meanwhile ({error.strerror})") from None
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return zarr.open_group(path, mode="r+")
+
+
+def _refuse_existing(path: Path) -> None:
+    if path.is_dir() and (path / "zarr.json").exists():
+        raise FileExistsError(f"{path} already holds a Zarr store")
+    if path.is_dir() and any(path.iterdir()):
+        raise FileExistsError(f"{path} is a directory that holds files but no Zarr store: choose a new location, or remove it")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file, not a Zarr store: choose a new location")
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Removes what killed creations of ``path`` on this host left beside it; those of live processes and other hosts stay."""
+    if not path.parent.is_dir():
+        return
+    host = socket.gethostname()
+    prefix = f"{path.name}{TEMPORARY}"
+    for candidate in path.parent.iterdir():
+        if not candidate.name.startswith(prefix):
+            continue
+        owner, _, pid = candidate.name[len(prefix) :].rpartition("-")[0].rpartition("-")  # <host>-<pid>-<random>
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _write_store(store, mode: str, layout: Layout, parameters: dict[str, np.ndarray], seeds: np.ndarray, compressors) -> None:
+    """Writes the empty ensemble of ``layout`` at ``store`` (opened with ``mode``): marked as being created until its attributes, written last."""
     grid, members, times = layout.grid, layout.members, np.asarray(layout.times, dtype=np.float64)
     space = SPACE_DIMS[grid.ndim]
-    group = zarr.open_group(store, mode="w-", zarr_format=3)
+    group = zarr.open_group(store, mode=mode, zarr_format=3, attributes={CREATING: True})
     attrs = dict(layout.attributes)
-    group.attrs.update(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "pdekit_version": pdekit.__version__,
-            "Conventions": "CF-1.10",
-            **{k: v for k, v in attrs.items() if k != "recipe"},
-            "fields": " ".join(f.name for f in layout.fields),
-            "parameter_names": " ".join(p.name for p in layout.parameters),
-            "recipe": json.dumps(attrs.get("recipe", {})),
-        }
-    )
     per_member = " ".join(["seed", *(p.name for p in layout.parameters), *FLAGS, "failure_time"])
     for f in layout.fields:
         components = f.components(grid.ndim)
@@ -140,9 +235,20 @@ def create_store(store, layout: Layout, parameters: dict[str, np.ndarray], seeds
     for flag in FLAGS:
         coordinate(flag, np.zeros(members, dtype=np.int8), ("member",), COORDINATE_ATTRS[flag], chunks=(1,), fill_value=0)
     coordinate("failure_time", np.full(members, np.nan), ("member",), COORDINATE_ATTRS["failure_time"], chunks=(1,), fill_value=np.nan)
+    # One write replaces the creation marker by the store's attributes.
+    group.attrs.put(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "pdekit_version": pdekit.__version__,
+            "Conventions": "CF-1.10",
+            **{k: v for k, v in attrs.items() if k != "recipe"},
+            "fields": " ".join(f.name for f in layout.fields),
+            "parameter_names": " ".join(p.name for p in layout.parameters),
+            "recipe": json.dumps(attrs.get("recipe", {})),
+        }
+    )
     # Metadata never changes after creation (only chunks do), so xarray can open from one read.
     consolidate(store)
-    return zarr.open_group(store, mode="r+")
 
 
 def consolidate(store) -> None:
@@ -155,9 +261,11 @@ def consolidate(store) -> None:
 def open_store(store, mode: str = "r") -> zarr.Group:
     """Returns the ensemble group at ``store``; StoreError if there is none or it has another schema version."""
     try:
-        group = zarr.open_group(store, mode=mode)
-    except FileNotFoundError as error:
+        group = zarr.open_group(_zarr_address(store), mode=mode)
+    except FileNotFoundError as error:  # zarr's GroupNotFoundError included
         raise StoreError(f"{store}: no Zarr ensemble there") from error
+    if CREATING in group.attrs:
+        raise StoreError(f"{store}: its creation was stopped before it finished; create it again (pdekit generate redoes it)")
     version = group.attrs.get("schema_version")
     if version == 1:
         raise StoreError(f"{store}: schema_version is 1, from an older pdekit; {UPGRADE}")

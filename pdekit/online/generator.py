@@ -6,7 +6,8 @@ Members are numbered ``0, 1, 2, ...`` without end. Member ``i`` belongs to block
 Zarr ensemble ``pdekit generate`` writes from the same recipe, and every later block is a fresh,
 independent draw with the recipe's sampling (random, Latin hypercube or Sobol).
 
-Solves run as tasks of one batch of members each (``recipe.batch_size``, the offline partition) on
+Solves run as tasks of one whole batch of members each (``recipe.batch_size``, the offline
+partition; members not wanted are dropped after solving, so every member gets its offline bits) on
 an executor: a thread on the solver's device (on CUDA, with its own stream so solving overlaps
 training), worker processes on the CPU, or any dask.distributed ``Client``. A feeder thread keeps
 ``in_flight`` tasks submitted, takes results in the order they finish (a slow worker holds up only
@@ -22,6 +23,7 @@ import concurrent.futures
 from concurrent.futures.process import BrokenProcessPool
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from pdekit.data.schema import StoreError
 from pdekit.data.store import Layout, create_store, open_store, write_member
 from pdekit.data.windows import cut_windows, uniform_step
 from pdekit.online.reservoir import Reservoir, ReservoirClosed
+from pdekit.online.workers import solver_worker_initializer
 from pdekit.solvers import BlowUpError
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ class Produced:
 _streams: dict = {}
 
 
-def produce(solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device, windowing: Windowing) -> Produced:
+def produce(solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device, windowing: Windowing, drop: frozenset = frozenset()) -> Produced:
     """Solves ``members`` with ``solve`` and cuts their windows, where the task runs (thread, process or dask worker).
 
     The trainer's side then only copies samples into the reservoir. On CUDA the work runs on a stream
@@ -148,18 +151,22 @@ def produce(solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int]
     """
     device = torch.device(device)
     if device.type != "cuda":
-        return _produce(solve, recipe, members, device, windowing)
+        return _produce(solve, recipe, members, device, windowing, drop)
     stream = _streams.setdefault((threading.get_ident(), device), torch.cuda.Stream(device))
     with torch.cuda.stream(stream):
-        produced = _produce(solve, recipe, members, device, windowing)
+        produced = _produce(solve, recipe, members, device, windowing, drop)
     stream.synchronize()  # the producer waits for its own kernels; the trainer never does
     return produced
 
 
-def _produce(solve, recipe, members, device, w: Windowing) -> Produced:
+def _produce(solve, recipe, members, device, w: Windowing, drop: frozenset) -> Produced:
     solved = solve(recipe, members, device)
-    if not solved.members:
+    kept = [i for i, m in enumerate(solved.members) if m not in drop]
+    if not kept:
         return Produced([], (), None, solved.failed)
+    if len(kept) < len(solved.members):  # solved with its whole offline batch, then dropped: the batch decides the bits
+        index = torch.tensor(kept, device=solved.trajectories.device)
+        solved = Solved([solved.members[i] for i in kept], solved.trajectories[index], solved.parameters[index.cpu()], solved.failed)
     trajectories = solved.trajectories
     normalized = w.statistics.normalize(trajectories) if w.statistics is not None else trajectories
     inputs, targets = cut_windows(normalized, w.input_steps, w.target_steps, w.stride)
@@ -200,7 +207,9 @@ class Generator:
     fault injection).
 
     Use as a context manager, or ``start()`` and ``close()``; ``close`` stops the feeder, cancels
-    pending tasks and shuts down the workers it started, leaving no thread or process behind.
+    pending tasks and shuts down the workers it started, leaving no thread or process behind. Worker
+    processes also exit by themselves when this process dies, SIGKILL included
+    (``pdekit.online.workers``); dask workers belong to their cluster and are left alone.
     """
 
     def __init__(
@@ -277,8 +286,11 @@ class Generator:
         if self.client is not None:
             return self.client
         if self.workers:
-            # spawn, not fork: forking a process that runs torch threads can deadlock the child
-            return concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,))
+            # spawn, not fork: forking a process that runs torch threads can deadlock the child. The
+            # initializer makes each worker exit when this process dies, even by SIGKILL.
+            return concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=solver_worker_initializer, initargs=(os.getpid(),)
+            )
         return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pdekit-generator-solver")
 
     def _shutdown_executor(self) -> None:
@@ -288,22 +300,33 @@ class Generator:
 
     # ----- the feeder thread -------------------------------------------------------------------
     def batches(self) -> Iterator[list[int]]:
-        """Yields the member batches still to solve: the offline partition by ``recipe.batch_size``, less ``exclude``."""
+        """Yields the member batches still to solve: whole batches of the offline partition by ``recipe.batch_size``.
+
+        A batch is always solved whole, even when some of its members are excluded or were used
+        before ``start_member``: those are dropped after solving (``dropped``). The batch's
+        composition sets the bits of every member (batched transforms, and the CFL step chosen over
+        the batch), so this is what keeps the stream's members equal to the offline store's.
+        A batch none of whose members is wanted is skipped.
+        """
         size = self.recipe.batch_size
-        first = self.start_member
+        first = (self.start_member // size) * size
         while self.members is None or first < self.members:
-            last = (first // size + 1) * size
+            last = first + size
             if self.members is not None:
                 last = min(last, self.members)
-            batch = [m for m in range(first, last) if m not in self.exclude]
-            if batch:
+            batch = list(range(first, last))
+            if any(m not in self.dropped(batch) for m in batch):
                 yield batch
             first = last
 
+    def dropped(self, batch: list[int]) -> frozenset:
+        """Returns the members of ``batch`` solved but not delivered: the excluded ones, and those before ``start_member``."""
+        return frozenset(m for m in batch if m in self.exclude or m < self.start_member)
+
     def _submit(self, batch: list[int]):
         if self.client is not None:
-            return self.client.submit(produce, self.solve, self.recipe, batch, "cpu", self.windowing, pure=False)
-        return self._executor.submit(produce, self.solve, self.recipe, batch, "cpu" if self.workers else self.device, self.windowing)
+            return self.client.submit(produce, self.solve, self.recipe, batch, "cpu", self.windowing, self.dropped(batch), pure=False)
+        return self._executor.submit(produce, self.solve, self.recipe, batch, "cpu" if self.workers else self.device, self.windowing, self.dropped(batch))
 
     def _wait_first(self, futures, timeout: float):
         if self.client is not None:
