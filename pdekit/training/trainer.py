@@ -300,7 +300,10 @@ class Trainer:
             for batch in batches:
                 inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
                 if loss_fn is None:
-                    loss_fn = make_loss(self.config.loss, self.objective_for(batch).space_dims(inputs))
+                    objective = self.objective_for(batch)
+                    # An objective may say how many spatial axes its batches have (windows [B, k, C, *S]); plain [B, C, *S] otherwise.
+                    space_dims = objective.space_dims(inputs) if hasattr(objective, "space_dims") else inputs.ndim - 2
+                    loss_fn = make_loss(self.config.loss, space_dims)
                 loss = self.train_step(inputs, targets, params, loss_fn)
                 total_loss += loss.detach() * len(inputs)  # stays on the device: no sync per batch
                 samples += len(inputs)
