@@ -20,7 +20,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
-from pdekit.data import RECIPES, generate, validate
+from pdekit.data import PDES, RECIPES, generate, validate
+from pdekit.models import MODELS
+from pdekit.online.reservoir import POLICIES
+from pdekit.rollout.integrators import INTEGRATORS
+from pdekit.training.losses import LOSSES
 from pdekit.io.cli import add_export_parser, add_import_parser
 from pdekit.runs.frontier_cli import add_frontier_parser
 from pdekit.data.lock import LockedError
@@ -315,7 +319,7 @@ def run_online(args: argparse.Namespace) -> int:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the options ``pdekit train`` and ``pdekit online`` share: model, trainer, rollout training, overrides."""
-    parser.add_argument("--model", help="fno, tfno, ffno, galerkin or factformer (model.name)")
+    parser.add_argument("--model", choices=sorted(MODELS), help="the operator (model.name)")
     parser.add_argument("--config", help="a TOML or YAML configuration file")
     parser.add_argument("--out", required=True, help="the run directory")
     parser.add_argument("--epochs", type=positive_int)
@@ -323,13 +327,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=positive_float)
     parser.add_argument("--input-steps", type=positive_int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
     parser.add_argument("--target-steps", type=positive_int, help="states out")
-    parser.add_argument("--loss", choices=["l2", "h1"])
+    parser.add_argument("--loss", choices=sorted(LOSSES), help="training loss (default l2)")
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--mode", choices=["state", "derivative", "correction"],
         help="predict the next state, du/dt, or a correction of a coarse solver step (rollout.mode; correction: the [correction] section)",
     )
-    parser.add_argument("--integrator", choices=["euler", "heun", "rk4"], help="derivative mode's integrator")
+    parser.add_argument("--integrator", choices=sorted(INTEGRATORS), help="derivative mode's integrator")
     parser.add_argument("--unroll", type=positive_int, help="steps rolled out per window in training (needs --target-steps >= it)")
     parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
     parser.add_argument("--teacher-forcing-epochs", type=non_negative_int, help="curriculum from teacher forcing to autoregression over these epochs")
@@ -466,111 +470,169 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Returns the ``pdekit`` parser; each subcommand's ``func`` default is its handler."""
-    parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
-    add_generate_arguments(gen)
-    check = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
-    check.add_argument("store")
-    up = commands.add_parser(
+def add_generate_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit generate`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
+    add_generate_arguments(parser)
+    parser.set_defaults(func=run_generate)
+    return parser
+
+
+def add_validate_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit validate`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
+    parser.add_argument("store")
+    parser.set_defaults(func=run_validate)
+    return parser
+
+
+def add_upgrade_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit upgrade`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "upgrade", help="rewrite an older pdekit store as the current schema, in place",
         description="Rewrite a schema-version-1 store's metadata and flags as version 2 in place (the field data is not touched); "
         "safe to run again after an interruption.",
     )
-    up.add_argument("store")
-    tr = commands.add_parser(
+    parser.add_argument("store")
+    parser.set_defaults(func=run_upgrade)
+    return parser
+
+
+def add_train_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit train`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "train", help="train a neural operator on a Zarr ensemble",
         description="Train a neural operator on windows of a Zarr ensemble. Settings come from --config (TOML or YAML, "
         "sections [data], [model], [trainer]), then the options below, then --set. The resolved configuration is "
         "written to OUT/config.toml; checkpoints and metrics.jsonl go to OUT. Run under torchrun for DDP.",
     )
-    tr.add_argument("--data", help="the Zarr ensemble (data.store)")
-    add_training_arguments(tr)
-    on = commands.add_parser(
+    parser.add_argument("--data", help="the Zarr ensemble (data.store)")
+    add_training_arguments(parser)
+    parser.set_defaults(func=run_train)
+    return parser
+
+
+def add_online_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit online`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "online", help="train while a solver streams new simulations (no dataset on disk)",
         description="Train a neural operator online: the recipe's solver runs beside the trainer (a thread on the GPU, "
         "CPU worker processes, or dask workers) and streams windows into a reservoir on the training device, which the "
         "Trainer draws batches from. Same run directory, checkpoints, metrics and --config/--set as pdekit train "
         "(section [online] holds the options below); pdekit evaluate and rollout work on the run.",
     )
-    on.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="the simulations to stream (online.recipe)")
-    add_training_arguments(on)
-    on.add_argument("--policy", choices=["fifo", "firo", "reservoir"], help="reservoir policy (default reservoir)")
-    on.add_argument("--capacity", type=positive_int, help="windows the reservoir holds (default 2048)")
-    on.add_argument("--min-seen", type=non_negative_int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
-    on.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
-    on.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
-    on.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
-    on.add_argument("--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
-    on.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
-    on.add_argument("--solver-device", type=device_type, help="device of the solver thread (default: the training device)")
-    on.add_argument("--validation", help="Zarr store to validate on (its last data.validation_fraction, as pdekit train does)")
-    on.add_argument("--validation-members", type=positive_int, help="without --validation: members generated once for validation (default 16)")
-    on.add_argument("--tee", help="also write every streamed member into this new Zarr store (needs --members)")
-    ev = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
-    ev.add_argument("run", help="the run directory written by pdekit train")
-    ev.add_argument("--data", help="a test store (default: the run's validation members)")
-    ev.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
-    ev.add_argument("--plots", metavar="DIR", help="also roll out the test members and write figures (fields, error, spectra) to DIR")
-    ro = commands.add_parser(
+    parser.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="the simulations to stream (online.recipe)")
+    add_training_arguments(parser)
+    parser.add_argument("--policy", choices=POLICIES, help="reservoir policy (default reservoir)")
+    parser.add_argument("--capacity", type=positive_int, help="windows the reservoir holds (default 2048)")
+    parser.add_argument("--min-seen", type=non_negative_int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
+    parser.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
+    parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
+    parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
+    parser.add_argument("--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
+    parser.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
+    parser.add_argument("--solver-device", type=device_type, help="device of the solver thread (default: the training device)")
+    parser.add_argument("--validation", help="Zarr store to validate on (its last data.validation_fraction, as pdekit train does)")
+    parser.add_argument("--validation-members", type=positive_int, help="without --validation: members generated once for validation (default 16)")
+    parser.add_argument("--tee", help="also write every streamed member into this new Zarr store (needs --members)")
+    parser.set_defaults(func=run_online)
+    return parser
+
+
+def add_evaluate_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit evaluate`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
+    parser.add_argument("run", help="the run directory written by pdekit train")
+    parser.add_argument("--data", help="a test store (default: the run's validation members)")
+    parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
+    parser.add_argument("--plots", metavar="DIR", help="also roll out the test members and write figures (fields, error, spectra) to DIR")
+    parser.set_defaults(func=run_evaluate)
+    return parser
+
+
+def add_rollout_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit rollout`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "rollout", help="roll a trained surrogate out against stored trajectories",
         description="Roll the run's surrogate out from each test member's first states to the end of its stored trajectory: "
         "relative L2 per time, correlation time, optional figures.",
     )
-    ro.add_argument("run", help="the run directory written by pdekit train")
-    ro.add_argument("--data", help="a test store (default: the run's validation members)")
-    ro.add_argument("--dt", type=positive_float, help="rollout step (derivative mode: the stored step divided by an integer)")
-    ro.add_argument("--steps", type=positive_int, help="stored steps to roll out (default: the whole trajectory)")
-    ro.add_argument("--start-time", type=non_negative_float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
-    ro.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
-    ro.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
-    inf = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
-    inf.add_argument("path")
-    qs = commands.add_parser(
+    parser.add_argument("run", help="the run directory written by pdekit train")
+    parser.add_argument("--data", help="a test store (default: the run's validation members)")
+    parser.add_argument("--dt", type=positive_float, help="rollout step (derivative mode: the stored step divided by an integer)")
+    parser.add_argument("--steps", type=positive_int, help="stored steps to roll out (default: the whole trajectory)")
+    parser.add_argument("--start-time", type=non_negative_float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
+    parser.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
+    parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
+    parser.set_defaults(func=run_rollout)
+    return parser
+
+
+def add_info_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit info`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
+    parser.add_argument("path")
+    parser.set_defaults(func=run_info)
+    return parser
+
+
+def add_quickstart_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit quickstart`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "quickstart", help="the whole loop on a small Navier-Stokes problem",
         description="Generate a small Navier-Stokes ensemble into a Zarr store, train an FNO on it, roll it out against the "
         "solver, print a results table and write figures. A few minutes on 2 CPU cores; re-running continues where it stopped.",
     )
-    qs.add_argument("--out", default="pdekit-quickstart", help="folder for the store, the run and the figures (default: %(default)s)")
-    qs.add_argument("--members", type=int, help="ensemble size (default 40)")
-    qs.add_argument("--epochs", type=int, help="training epochs (default 8)")
-    qs.add_argument("--horizon", type=float, help="simulated time (default 10)")
-    qs.add_argument("--fields", nargs="+", choices=["vorticity", "velocity"], help="fields to learn (default vorticity; vorticity velocity: three channels)")
-    qs.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
-    qs.add_argument("--no-progress", action="store_true")
-    pn = commands.add_parser(
+    parser.add_argument("--out", default="pdekit-quickstart", help="folder for the store, the run and the figures (default: %(default)s)")
+    parser.add_argument("--members", type=int, help="ensemble size (default 40)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default 8)")
+    parser.add_argument("--horizon", type=float, help="simulated time (default 10)")
+    parser.add_argument("--fields", nargs="+", choices=sorted(PDES["navier_stokes_2d"].fields), help="fields to learn (default vorticity; vorticity velocity: three channels)")
+    parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run_quickstart_command)
+    return parser
+
+
+def add_pinn_parser(commands) -> argparse.ArgumentParser:
+    """Adds ``pdekit pinn`` to ``commands`` and returns its parser."""
+    parser = commands.add_parser(
         "pinn", help="train a PINN with R3 or another collocation sampler",
         description="Train a physics-informed network on a 1D/2D benchmark problem; prints the relative L2 error against the "
         "exact or spectral reference and writes the loss history and a figure of the collocation points over training.",
     )
-    pn.add_argument("problem", choices=["convection", "reaction", "allen_cahn", "burgers", "heat_2d"])
-    pn.add_argument("--sampler", default="r3", choices=["uniform_fixed", "uniform_resampled", "rad", "rar_d", "r3", "causal_r3"])
-    pn.add_argument("--points", type=positive_int, default=1000, help="collocation population")
-    pn.add_argument("--iterations", type=positive_int, default=5000, help="Adam iterations")
-    pn.add_argument("--learning-rate", type=positive_float, default=1e-3)
-    pn.add_argument("--lbfgs", type=non_negative_int, default=0, help="L-BFGS iterations after Adam")
-    pn.add_argument("--beta", type=finite_float, help="convection speed (convection only; default 50)")
-    pn.add_argument("--width", type=positive_int, default=50, help="hidden units per layer")
-    pn.add_argument("--depth", type=positive_int, default=4, help="hidden layers")
-    pn.add_argument("--periodic", action="store_true", help="embed x periodically (exact periodic boundary)")
-    pn.add_argument("--seed", type=int, default=0)
-    pn.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png (checked before training)")
-    pn.add_argument("--no-progress", action="store_true")
-    gen.set_defaults(func=run_generate)
-    check.set_defaults(func=run_validate)
-    up.set_defaults(func=run_upgrade)
-    tr.set_defaults(func=run_train)
-    on.set_defaults(func=run_online)
-    ev.set_defaults(func=run_evaluate)
-    ro.set_defaults(func=run_rollout)
-    inf.set_defaults(func=run_info)
-    qs.set_defaults(func=run_quickstart_command)
-    pn.set_defaults(func=run_pinn)
-    add_export_parser(commands)
-    add_import_parser(commands)
-    add_frontier_parser(commands)
+    from pdekit.pinn import PROBLEMS
+    from pdekit.pinn.samplers import SAMPLERS
+
+    parser.add_argument("problem", choices=sorted(PROBLEMS), help="the benchmark problem")
+    parser.add_argument("--sampler", default="r3", choices=sorted(SAMPLERS), help="collocation sampler (default: %(default)s)")
+    parser.add_argument("--points", type=positive_int, default=1000, help="collocation population")
+    parser.add_argument("--iterations", type=positive_int, default=5000, help="Adam iterations")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    parser.add_argument("--lbfgs", type=non_negative_int, default=0, help="L-BFGS iterations after Adam")
+    parser.add_argument("--beta", type=finite_float, help="convection speed (convection only; default 50)")
+    parser.add_argument("--width", type=positive_int, default=50, help="hidden units per layer")
+    parser.add_argument("--depth", type=positive_int, default=4, help="hidden layers")
+    parser.add_argument("--periodic", action="store_true", help="embed x periodically (exact periodic boundary)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png (checked before training)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run_pinn)
+    return parser
+
+
+SUBCOMMANDS = (
+    add_generate_parser, add_validate_parser, add_upgrade_parser, add_train_parser, add_online_parser, add_evaluate_parser,
+    add_rollout_parser, add_info_parser, add_quickstart_parser, add_pinn_parser, add_export_parser, add_import_parser, add_frontier_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the ``pdekit`` parser: one subparser per command, each built by its own ``add_*_parser`` and dispatching through its ``func`` default."""
+    parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(commands)
     return parser
 
 

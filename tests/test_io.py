@@ -12,8 +12,10 @@ from pdekit.data.recipes import fno_navier_stokes, heat_2d
 from pdekit.data.store import channel_names, mark_failed, read_members, store_fields, write_member
 from pdekit.grid import Grid
 from pdekit.io import export_pdebench, export_well, import_pdebench, import_well, require_zarr_store
+import pdekit.io.pdebench
+import pdekit.io.well
 from pdekit.io.cli import add_export_parser, add_import_parser
-from pdekit.io.ensemble import decimal_float64
+from pdekit.io.ensemble import Ensemble, decimal_float64, member_trajectories, write_ensemble
 
 h5py = pytest.importorskip("h5py")
 
@@ -85,7 +87,7 @@ def test_store_to_well_to_store_is_bit_exact(name, request, tmp_path):
 def test_only_completed_members_are_exported_and_walls_stay_walls(walled, tmp_path):
     export_well(walled, tmp_path / "well")
     with h5py.File(tmp_path / "well" / "data" / "train" / "walled.hdf5") as file:
-        assert file.attrs["n_trajectories"] == 2 and file.attrs["pdekit_members"].tolist() == [0, 2]
+        assert file.attrs["n_trajectories"] == 2 and file["pdekit/members"][:].tolist() == [0, 2] and file["pdekit/seeds"][:].tolist() == [5, 7]
         assert {k: file["boundary_conditions"][k].attrs["bc_type"] for k in file["boundary_conditions"]} == {"x_wall": "WALL", "y_open": "OPEN"}
         assert file["t0_fields"]["u"].shape == (2, 3, 8, 6)  # The Well lays space out x, y
     sample = well_dataset(tmp_path / "well")[0]
@@ -211,7 +213,7 @@ def test_store_to_pdebench_to_store_is_bit_exact(name, layout, request, tmp_path
             assert sorted(file) == ["0000", "0001", "0002"] and file["0001"]["data"].shape == (4, 16, 16, 1)
             assert yaml.safe_load(file["0001"].attrs["config"])["diffusivity"] == open_store(store)["diffusivity"][1]
         else:  # one dataset per variable [sample, t, x, y], PDEBench's names for velocity, t-coordinate one longer
-            assert sorted(file) == ["Vx", "Vy", "t-coordinate", "vorticity", "x-coordinate", "y-coordinate"]
+            assert sorted(file) == ["Vx", "Vy", "pdekit", "t-coordinate", "vorticity", "x-coordinate", "y-coordinate"]
             assert file["t-coordinate"].shape == (5,) and file.attrs["viscosity"] == 1e-3
     import_pdebench(tmp_path / "data.h5", tmp_path / "back.zarr")
     assert_same_ensemble(store, tmp_path / "back.zarr")
@@ -231,7 +233,7 @@ def test_single_file_layout_refuses_varying_parameters_unless_asked(heat, tmp_pa
         assert np.array_equal(read_members(open_store(store), 0, 1)[0], read_members(open_store(heat), member, member + 1)[0])
     (path,) = export_pdebench(heat, tmp_path / "dropped.hdf5", layout="single", drop_parameters=True)
     with h5py.File(path) as file:
-        assert "diffusivity" not in file.attrs and list(file) == ["t-coordinate", "tensor", "x-coordinate", "y-coordinate"]
+        assert "diffusivity" not in file.attrs and list(file) == ["pdekit", "t-coordinate", "tensor", "x-coordinate", "y-coordinate"]
     assert import_pdebench(path, tmp_path / "dropped.zarr").attrs["parameter_names"] == ""
 
 
@@ -295,3 +297,100 @@ def test_training_on_hdf5_data_names_pdekit_import(navier_stokes, tmp_path):
             require_zarr_store(path)
     require_zarr_store(navier_stokes)
     require_zarr_store(tmp_path / "not yet written.zarr")  # a store still to be created is not HDF5 either
+
+
+def many_members(n=10_000, *, varying=True):
+    """Returns an ensemble of ``n`` members on a 2 x 2 grid and 2 times (seeds, parameters ``k``, varying unless not ``varying``, and ``c``, shared), and its trajectories ``[n, time, 1, y, x]``.
+
+    ``n`` seeds as int64 are 80 kB: more than an HDF5 object header (64 KiB) holds as an attribute.
+    """
+    ensemble = Ensemble(
+        fields=(Field("u", "a scalar"),), times=np.array([0.0, 0.5]), coordinates={"x": np.array([0.0, 0.5]), "y": np.array([0.0, 0.5])}, boundary_conditions={"x": "periodic", "y": "wall"},
+        parameters=(Parameter("k", "a rate", "1/s"), Parameter("c", "a speed", "m/s")), values={"k": np.arange(n) * 0.5 if varying else np.full(n, 0.5), "c": np.full(n, 2.0)},
+        seeds=np.arange(n, dtype=np.int64) + 7, attributes={"pde": "test", "solver": "none", "scheme": "none", "title": "many", "recipe": {"name": "many"}},
+        members=np.arange(n),
+    )
+    return ensemble, np.random.default_rng(0).normal(size=(n, 2, 1, 2, 2)).astype(np.float32)
+
+
+def assert_same_description(original: Ensemble, copy: Ensemble, parameters=("k", "c")):
+    assert [f.name for f in copy.fields] == [f.name for f in original.fields] and [p.name for p in copy.parameters] == list(parameters)
+    assert np.array_equal(copy.times, original.times) and all(np.array_equal(copy.coordinates[a], original.coordinates[a]) for a in ("x", "y"))
+    assert copy.boundary_conditions == original.boundary_conditions and copy.attributes == original.attributes
+    assert np.array_equal(copy.seeds, original.seeds) and all(np.array_equal(copy.values[p], original.values[p]) for p in parameters)
+
+
+def test_ten_thousand_members_fit_both_formats_and_come_back_bit_exact(monkeypatch, tmp_path):
+    """The HDF5 side at PDEBench's 10 000 samples; the Zarr side is replaced by the ensemble in memory (test_ten_thousand_members_round_trip_through_zarr does it for real)."""
+    ensemble, data = many_members()
+    imported = []
+    for module in (pdekit.io.well, pdekit.io.pdebench):
+        monkeypatch.setattr(module, "read_ensemble", lambda store: ensemble)
+        monkeypatch.setattr(module, "member_trajectories", lambda store, e: iter(data[e.members]))
+        monkeypatch.setattr(module, "write_ensemble", lambda store, e, trajectories, where: imported.append((e, np.stack(list(trajectories)))))
+    export_well("many.zarr", tmp_path / "well")
+    with h5py.File(tmp_path / "well" / "data" / "train" / "many.hdf5") as file:
+        assert np.array_equal(file["pdekit/seeds"][:], ensemble.seeds) and np.array_equal(file["pdekit/members"][:], ensemble.members)
+        assert "k" not in file.attrs and file.attrs["c"] == 2.0 and file["scalars/k"].attrs["sample_varying"]  # a varying parameter lives in scalars/ only
+    import_well(tmp_path / "well", "back.zarr")
+    export_pdebench("many.zarr", tmp_path / "many.h5", layout="single", drop_parameters=True)
+    import_pdebench(tmp_path / "many.h5", "back.zarr")
+    (well, from_well), (pdebench, from_pdebench) = imported
+    assert_same_description(ensemble, well)
+    assert_same_description(ensemble, pdebench, parameters=("c",))
+    assert np.array_equal(from_well, data) and np.array_equal(from_pdebench, data)
+
+
+@pytest.mark.slow
+def test_ten_thousand_members_round_trip_through_zarr(tmp_path):
+    """A 10 000-member store to both formats and back (about 2 minutes on 2 busy cores: a store keeps one chunk per member and per flag)."""
+    ensemble, data = many_members(varying=False)  # PDEBench's single layout keeps a parameter that all members share
+    write_ensemble(tmp_path / "many.zarr", ensemble, iter(data), "test")
+    export_well(tmp_path / "many.zarr", tmp_path / "well")
+    import_well(tmp_path / "well", tmp_path / "from_well.zarr")
+    assert_same_ensemble(tmp_path / "many.zarr", tmp_path / "from_well.zarr")
+    export_pdebench(tmp_path / "many.zarr", tmp_path / "many.h5", layout="single")
+    import_pdebench(tmp_path / "many.h5", tmp_path / "from_pdebench.zarr")
+    assert_same_ensemble(tmp_path / "many.zarr", tmp_path / "from_pdebench.zarr")
+
+
+def test_seeds_written_as_a_file_attribute_by_earlier_exports_still_import(walled, tmp_path):
+    export_well(walled, tmp_path / "well")
+    with h5py.File(tmp_path / "well" / "data" / "train" / "walled.hdf5", "r+") as file:
+        file.attrs["pdekit_seeds"] = file["pdekit/seeds"][:]  # the layout before per-member arrays became datasets
+        del file["pdekit"]
+    assert import_well(tmp_path / "well", tmp_path / "back.zarr")["seed"][:].tolist() == [5, 7]
+
+
+def killed_after(count):
+    """Returns a ``member_trajectories`` that raises once ``count`` trajectories have been yielded, over all its calls: an export stopped half-way."""
+    yielded = 0
+
+    def trajectories(store, ensemble):
+        nonlocal yielded
+        for trajectory in member_trajectories(store, ensemble):
+            if yielded == count:
+                raise RuntimeError("killed")
+            yielded += 1
+            yield trajectory
+
+    return trajectories
+
+
+def test_an_export_stopped_half_way_leaves_no_file_and_can_be_run_again(walled, tmp_path, monkeypatch):
+    well = tmp_path / "well" / "data" / "train" / "walled.hdf5"
+    pdebench = [tmp_path / "walled_k1.0.h5", tmp_path / "walled_k3.0.h5"]  # one file per value of k
+    monkeypatch.setattr(pdekit.io.well, "member_trajectories", killed_after(1))  # the first of 2 members written
+    monkeypatch.setattr(pdekit.io.pdebench, "member_trajectories", killed_after(1))  # the first of 2 files written
+    with pytest.raises(RuntimeError, match="killed"):
+        export_well(walled, tmp_path / "well")
+    with pytest.raises(RuntimeError, match="killed"):
+        export_pdebench(walled, tmp_path / "walled.h5", layout="single", by_parameters=True)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+    monkeypatch.undo()
+    well.with_name("walled.hdf5.partial").write_bytes(b"what a killed process left")  # overwritten, not an obstacle
+    export_well(walled, tmp_path / "well")
+    assert export_pdebench(walled, tmp_path / "walled.h5", layout="single", by_parameters=True) == pdebench
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["stats.yaml", "walled.hdf5", *(p.name for p in pdebench)]
+    import_well(tmp_path / "well", tmp_path / "back.zarr")
+    assert_same_ensemble(walled, tmp_path / "back.zarr", members=[0, 2])

@@ -253,3 +253,16 @@ def test_a_checkpoint_of_the_wrong_type_is_a_one_line_error_naming_the_file(stor
     x = torch.randn(4, 1, 16)
     with pytest.raises(ValueError, match=r"checkpoint\.pt is not a pdekit training checkpoint"):
         Trainer(model, TrainerConfig(epochs=1, progress=False), run_dir=run).fit(DataLoader(TensorDataset(x, x), batch_size=4), resume=True)
+
+
+def test_training_on_a_missing_store_or_hdf5_data_touches_no_run_directory(tmp_path):
+    import h5py
+
+    with pytest.raises(ValueError, match="no Zarr ensemble there"):
+        train(config(str(tmp_path / "missing.zarr")), tmp_path / "run")
+    well = tmp_path / "well"
+    well.mkdir()
+    h5py.File(well / "data.hdf5", "w").close()
+    with pytest.raises(ValueError, match="pdekit import"):
+        train(config(str(well)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

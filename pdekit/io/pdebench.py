@@ -21,7 +21,7 @@ channel ``c`` of the fields      dataset ``c`` (``tensor``     ``data[..., c]``
 ``x``, ``y``, ``z``              ``x-coordinate``, ...        ``<sample>/grid/x``, ...
 per-member parameter ``p``       ``@p`` if constant; refused  ``config`` YAML ``p``
                                  if it varies (see below)
-``seed``                         ``@pdekit_seeds``            ``config`` YAML ``seed``
+``seed``                         ``pdekit/seeds`` (dataset)   ``config`` YAML ``seed``
 boundary conditions, ``pde``,    ``@pdekit_attributes`` (JSON; PDEBench has no slot for them)
 field names and units
 ===============================  ===========================  ===========================
@@ -29,7 +29,8 @@ field names and units
 Array axes differ: PDEBench lays space out ``x, y, z``, pdekit ``(z, y, x)``. Only completed members
 are exported. Exporting a store whose parameters vary between members to ``single`` raises,
 unless ``by_parameters=True`` (one file per distinct value, named after it, PDEBench's own
-convention) or ``drop_parameters=True`` (leaves the varying ones out, on purpose).
+convention) or ``drop_parameters=True`` (leaves the varying ones out, on purpose). Each file is
+written as ``<file>.partial`` and renamed once every file of the export is whole.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import yaml
 import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.io.ensemble import Ensemble, check_axis, decimal_float64, member_trajectories, read_ensemble, reverse_space, write_ensemble
-from pdekit.io.formats import h5py_module
+from pdekit.io.formats import h5py_module, read_pdekit_array, replaced_when_written, write_pdekit_arrays
 
 LAYOUTS = ("single", "multi")
 # PDEBench's names for the velocity components (its compressible Navier-Stokes files).
@@ -99,7 +100,8 @@ def _parameter_file(path: Path, ensemble: Ensemble, names: Sequence[str], row: i
 def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool = False, drop_parameters: bool = False) -> list[Path]:
     """Writes the completed members of ``store`` in PDEBench's ``layout`` to ``path``; returns the files written.
 
-    Members are read and written one at a time; incomplete and failed members are left out.
+    Members are read and written one at a time, into ``<file>.partial`` siblings renamed only
+    when every file is whole (an export that fails leaves none); incomplete and failed members are left out.
     ``multi`` keeps every member's parameters and seed in its group's ``config``. ``single`` keeps a
     parameter as a file attribute only when all members share it; when some vary it raises
     ValueError, unless ``by_parameters`` (one file per distinct combination of the varying values,
@@ -133,10 +135,12 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
         if target.exists():
             raise FileExistsError(f"{target} exists; export elsewhere")
     path.parent.mkdir(parents=True, exist_ok=True)
-    for target, part in parts:
-        with h5py.File(target, "w-") as file:
-            (_write_multi if layout == "multi" else _write_single)(file, store, part)
-    return [target for target, _ in parts]
+    targets = [target for target, _ in parts]
+    with replaced_when_written(targets) as partials:
+        for partial, (_, part) in zip(partials, parts):
+            with h5py.File(partial, "w") as file:
+                (_write_multi if layout == "multi" else _write_single)(file, store, part)
+    return targets
 
 
 def _write_single(file, store, ensemble: Ensemble) -> None:
@@ -148,7 +152,8 @@ def _write_single(file, store, ensemble: Ensemble) -> None:
         file.create_dataset(f"{axis}-coordinate", data=ensemble.coordinates[axis])
     for p in ensemble.parameters:
         file.attrs[p.name] = float(ensemble.values[p.name][0])
-    file.attrs.update({"pdekit_version": pdekit.__version__, "pdekit_attributes": _pdekit_attributes(ensemble, datasets), "pdekit_seeds": ensemble.seeds})
+    file.attrs.update({"pdekit_version": pdekit.__version__, "pdekit_attributes": _pdekit_attributes(ensemble, datasets)})
+    write_pdekit_arrays(file, seeds=ensemble.seeds.astype(np.int64))
     for i, trajectory in enumerate(member_trajectories(store, ensemble)):
         for channel, array in enumerate(arrays):
             array[i] = reverse_space(trajectory[:, channel], leading=1)
@@ -297,7 +302,8 @@ def _describe_single(file, path: Path, saved, given_bcs, wanted, exclude: set[st
     if saved and wanted is None:
         wanted = [p["name"] for p in saved["parameters"] if p["name"] in numbers]
     values = _chosen(numbers, wanted, where)
-    seeds = np.asarray(file.attrs["pdekit_seeds"], dtype=np.int64) if "pdekit_seeds" in file.attrs else np.full(n, -1, dtype=np.int64)
+    seeds = read_pdekit_array(file, "seeds", n, where)
+    seeds = np.full(n, -1, dtype=np.int64) if seeds is None else seeds.astype(np.int64)
     ensemble = Ensemble(
         fields=tuple(fields), times=t[:steps], coordinates=coordinates,
         boundary_conditions=_boundary_conditions(path, len(axes), given_bcs, saved and saved["boundary_conditions"]),

@@ -12,10 +12,11 @@ The Well                                      pdekit store
 ``t2_fields``                                 refused (pdekit has no rank-2 fields)
 ``dimensions/time``, ``x``, ``y``, ``z``      coordinates ``time``, ``x``, ``y``, ``z``
 ``boundary_conditions/*`` ``bc_type``         ``boundary_condition`` of each axis
-``scalars/<p>`` (not time-varying)            per-member parameter ``<p>``
-``@simulation_parameters``, ``@<p>``          the parameters' names and values (as scalars)
+``scalars/<p>`` (not time-varying)            per-member parameter ``<p>`` (``sample_varying``, ``[traj]``, if it varies)
+``@simulation_parameters``, ``@<p>``          the parameters' names; the value of each shared by all members
 ``@n_trajectories``                           the completed members
-``@pdekit_seeds``, ``@pdekit_attributes``     ``seed``; ``pde``, ``solver``, ``scheme``, ``title``, ``recipe``
+``pdekit/seeds``, ``pdekit/members``          ``seed``; the store index of each trajectory
+``@pdekit_attributes``                        ``pde``, ``solver``, ``scheme``, ``title``, ``recipe`` (JSON)
 ===========================================  ==================================================
 
 Array axes differ: The Well lays space out as ``dimensions@spatial_dims`` (``x, y, z``), pdekit as
@@ -23,7 +24,8 @@ Array axes differ: The Well lays space out as ``dimensions@spatial_dims`` (``x, 
 What a store cannot hold (rank-2 tensor fields, fields constant in time or over trajectories,
 time-varying scalars, a boundary whose two ends differ) is refused on import with its name, and
 imported only when left out on purpose (``exclude=``). Values are float32 in both; pdekit writes
-times, coordinates and parameters as float64, so a store comes back bit for bit.
+times, coordinates and parameters as float64, so a store comes back bit for bit. Per-member arrays
+are datasets, never attributes (an object header holds 64 KiB: about 8 000 values).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.data.store import time_chunk
 from pdekit.io.ensemble import Ensemble, check_axis, decimal_float64, layout_of, member_trajectories, read_ensemble, reverse_space, split_channels, write_ensemble
-from pdekit.io.formats import h5py_module, hdf5_files, is_hdf5
+from pdekit.io.formats import h5py_module, hdf5_files, is_hdf5, read_pdekit_array, replaced_when_written, write_pdekit_arrays
 
 SPLITS = ("train", "valid", "test")
 # The Well's bc_type values, in upper case as its BoundaryCondition enum names them.
@@ -70,12 +72,14 @@ def _write_header(file, ensemble: Ensemble, name: str) -> None:
             "dataset_name": name, "grid_type": "cartesian", "n_spatial_dims": ensemble.ndim, "n_trajectories": ensemble.n_members,
             "simulation_parameters": _strings([p.name for p in ensemble.parameters]),
             "pdekit_version": pdekit.__version__, "pdekit_attributes": json.dumps(ensemble.attributes),
-            "pdekit_seeds": ensemble.seeds, "pdekit_members": ensemble.members.astype(np.int64),
         }
     )
+    # A parameter shared by all members is also a file attribute, as The Well keeps one value per
+    # file; one that varies is in scalars/<p> only (sample_varying), which is what WellDataset reads.
     for p in ensemble.parameters:
-        values = ensemble.values[p.name]
-        file.attrs[p.name] = values if p.name in varying else float(values[0])
+        if p.name not in varying:
+            file.attrs[p.name] = float(ensemble.values[p.name][0])
+    write_pdekit_arrays(file, seeds=ensemble.seeds.astype(np.int64), members=ensemble.members.astype(np.int64))
     dimensions = file.create_group("dimensions")
     dimensions.attrs["spatial_dims"] = _strings(ensemble.axes)
     _flags(dimensions.create_dataset("time", data=ensemble.times), sample=False, time=True)
@@ -110,7 +114,7 @@ def _create_fields(file, ensemble: Ensemble) -> dict:
         group.attrs["field_names"] = _strings([f.name for f in fields])
         for f in fields:
             tensor = (ensemble.ndim,) * order
-            chunk = time_chunk(layout, f)  # about a MiB per chunk, as the store's own chunks
+            chunk = time_chunk(layout, f)  # at most CHUNK_BYTES a chunk, as the store's own chunks
             dataset = group.create_dataset(f.name, shape=(ensemble.n_members, len(ensemble.times), *shape, *tensor), dtype="float32", chunks=(1, chunk, *shape, *tensor))
             dataset.attrs.update({"dim_varying": np.ones(ensemble.ndim, dtype=bool), "long_name": f.long_name, "units": f.units})
             _flags(dataset, sample=True, time=True)
@@ -136,10 +140,10 @@ def export_well(store, directory, *, split: str = "train", name: str | None = No
     """Writes the completed members of ``store`` as a Well dataset in ``directory``; returns the files written.
 
     The file is ``directory/data/<split>/<name>.hdf5`` (``name``: the recipe's), written one member
-    at a time (incomplete and failed members are left out; ``@pdekit_members`` lists the store
-    indices of those written). ``directory/stats.yaml`` (``mean``, ``std``, ``rms`` and their
-    ``_delta`` versions per field, as ``WellDataset(use_normalization=True)`` reads them) is
-    rewritten from every file of the training split; a directory without one gets its statistics
+    at a time to ``<name>.hdf5.partial`` and renamed when whole (incomplete and failed members are
+    left out; ``pdekit/members`` lists the store indices of those written). ``directory/stats.yaml``
+    (``mean``, ``std``, ``rms`` and their ``_delta`` versions per field, as
+    ``WellDataset(use_normalization=True)`` reads them) is rewritten from every file of the training split; a directory without one gets its statistics
     from the split exported. Load the result with
     ``WellDataset(path=directory, well_split_name=split, normalization_path=directory/"stats.yaml")``.
     """
@@ -154,19 +158,19 @@ def export_well(store, directory, *, split: str = "train", name: str | None = No
     if path.exists():
         raise FileExistsError(f"{path} exists; export elsewhere or pass another name")
     folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # not *.hdf5: a killed export is invisible to WellDataset's glob
-    with h5py.File(partial, "w") as file:
+    with replaced_when_written([path]) as (partial,), h5py.File(partial, "w") as file:
         _write_header(file, ensemble, name)
         datasets = _create_fields(file, ensemble)
         vectors = {f.name: f.vector for f in ensemble.fields}
         for i, trajectory in enumerate(member_trajectories(store, ensemble)):
             for field, part in split_channels(trajectory, ensemble).items():
                 datasets[field][i] = to_well(part, vectors[field])
-    partial.rename(path)
     written = [path]
     statistics_path = directory / "stats.yaml"
     if split == "train" or not statistics_path.exists():
-        statistics_path.write_text(yaml.safe_dump(well_statistics(hdf5_files(directory / "data" / "train") or [path])))
+        statistics = yaml.safe_dump(well_statistics(hdf5_files(directory / "data" / "train") or [path]))
+        with replaced_when_written([statistics_path]) as (partial,):
+            partial.write_text(statistics)
         written.append(statistics_path)
     return written
 
@@ -335,7 +339,8 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
             values[name] = np.broadcast_to(value, (n,)).copy()
     if refused:
         raise ValueError(f"{where}: a pdekit store cannot hold {', '.join(refused)}; leave them out on purpose with exclude=[...] (pdekit import --exclude NAME)")
-    seeds = np.asarray(file.attrs["pdekit_seeds"], dtype=np.int64) if "pdekit_seeds" in file.attrs else np.full(n, -1, dtype=np.int64)
+    seeds = read_pdekit_array(file, "seeds", n, where)
+    seeds = np.full(n, -1, dtype=np.int64) if seeds is None else seeds.astype(np.int64)
     if "pdekit_attributes" in file.attrs:
         attributes = json.loads(_text(file.attrs["pdekit_attributes"]))
     else:

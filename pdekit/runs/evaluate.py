@@ -15,6 +15,7 @@ from pdekit.data import FieldStatistics, Windows, open_store
 from pdekit.data.store import channel_names, field_channels
 from pdekit.rollout import correlation_time, relative_l2_per_field, rollout
 from pdekit.runs.config import ExperimentConfig
+from pdekit.io.formats import require_zarr_store
 from pdekit.runs.data import validation_members, windows
 from pdekit.runs.integrity import check_store, load_run_data, trained_statistics, write_atomically
 from pdekit.runs.train import load_run
@@ -84,6 +85,8 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
     run_dir = Path(run_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     config, stepper = load_run(run_dir, device)
+    if store is not None:
+        require_zarr_store(store)
     statistics, members = evaluation_data(run_dir, config, store)
     test = windows(config.data, members, statistics, store=store)
     group = open_store(store or config.data.store)

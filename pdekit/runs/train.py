@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, open_store
+from pdekit.io.formats import require_zarr_store
 from pdekit.models import build_model, model_from_spec
 from pdekit.rollout.correction import CorrectionObjective
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
@@ -36,6 +37,8 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
     """
     if not config.data.store:
         raise ValueError("data.store is empty: name the Zarr ensemble to train on (pdekit train --data STORE)")
+    require_zarr_store(config.data.store)  # an HDF5 directory: name pdekit import
+    open_store(config.data.store)  # a missing or unreadable store is refused before the run directory is touched
     run_dir = Path(run_dir)
     process = init_from_environment()
     config = config.with_overrides(data={"store": store_address(config.data.store)})
