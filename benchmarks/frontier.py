@@ -35,7 +35,7 @@ import torch
 
 from pdekit.data.recipes import fno_navier_stokes
 from pdekit.runs.frontier import CorrectionRoute, frontier, hybrid_from_run, route_from_run
-from pdekit.runs.frontier_cli import hybrid_spec
+from pdekit.frontier_cli import hybrid_spec
 from pdekit.viz import plot_frontier
 
 

@@ -1,6 +1,6 @@
 """pdekit: solvers, data, neural operators and training for neural surrogates of PDEs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from pdekit.grid import Grid
 

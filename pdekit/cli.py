@@ -24,9 +24,10 @@ from pdekit.data import PDES, RECIPES, generate, validate
 from pdekit.models import MODELS
 from pdekit.online.reservoir import POLICIES
 from pdekit.rollout.integrators import INTEGRATORS
+from pdekit.rollout.objectives import MODES
 from pdekit.training.losses import LOSSES
 from pdekit.io.cli import add_export_parser, add_import_parser
-from pdekit.runs.frontier_cli import add_frontier_parser
+from pdekit.frontier_cli import add_frontier_parser
 from pdekit.data.lock import LockedError
 
 
@@ -58,7 +59,8 @@ class Parser(argparse.ArgumentParser):
 
 # What a handler raises for bad input (StoreError is a ValueError) or for a run or store another
 # process holds (LockedError); main() reports these in one line, anything else is a bug.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, LockedError)
+# OSError covers what the user's environment refuses (a read-only disk, an unreachable --scheduler, a missing filesystem backend).
+USER_ERRORS = (ValueError, OSError, ImportError, LockedError)
 
 
 def reported(command: str, handler, *args) -> int:
@@ -330,7 +332,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=sorted(LOSSES), help="training loss (default l2)")
     parser.add_argument("--seed", type=int)
     parser.add_argument(
-        "--mode", choices=["state", "derivative", "correction"],
+        "--mode", choices=MODES,
         help="predict the next state, du/dt, or a correction of a coarse solver step (rollout.mode; correction: the [correction] section)",
     )
     parser.add_argument("--integrator", choices=sorted(INTEGRATORS), help="derivative mode's integrator")
@@ -526,7 +528,7 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--policy", choices=POLICIES, help="reservoir policy (default reservoir)")
     parser.add_argument("--capacity", type=positive_int, help="windows the reservoir holds (default 2048)")
     parser.add_argument("--min-seen", type=non_negative_int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
-    parser.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
+    parser.add_argument("--watermark", type=non_negative_int, help="windows held before training starts (default: half the capacity)")
     parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
     parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
     parser.add_argument("--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")

@@ -21,7 +21,7 @@ from pdekit.models import build_model
 from pdekit.rollout import HybridSolver, relative_l2_per_step, rollout
 from pdekit.rollout.correction import CorrectedSolver, CorrectionObjective, CorrectionTraining, MemberSolvers, recipe_from_attrs
 from pdekit.runs.frontier import CorrectionRoute, FrontierRow, HybridRoute, SurrogateRoute, fourier_resample, frontier, pareto_front
-from pdekit.runs.frontier_cli import add_frontier_parser
+from pdekit.frontier_cli import add_frontier_parser
 from pdekit.solvers import GaussianRandomField, NavierStokes2D, fno_forcing
 from pdekit.training import Trainer, TrainerConfig
 
@@ -328,3 +328,7 @@ def test_pdekit_train_mode_correction_trains_evaluates_and_rolls_out_a_corrected
     assert isinstance(stepper, CorrectedSolver)
     assert main(["evaluate", str(run), "--device", "cpu"]) == 0 and main(["rollout", str(run), "--device", "cpu"]) == 0
     assert "correlation time" in capsys.readouterr().out
+    again = ["train", "--data", str(store), "--out", str(run), "--mode", "correction", "--target-steps", "2", "--epochs", "2", "--model", "fno",
+             "--set", "model.modes=8", "--set", "model.width=8", "--set", "correction.unroll=2", "--set", "correction.solver_dt=0.025", "--device", "cpu",
+             "--no-progress", "--resume"]
+    assert main(again) == 0, capsys.readouterr().err  # the same command resumes: correction.scale = 0 takes the run's resolved scale

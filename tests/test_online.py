@@ -308,3 +308,12 @@ def test_held_out_and_already_used_members_are_solved_with_their_batch_so_the_re
     expected = offline.__getitems__([i for m in (0, 2, 3, 4, 5) for i in range(m * per_member, (m + 1) * per_member)])
     torch.testing.assert_close(first[0], torch.stack([e.inputs for e in expected]), rtol=0, atol=0)
     torch.testing.assert_close(resumed[0], torch.stack([e.inputs for e in expected[-per_member:]]), rtol=0, atol=0)
+
+
+def test_stream_batches_follow_each_blocks_offline_partition_and_are_solved_whole():
+    from itertools import islice
+
+    reservoir = Reservoir(10, "fifo")
+    generator = Generator(tiny_heat(members=5, batch_size=2), reservoir, members=8, start_member=3, device="cpu", workers=0)
+    assert list(islice(generator.batches(), 10)) == [[2, 3], [4], [5, 6], [7, 8]]  # block 1 is members 5..9, partitioned as the store
+    assert generator.dropped([2, 3]) == {2} and generator.dropped([7, 8]) == {8}

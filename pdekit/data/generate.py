@@ -16,6 +16,7 @@ import torch
 from scipy.stats import qmc
 from tqdm.auto import tqdm
 
+import pdekit
 from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings, record
 from pdekit.data.schema import json_attribute
 from pdekit.data.lock import DirectoryLock
@@ -127,6 +128,14 @@ def _same_recipe(group, recipe: Recipe, store) -> None:
         wanted = recipe.to_attrs()
         details = ", ".join(f"{k}: store has {stored.get(k)!r}, asked {wanted[k]!r}" for k in differences)
         raise ValueError(f"{store}: cannot resume with a different recipe ({details})")
+    written_by = group.attrs.get("pdekit_version")
+    if written_by != pdekit.__version__:
+        # Solver numerics may change between versions (the last bits of a step, 5e-8 in float32 in 0.2):
+        # the members solved now are correct but not bit-identical to those an earlier version wrote.
+        warnings.warn(
+            f"{store} was started by pdekit {written_by}; this is pdekit {pdekit.__version__}: the members it solves now may differ "
+            "from an uninterrupted run of either version in their last bits", stacklevel=3,
+        )
 
 
 def check_device(device, *, here: bool = True) -> None:

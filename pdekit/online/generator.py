@@ -300,28 +300,30 @@ class Generator:
 
     # ----- the feeder thread -------------------------------------------------------------------
     def batches(self) -> Iterator[list[int]]:
-        """Yields the member batches still to solve: whole batches of the offline partition by ``recipe.batch_size``.
+        """Yields the member batches still to solve: whole batches of each block's offline partition by ``recipe.batch_size``.
 
-        A batch is always solved whole, even when some of its members are excluded or were used
-        before ``start_member``: those are dropped after solving (``dropped``). The batch's
-        composition sets the bits of every member (batched transforms, and the CFL step chosen over
-        the batch), so this is what keeps the stream's members equal to the offline store's.
-        A batch none of whose members is wanted is skipped.
+        Batches never straddle blocks (a block of ``M`` members is partitioned as ``pdekit generate``
+        partitions the store), and a batch is always solved whole, even when some of its members are
+        excluded, were used before ``start_member`` or lie past ``members``: those are dropped after
+        solving (``dropped``). The batch's composition sets the bits of every member (batched
+        transforms, and the CFL step chosen over the batch), so, with the same device and thread
+        count, the stream's members are the offline store's. A batch none of whose members is
+        wanted is skipped.
         """
-        size = self.recipe.batch_size
-        first = (self.start_member // size) * size
-        while self.members is None or first < self.members:
-            last = first + size
-            if self.members is not None:
-                last = min(last, self.members)
-            batch = list(range(first, last))
-            if any(m not in self.dropped(batch) for m in batch):
-                yield batch
-            first = last
+        size, per_block = self.recipe.batch_size, self.recipe.members
+        block = self.start_member // per_block
+        while True:
+            for low in range(0, per_block, size):
+                batch = list(range(block * per_block + low, block * per_block + min(low + size, per_block)))
+                if self.members is not None and batch[0] >= self.members:
+                    return
+                if any(m not in self.dropped(batch) for m in batch):
+                    yield batch
+            block += 1
 
     def dropped(self, batch: list[int]) -> frozenset:
-        """Returns the members of ``batch`` solved but not delivered: the excluded ones, and those before ``start_member``."""
-        return frozenset(m for m in batch if m in self.exclude or m < self.start_member)
+        """Returns the members of ``batch`` solved but not delivered: excluded, before ``start_member``, or past ``members``."""
+        return frozenset(m for m in batch if m in self.exclude or m < self.start_member or (self.members is not None and m >= self.members))
 
     def _submit(self, batch: list[int]):
         if self.client is not None:

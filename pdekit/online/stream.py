@@ -56,6 +56,8 @@ class OnlineConfig:
             raise ValueError(f"online.watermark must be in [0, capacity={self.capacity}] (0: half the capacity); got {self.watermark}")
         if self.tee and not self.members:
             raise ValueError("online.tee needs online.members (the number of members the store will hold)")
+        if self.workers and self.scheduler:
+            raise ValueError(f"online.workers={self.workers} and online.scheduler={self.scheduler!r}: solve in local processes or on a dask cluster, not both")
 
 
 class ReservoirBatches:

@@ -227,7 +227,7 @@ class CorrectedSolver(nn.Module):
     def coarse_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the uncorrected coarse solver's state ``dt`` after the physical state ``u [B, C, *S]``, in the solver's dtype (differentiable)."""
         solver = self.solver(self.params if params is None else params)
-        return _solve_over(solver, u.to(solver.dtype), self.dt, self.solver_dt)
+        return _solve_over(solver, u.to(device=solver.device, dtype=solver.dtype), self.dt, self.solver_dt)
 
     def corrected_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the corrected state ``dt`` after the physical state ``u [B, C, *S]``, in the solver's dtype (differentiable)."""

@@ -12,6 +12,9 @@ from pdekit.rollout.integrators import INTEGRATORS
 from pdekit.rollout.steppers import Stepper
 
 
+MODES = ("state", "derivative", "correction")  # correction: pdekit.rollout.correction, with the run's [correction] section
+
+
 @dataclass(frozen=True)
 class RolloutTraining:
     """How a surrogate is trained (the ``[rollout]`` section of a run's configuration).
@@ -47,8 +50,8 @@ class RolloutTraining:
     def __post_init__(self) -> None:
         if self.derivative_target != "auto":
             derivative_target(self.derivative_target)  # raises naming the choices
-        if self.mode not in ("state", "derivative", "correction"):
-            raise ValueError(f"rollout.mode must be 'state' or 'derivative'; got {self.mode!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"rollout.mode must be one of {MODES}; got {self.mode!r}")
         if self.integrator not in INTEGRATORS:
             raise ValueError(f"rollout.integrator must be one of {sorted(INTEGRATORS)}; got {self.integrator!r}")
         for name, lowest in (("unroll", 1), ("substeps", 1), ("teacher_forcing_epochs", 0)):

@@ -20,10 +20,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdekit.atomic import write_atomically
 from pdekit.data import FieldStatistics, StoreError, load_statistics, open_store
 from pdekit.data.lock import DirectoryLock
 from pdekit.data.schema import json_attribute
@@ -63,22 +63,6 @@ resumed run replays. A run that wants them changed is a new run (in another dire
 
 
 # ----- files written whole or not at all ---------------------------------------------------------
-def write_atomically(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` so that a reader sees the old file or the new one, never a torn one (temp file, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
     """Writes ``config`` as TOML (what ``load_config`` reads back), atomically."""
     import tomli_w
@@ -304,6 +288,8 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
     run = load_config(run_dir / CONFIG)
     if asked.rollout.derivative_scale == 0:  # "resolve from the data": the run resolved it
         asked = asked.with_overrides(rollout={"derivative_scale": run.rollout.derivative_scale})
+    if asked.correction.scale == 0:  # likewise
+        asked = asked.with_overrides(correction={"scale": run.correction.scale})
     recorded = flat_settings(run.to_dict())
     if isinstance(state.get("trainer_config"), dict):
         recorded.update({f"trainer.{k}": _plain(v) for k, v in state["trainer_config"].items()})

@@ -56,7 +56,7 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     channels, shape = channel_names(group), space_shape(group)
     if (channels, shape) != (recipe.channel_names, recipe.stored_grid.shape):
         raise ValueError(f"{store}: holds channels {list(channels)} on {shape}; the recipe {recipe.name} streams {list(recipe.channel_names)} on {recipe.stored_grid.shape}")
-    same_members = not differing_settings(json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",))  # batches do not change members
+    same_members = not differing_settings(json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",))  # the batch size changes no member's seed or parameters (only its last bits)
     return config, held_out if same_members and config.online.validation_store else []
 
 
@@ -105,16 +105,19 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
         min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
         reservoir = Reservoir(online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed)
         own_client = None
-        if client is None and online.scheduler:
-            from distributed import Client
-
-            client = own_client = Client(online.scheduler)
-        generator = Generator(
-            recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
-            statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
-            device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
-        )
         try:
+            if client is None and online.scheduler:
+                from distributed import Client
+
+                try:
+                    client = own_client = Client(online.scheduler, timeout="20s")
+                except OSError as error:  # unreachable or refused
+                    raise ValueError(f"online.scheduler {online.scheduler!r}: cannot reach a dask scheduler there ({error})") from error
+            generator = Generator(
+                recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
+                statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
+                device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
+            )
             with generator:
                 batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)
                 trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from pdekit.atomic import atomic_file
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -17,18 +18,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     The state goes to a temporary file in the same directory, is flushed to disk, and replaces
     ``path`` by one ``os.replace`` (atomic on POSIX and Windows).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as file:
+        torch.save(state, file)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location=None, *, required: Iterable[str] = ()) -> dict:

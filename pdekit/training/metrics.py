@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from pdekit.atomic import write_atomically
+
 
 class MetricsLog:
     """Appends one JSON object per line to ``path``; ``truncate_after(epoch)`` drops what a resumed run redoes."""
@@ -26,4 +28,4 @@ class MetricsLog:
     def truncate_after(self, epoch: int) -> None:
         """Keeps only the records of epochs ``<= epoch`` (those a checkpoint covers)."""
         kept = [r for r in self.read() if r.get("epoch", -1) <= epoch]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        write_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # a kill mid-rewrite keeps the old log

@@ -56,7 +56,7 @@ def run_frontier(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"pdekit frontier: {error}", file=sys.stderr)
         return 2
-    from pdekit.viz import plot_frontier  # viz sits above runs: imported here, where the command needs it
+    from pdekit.viz import plot_frontier
 
     files = [*result.save(args.out), plot_frontier(result, f"{args.out}/frontier.png", error=args.error)]
     print(result.table())
