@@ -14,6 +14,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from pdekit.models.registry import model_config, typed_values
+from pdekit.atomic import write_atomically
 from pdekit.online.stream import OnlineConfig
 from pdekit.rollout.correction import CorrectionTraining
 from pdekit.rollout.objectives import RolloutTraining
@@ -178,8 +179,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
-    """Writes ``config`` as TOML, the form ``load_config`` and ``pdekit train --config`` read back."""
+    """Writes ``config`` as TOML, the form ``load_config`` and ``pdekit train --config`` read back, atomically."""
     import tomli_w
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(tomli_w.dumps(config.to_dict()))
+    write_atomically(path, tomli_w.dumps(config.to_dict()))

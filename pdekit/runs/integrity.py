@@ -63,13 +63,6 @@ resumed run replays. A run that wants them changed is a new run (in another dire
 
 
 # ----- files written whole or not at all ---------------------------------------------------------
-def write_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
-    """Writes ``config`` as TOML (what ``load_config`` reads back), atomically."""
-    import tomli_w
-
-    write_atomically(path, tomli_w.dumps(config.to_dict()))
-
-
 def lock_run(run_dir: str | os.PathLike, what: str, process) -> contextlib.AbstractContextManager:
     """Returns the lock that keeps a second ``what`` (e.g. ``"pdekit train"``) out of ``run_dir``; only the main DDP process takes it.
 

@@ -13,11 +13,11 @@ from pdekit.io.formats import require_zarr_store
 from pdekit.models import build_model, model_from_spec
 from pdekit.rollout.correction import CorrectionObjective
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
-from pdekit.runs.config import CONFIG, ExperimentConfig, load_config
+from pdekit.runs.config import CONFIG, ExperimentConfig, load_config, save_config
 from pdekit.runs.data import split_members, statistics_of, windows
 from pdekit.runs.integrity import (
     Resumption, check_store, load_run_data, lock_run, model_differences, prepare_resume, record_data, save_run_data,
-    save_run_statistics, store_address, trained_statistics, write_config,
+    save_run_statistics, store_address, trained_statistics,
 )
 from pdekit.training.checkpoint import load_checkpoint, weight_differences
 from pdekit.training.distributed import init_from_environment
@@ -121,7 +121,7 @@ def build_trainer(
         training_members, validation_members = split if split is not None else (None, example.members.tolist())
         save_run_statistics(run_dir, statistics)
         save_run_data(run_dir, record_data(example.store, example.dt, training_members, validation_members))
-        write_config(config, run_dir / CONFIG)
+        save_config(config, run_dir / CONFIG)
     trainer = Trainer(
         model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process, objective=objective
     )
