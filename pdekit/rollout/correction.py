@@ -200,6 +200,8 @@ class CorrectedSolver(nn.Module):
         recipe = getattr(solvers, "recipe", None)
         self.solver_dt = float(solver_dt or (recipe.dt if recipe is not None else dt))
         self.statistics, self.params = statistics, params
+        self._own_solver: SpectralSolver | None = None  # the solver for self.params, built once (reading params costs a host copy)
+        self._std: torch.Tensor | None = None
 
     def with_params(self, params: torch.Tensor | None) -> CorrectedSolver:
         """Returns this corrected solver (same network, solver and settings) for members with ``params [B, P]``."""
@@ -207,9 +209,13 @@ class CorrectedSolver(nn.Module):
 
     def solver(self, params: torch.Tensor | None = None) -> SpectralSolver:
         """Returns the coarse solver for ``params`` (default: those given at construction)."""
-        if isinstance(self.solvers, MemberSolvers):
-            return self.solvers(self.params if params is None else params)
-        return self.solvers
+        if not isinstance(self.solvers, MemberSolvers):
+            return self.solvers
+        if params is not None and params is not self.params:
+            return self.solvers(params)
+        if self._own_solver is None:  # an unroll's steps share their members: one solver, one host copy
+            self._own_solver = self.solvers(self.params)
+        return self._own_solver
 
     def _check_dt(self, dt: float) -> None:
         if not math.isclose(dt, self.dt, rel_tol=1e-6):
@@ -221,12 +227,14 @@ class CorrectedSolver(nn.Module):
         z = v if self.statistics is None else self.statistics.normalize(v)
         update = self.scale * self.model(z.to(network_dtype), params).to(v.dtype)
         if self.statistics is not None:
-            update = update * torch.tensor(self.statistics.std, dtype=v.dtype, device=v.device).view(-1, *([1] * (v.ndim - 2)))
+            if self._std is None or self._std.dtype != v.dtype or self._std.device != v.device:
+                self._std = torch.tensor(self.statistics.std, dtype=v.dtype, device=v.device).view(-1, *([1] * (v.ndim - 2)))
+            update = update * self._std
         return v + update
 
     def coarse_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the uncorrected coarse solver's state ``dt`` after the physical state ``u [B, C, *S]``, in the solver's dtype (differentiable)."""
-        solver = self.solver(self.params if params is None else params)
+        solver = self.solver(params)
         return _solve_over(solver, u.to(device=solver.device, dtype=solver.dtype), self.dt, self.solver_dt)
 
     def corrected_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
