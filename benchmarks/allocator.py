@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-CASE = r'''
+CASE = r"""
 import sys, time, statistics, torch
 if sys.argv[1] == "retained":
     from pdekit.allocator import retain_freed_memory
@@ -49,7 +49,7 @@ times = []
 for _ in range(5):
     start = time.perf_counter(); run(); times.append((time.perf_counter() - start) / batch)
 print(statistics.median(times))
-'''
+"""
 CASES = ("fno_forward_256", "fno_training_step_128", "navier_stokes_solve_256")
 
 

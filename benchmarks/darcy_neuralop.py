@@ -40,8 +40,15 @@ def train_pdekit(seed, train, tests, output):
     encode = lambda y: output.normalize(y)  # noqa: E731
     loader = DataLoader(TensorDataset(train[0], encode(train[1])), batch_size=BATCH, sampler=EpochSampler(len(train[0]), seed=seed))
     config = TrainerConfig(
-        epochs=EPOCHS, optimizer="adamw", learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
-        schedule="cosine", schedule_epochs=COSINE_EPOCHS, gradient_clip=0, loss="h1", progress=False,
+        epochs=EPOCHS,
+        optimizer="adamw",
+        learning_rate=LEARNING_RATE,
+        weight_decay=WEIGHT_DECAY,
+        schedule="cosine",
+        schedule_epochs=COSINE_EPOCHS,
+        gradient_clip=0,
+        loss="h1",
+        progress=False,
     )
     trainer = Trainer(model, config, device="cpu", decode=output.denormalize)
     started = time.perf_counter()
@@ -64,7 +71,9 @@ def train_neuralop(seed, train, tests, output):
 
     torch.manual_seed(seed)
     model = FNO(n_modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=32, projection_channel_ratio=2)
-    normalizer = UnitGaussianNormalizer(mean=torch.tensor(output.mean).view(1, 1, 1), std=torch.tensor(output.std).view(1, 1, 1), dim=[0, 2, 3])
+    normalizer = UnitGaussianNormalizer(
+        mean=torch.tensor(output.mean).view(1, 1, 1), std=torch.tensor(output.std).view(1, 1, 1), dim=[0, 2, 3]
+    )
     processor = DefaultDataProcessor(in_normalizer=None, out_normalizer=normalizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=COSINE_EPOCHS)
@@ -95,16 +104,23 @@ def main() -> None:
         for side, run in (("pdekit", train_pdekit), ("neuraloperator", train_neuralop)):
             results, seconds = run(seed, train, tests, output)
             runs[side].append((results, seconds))
-            print(f"seed {seed} {side:15s} L2 16² {results[16][0]:.4f} 32² {results[32][0]:.4f}  H1 16² {results[16][1]:.4f} 32² {results[32][1]:.4f}  {seconds:.1f} s", flush=True)
+            print(
+                f"seed {seed} {side:15s} L2 16² {results[16][0]:.4f} 32² {results[32][0]:.4f}  H1 16² {results[16][1]:.4f} 32² "
+                f"{results[32][1]:.4f}  {seconds:.1f} s",
+                flush=True,
+            )
     print(f"\nmedians over {args.seeds} seeds (test relative errors; training seconds)")
     median = {}
     for side, side_runs in runs.items():
         median[side] = {
-            key: statistics.median(r[resolution][i] for r, _ in side_runs) for key, (resolution, i) in {"l2_16": (16, 0), "l2_32": (32, 0), "h1_16": (16, 1), "h1_32": (32, 1)}.items()
+            key: statistics.median(r[resolution][i] for r, _ in side_runs)
+            for key, (resolution, i) in {"l2_16": (16, 0), "l2_32": (32, 0), "h1_16": (16, 1), "h1_32": (32, 1)}.items()
         }
         median[side]["seconds"] = statistics.median(s for _, s in side_runs)
         print(f"{side:15s} " + "  ".join(f"{k} {v:.4f}" for k, v in median[side].items()))
-    print("ratio pdekit/neuraloperator " + "  ".join(f"{k} {median['pdekit'][k] / median['neuraloperator'][k]:.3f}" for k in median["pdekit"]))
+    print(
+        "ratio pdekit/neuraloperator " + "  ".join(f"{k} {median['pdekit'][k] / median['neuraloperator'][k]:.3f}" for k in median["pdekit"])
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.runs.frontier import CorrectionRoute, frontier, hybrid_from_run, route_from_run
 from pdekit.frontier_cli import hybrid_spec
+from pdekit.runs.frontier import CorrectionRoute, frontier, hybrid_from_run, route_from_run
 from pdekit.viz import plot_frontier
 
 
@@ -55,32 +55,52 @@ def smoke_routes(folder: Path) -> tuple[list, object]:
     store = str(folder / "ns.zarr")
     generate(recipe, store, progress=False)
     statistics = compute_statistics(store)
-    config = ExperimentConfig.from_dict({
-        "data": {"store": store, "batch_size": 8, "validation_fraction": 0.2},
-        "model": {"name": "fno", "settings": {"modes": 6, "width": 8, "layers": 2}},
-        "trainer": {"epochs": 2, "progress": False},
-    })
+    config = ExperimentConfig.from_dict(
+        {
+            "data": {"store": store, "batch_size": 8, "validation_fraction": 0.2},
+            "model": {"name": "fno", "settings": {"modes": 6, "width": 8, "layers": 2}},
+            "trainer": {"epochs": 2, "progress": False},
+        }
+    )
     run = folder / "surrogate"
     train(config, run, device="cpu")
 
     objective = CorrectionObjective.from_store(store, CorrectionTraining(unroll=2), statistics=statistics)
     windows = Windows(store, 1, 2, members=range(8), normalize=statistics)
     model = build_model("fno", 1, 1, dim=2, n_params=1, modes=6, width=8, layers=2)
-    Trainer(model, TrainerConfig(epochs=1, progress=False), device="cpu", objective=objective).fit(DataLoader(windows, batch_size=8, sampler=EpochSampler(len(windows))))
+    Trainer(model, TrainerConfig(epochs=1, progress=False), device="cpu", objective=objective).fit(
+        DataLoader(windows, batch_size=8, sampler=EpochSampler(len(windows)))
+    )
     group = open_store(store)
-    corrected = CorrectionRoute("correction (16x16 solver + FNO)", objective.corrected_solver(model.eval()), tuple(names(group.attrs, "parameter_names")), json_attribute(group.attrs, "recipe"))
-    return [route_from_run(run, "cpu", "surrogate (FNO)"), hybrid_from_run(run, 1, 1, "cpu", "hybrid (1 FNO + 1 solver)"), corrected], recipe
+    corrected = CorrectionRoute(
+        "correction (16x16 solver + FNO)",
+        objective.corrected_solver(model.eval()),
+        tuple(names(group.attrs, "parameter_names")),
+        json_attribute(group.attrs, "recipe"),
+    )
+    return [
+        route_from_run(run, "cpu", "surrogate (FNO)"),
+        hybrid_from_run(run, 1, 1, "cpu", "hybrid (1 FNO + 1 solver)"),
+        corrected,
+    ], recipe
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="every route kind at a tiny size (under a minute)")
     parser.add_argument("--surrogate", nargs="+", default=[], metavar="RUN_DIR", help="surrogate runs")
-    parser.add_argument("--hybrid", type=hybrid_spec, action="append", default=[], metavar="RUN_DIR:S:N", help="a surrogate run in the solver's loop")
+    parser.add_argument(
+        "--hybrid", type=hybrid_spec, action="append", default=[], metavar="RUN_DIR:S:N", help="a surrogate run in the solver's loop"
+    )
     parser.add_argument("--correction", nargs="+", default=[], metavar="RUN_DIR", help="corrected-solver runs")
     parser.add_argument("--reference-shape", type=int, default=256)
     parser.add_argument("--coarse", type=int, nargs="+", default=[128, 64, 32], help="coarse solver grids (N for NxN)")
-    parser.add_argument("--start-time", type=float, default=10.0, help="every route starts from the reference here (the FNO paper's nu=1e-4 rollouts start at t=10)")
+    parser.add_argument(
+        "--start-time",
+        type=float,
+        default=10.0,
+        help="every route starts from the reference here (the FNO paper's nu=1e-4 rollouts start at t=10)",
+    )
     parser.add_argument("--horizon", type=float, default=20.0)
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
@@ -99,11 +119,22 @@ def main() -> int:
             reference, coarse = (args.reference_shape,) * 2, [(n, n) for n in args.coarse]
             start, horizon, members, repeats, device = args.start_time, args.horizon, args.members, args.repeats, args.device
         result = frontier(
-            recipe, reference, horizon, coarse_shapes=coarse, runs=routes, members=members, device=device, start_time=start, repeats=repeats,
+            recipe,
+            reference,
+            horizon,
+            coarse_shapes=coarse,
+            runs=routes,
+            members=members,
+            device=device,
+            start_time=start,
+            repeats=repeats,
             progress=lambda name: print(f"running {name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True),
         )
     files = [*result.save(args.out), plot_frontier(result, Path(args.out) / "frontier.png")]
-    print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}, {time.perf_counter() - started:.0f} s in all")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}, "
+        f"{time.perf_counter() - started:.0f} s in all"
+    )
     print(result.table())
     for path in files:
         print(f"wrote {path}")

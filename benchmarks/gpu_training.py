@@ -35,17 +35,26 @@ import torch
 from torch.utils.data import DataLoader
 
 from pdekit.data import ChunkLocalSampler, LogUniform, Recipe, Windows, generate
-from pdekit.solvers import GaussianRandomField
 from pdekit.runs import ExperimentConfig, train, train_online
+from pdekit.solvers import GaussianRandomField
 
 
 def recipe(tiny: bool, members: int) -> Recipe:
     """Returns the benchmark's Navier-Stokes recipe (``tiny``: 16², to t = 1, for the dry run)."""
     n, t_end, every = (16, 1.0, 0.25) if tiny else (64, 10.0, 0.5)
     return Recipe(
-        name="gpu_training_navier_stokes", pde="navier_stokes_2d", shape=(n, n), times=tuple(every * i for i in range(1, round(t_end / every) + 1)),
-        dt=0.05, cfl=0.5, forcing="fno", parameters={"viscosity": LogUniform(1e-3, 1e-2)}, initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
-        sampling="sobol", members=members, batch_size=4 if tiny else 16,
+        name="gpu_training_navier_stokes",
+        pde="navier_stokes_2d",
+        shape=(n, n),
+        times=tuple(every * i for i in range(1, round(t_end / every) + 1)),
+        dt=0.05,
+        cfl=0.5,
+        forcing="fno",
+        parameters={"viscosity": LogUniform(1e-3, 1e-2)},
+        initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
+        sampling="sobol",
+        members=members,
+        batch_size=4 if tiny else 16,
     )
 
 
@@ -63,7 +72,9 @@ def peak_memory(device: torch.device) -> float | None:
 def data_seconds(store: Path, batch_size: int, workers: int, device: torch.device) -> tuple[float, int]:
     """Returns (seconds, samples) of one pass of the training data path alone, every batch moved to ``device``."""
     windows = Windows(store, 1, 1)
-    loader = DataLoader(windows, batch_size=batch_size, sampler=ChunkLocalSampler(windows), num_workers=workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        windows, batch_size=batch_size, sampler=ChunkLocalSampler(windows), num_workers=workers, pin_memory=device.type == "cuda"
+    )
     started, samples = time.perf_counter(), 0
     for batch in loader:
         moved = [t.to(device, non_blocking=True) for t in batch if isinstance(t, torch.Tensor)]
@@ -90,49 +101,72 @@ def zarr_run(folder: Path, args, device: torch.device) -> list[dict]:
     rows = []
     for workers in args.workers:
         reset_peak(device)
-        config = ExperimentConfig.from_dict({
-            "data": {"store": str(store), "batch_size": args.batch_size, "workers": workers},
-            "model": {"name": "fno"},
-            "trainer": {"epochs": args.epochs, "progress": False},
-        })
+        config = ExperimentConfig.from_dict(
+            {
+                "data": {"store": str(store), "batch_size": args.batch_size, "workers": workers},
+                "model": {"name": "fno"},
+                "trainer": {"epochs": args.epochs, "progress": False},
+            }
+        )
         history = train(config, folder / f"zarr_run_w{workers}", device=device).history
         seconds, samples = data_seconds(store, args.batch_size, workers, device)
         rate = steady(history, "samples_per_second")
-        rows.append({
-            "run": f"zarr, workers={workers}", "samples_per_second": rate,
-            # the data path's seconds per sample over training's: the waiting when the loop itself reads (workers=0)
-            "waiting": min(1.0, seconds / samples * rate) if workers == 0 else None,
-            "waiting_first": None, "validation_l2": history[-1].get("validation_l2"), "peak_gib": peak_memory(device),
-            "epochs": len(history), "extra": f"data path alone {samples / seconds:.0f} samples/s",
-        })
-        print(f"zarr, workers={workers}: " + ", ".join(f"epoch {h['epoch']} {h['samples_per_second']:.0f} samples/s" for h in history), flush=True)
+        rows.append(
+            {
+                "run": f"zarr, workers={workers}",
+                "samples_per_second": rate,
+                # the data path's seconds per sample over training's: the waiting when the loop itself reads (workers=0)
+                "waiting": min(1.0, seconds / samples * rate) if workers == 0 else None,
+                "waiting_first": None,
+                "validation_l2": history[-1].get("validation_l2"),
+                "peak_gib": peak_memory(device),
+                "epochs": len(history),
+                "extra": f"data path alone {samples / seconds:.0f} samples/s",
+            }
+        )
+        print(
+            f"zarr, workers={workers}: " + ", ".join(f"epoch {h['epoch']} {h['samples_per_second']:.0f} samples/s" for h in history),
+            flush=True,
+        )
     return rows
 
 
 def online_run(folder: Path, args, device: torch.device) -> dict:
     streamed = recipe(args.tiny, args.members)
     reset_peak(device)
-    config = ExperimentConfig.from_dict({
-        "data": {"batch_size": args.batch_size},
-        "model": {"name": "fno"},
-        "trainer": {"epochs": args.online_epochs, "progress": False},
-        "online": {
-            "capacity": args.capacity, "watermark": args.watermark, "steps_per_epoch": args.steps_per_epoch,
-            "validation_members": streamed.batch_size, "solver_device": str(device),
-        },
-    })
+    config = ExperimentConfig.from_dict(
+        {
+            "data": {"batch_size": args.batch_size},
+            "model": {"name": "fno"},
+            "trainer": {"epochs": args.online_epochs, "progress": False},
+            "online": {
+                "capacity": args.capacity,
+                "watermark": args.watermark,
+                "steps_per_epoch": args.steps_per_epoch,
+                "validation_members": streamed.batch_size,
+                "solver_device": str(device),
+            },
+        }
+    )
     started = time.perf_counter()
     history = train_online(config, folder / "online_run", device=device, recipe=streamed).history
     seconds = time.perf_counter() - started
     print(
-        "online: " + ", ".join(f"epoch {h['epoch']} {h['samples_per_second']:.0f} samples/s waiting {100 * h['waiting_fraction']:.1f}%" for h in history)
+        "online: "
+        + ", ".join(
+            f"epoch {h['epoch']} {h['samples_per_second']:.0f} samples/s waiting {100 * h['waiting_fraction']:.1f}%" for h in history
+        )
         + f"; {history[-1]['members_solved']} members solved in {seconds:.1f} s",
         flush=True,
     )
     return {
-        "run": (f"online, solver thread on {device}" if device.type == "cuda" else "online, solver in 1 CPU process"), "samples_per_second": steady(history, "samples_per_second"),
-        "waiting": steady(history, "waiting_fraction"), "waiting_first": history[0]["waiting_fraction"],
-        "validation_l2": history[-1].get("validation_l2"), "peak_gib": peak_memory(device), "epochs": len(history),
+        "run": (f"online, solver thread on {device}" if device.type == "cuda" else "online, solver in 1 CPU process"),
+        "samples_per_second": steady(history, "samples_per_second"),
+        "waiting": steady(history, "waiting_fraction"),
+        "waiting_first": history[0]["waiting_fraction"],
+        "validation_l2": history[-1].get("validation_l2"),
+        "peak_gib": peak_memory(device),
+        "epochs": len(history),
         "extra": f"{history[-1]['members_solved']} members solved, {history[-1]['unique_samples_drawn']} unique windows drawn",
     }
 

@@ -38,7 +38,15 @@ STEP, OUTPUTS, SOLVER_DT = 0.5, 20, 0.05
 
 def solver(dtype) -> NavierStokes2D:
     grid = Grid((64, 64))
-    return NavierStokes2D(grid, viscosity=1e-3, forcing=fno_forcing(grid), cfl=0.5, device="cpu", dtype=dtype, initial_field=GaussianRandomField(alpha=2.5, tau=7.0))
+    return NavierStokes2D(
+        grid,
+        viscosity=1e-3,
+        forcing=fno_forcing(grid),
+        cfl=0.5,
+        device="cpu",
+        dtype=dtype,
+        initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
+    )
 
 
 def trajectories(members: int, first_seed: int) -> torch.Tensor:

@@ -49,7 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"# ns_step, {torch.get_num_threads()} threads, torch {torch.__version__}, float32, medians of {args.repeats} interleaved repeats")
+    print(
+        f"# ns_step, {torch.get_num_threads()} threads, torch {torch.__version__}, float32, medians of {args.repeats} interleaved repeats"
+    )
     print("| grid | batch | former member-steps/s | pdekit member-steps/s | ratio | rel. difference after 20 steps |")
     print("|---|---|---|---|---|---|")
     for n, batch in ((64, 32), (128, 8), (256, 8)):
@@ -63,7 +65,10 @@ def main() -> None:
         a, b = solver.to_physical(former), solver.to_physical(current)
         difference = ((a - b).norm() / a.norm()).item()
         seconds = {"former": [], "pdekit": []}
-        routes = {"former": lambda: former_step(solver, v0, c), "pdekit": lambda: solver.scheme.step(v0, c, solver.nonlinear_term)}
+        routes = {
+            "former": lambda solver=solver, v0=v0, c=c: former_step(solver, v0, c),
+            "pdekit": lambda solver=solver, v0=v0, c=c: solver.scheme.step(v0, c, solver.nonlinear_term),
+        }
         for route in routes.values():
             route()  # warm-up
         for _ in range(args.repeats):

@@ -8,8 +8,10 @@ width 32, 4 layers, Adam at a constant learning rate 1e-3, batch 16, relative L2
 - offline: ``pdekit generate`` writes ``--members`` members to a Zarr store (its time is reported, not
   counted in the budget); the Trainer streams the training split from the store for ``--budget`` seconds.
 - online: the same recipe is solved while training runs (``pdekit.online.Generator``: one solver process
-  on the CPU by default, ``--workers`` processes, or ``--workers 0`` a thread of the training process), windows go into a ``Reservoir`` (policy ``reservoir``, capacity
-  ``--capacity``, evicting only windows drawn at least ``--min-seen`` times), and the Trainer draws its batches from there for the same ``--budget`` seconds. The
+  on the CPU by default, ``--workers`` processes, or ``--workers 0`` a thread of the training process), windows go into a ``Reservoir``
+  (policy ``reservoir``, capacity
+  ``--capacity``, evicting only windows drawn at least ``--min-seen`` times), and the Trainer draws its batches from there for the same
+  ``--budget`` seconds. The
   stream's first members are the store's members; the store's held-out members are left out of it.
 
 Both are validated on the same held-out members of the store (the last 10%), in physical units.
@@ -37,18 +39,25 @@ from torch.utils.data import DataLoader
 from pdekit.data import ChunkLocalSampler, LogUniform, Recipe, Windows, compute_statistics, generate
 from pdekit.models import build_model
 from pdekit.online import Generator, Reservoir, ReservoirBatches
+from pdekit.runs import split_members
 from pdekit.solvers import GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig
-from pdekit.runs import split_members
 
 BATCH, STEPS_PER_EPOCH = 16, 25
 
 
 def recipe(members: int) -> Recipe:
     return Recipe(
-        name="heat_2d_online_benchmark", pde="heat", shape=(64, 64), times=tuple(0.25 * i for i in range(1, 21)), dt=0.25,
-        parameters={"diffusivity": LogUniform(1e-3, 1e-2)}, initial_field=GaussianRandomField(alpha=2.0, tau=3.0),
-        sampling="sobol", members=members, batch_size=16,
+        name="heat_2d_online_benchmark",
+        pde="heat",
+        shape=(64, 64),
+        times=tuple(0.25 * i for i in range(1, 21)),
+        dt=0.25,
+        parameters={"diffusivity": LogUniform(1e-3, 1e-2)},
+        initial_field=GaussianRandomField(alpha=2.0, tau=3.0),
+        sampling="sobol",
+        members=members,
+        batch_size=16,
     )
 
 
@@ -90,7 +99,18 @@ def make_trainer(seed: int, statistics) -> Trainer:
     return Trainer(model, config, device="cpu", decode=statistics.denormalize)
 
 
-def run(store: Path, held_out_windows: Windows, training_members: list[int], held_out: list[int], statistics, seed: int, budget: float, capacity: int, workers: int | None, min_seen: int) -> dict:
+def run(
+    store: Path,
+    held_out_windows: Windows,
+    training_members: list[int],
+    held_out: list[int],
+    statistics,
+    seed: int,
+    budget: float,
+    capacity: int,
+    workers: int | None,
+    min_seen: int,
+) -> dict:
     validation = DataLoader(held_out_windows, batch_size=BATCH)
     results = {}
 
@@ -99,19 +119,27 @@ def run(store: Path, held_out_windows: Windows, training_members: list[int], hel
     offline = Batches(DataLoader(training, batch_size=BATCH, sampler=ChunkLocalSampler(training, seed=seed)), STEPS_PER_EPOCH)
     seconds, samples = train_for(trainer, offline, budget)
     results["offline"] = {
-        "samples_per_second": samples / seconds, "unique": min(offline.drawn, len(training)), "l2": trainer.evaluate(validation)["l2"], "waiting": 0.0,
+        "samples_per_second": samples / seconds,
+        "unique": min(offline.drawn, len(training)),
+        "l2": trainer.evaluate(validation)["l2"],
+        "waiting": 0.0,
     }
 
     trainer = make_trainer(seed, statistics)
     reservoir = Reservoir(capacity, "reservoir", min_seen=min_seen, watermark=capacity // 4, seed=seed)
-    with Generator(recipe(len(training_members) + len(held_out)), reservoir, statistics=statistics, exclude=held_out, device="cpu", workers=workers) as generator:
+    with Generator(
+        recipe(len(training_members) + len(held_out)), reservoir, statistics=statistics, exclude=held_out, device="cpu", workers=workers
+    ) as generator:
         batches = ReservoirBatches(reservoir, BATCH, STEPS_PER_EPOCH, generator)  # filling to the watermark counts in the budget
         seconds, samples = train_for(trainer, batches, budget)
         waiting = reservoir.counters.waiting_seconds
         unique, members = reservoir.counters.unique_drawn, generator.counters.members
     results["online"] = {
-        "samples_per_second": samples / seconds, "unique": unique, "l2": trainer.evaluate(validation)["l2"],
-        "waiting": waiting / seconds, "members": members,
+        "samples_per_second": samples / seconds,
+        "unique": unique,
+        "l2": trainer.evaluate(validation)["l2"],
+        "waiting": waiting / seconds,
+        "members": members,
     }
     return results
 
@@ -121,7 +149,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=128, help="offline ensemble size (its last 10%% are held out)")
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds per side")
     parser.add_argument("--capacity", type=int, default=2048, help="reservoir capacity (windows)")
-    parser.add_argument("--workers", type=int, default=None, help="online solver processes (0: a thread in the training process; default: 1 on the CPU)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="online solver processes (0: a thread in the training process; default: 1 on the CPU)"
+    )
     parser.add_argument("--min-seen", type=int, default=1, help="Melissa's eviction rule (0: Algorithm R)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -134,20 +164,43 @@ def main() -> None:
         statistics_ = compute_statistics(store)
         training_members, held_out = split_members(store, 0.1)
         held_out_windows = Windows(store, 1, 1, members=held_out, normalize=statistics_)
-        print(f"offline store: {args.members} members ({len(training_members)} train, {len(held_out)} held out), generated in {generation:.1f} s")
+        print(
+            f"offline store: {args.members} members ({len(training_members)} train, {len(held_out)} held out), generated in "
+            f"{generation:.1f} s"
+        )
         runs = []
         for seed in range(args.repeats):
-            result = run(store, held_out_windows, training_members, held_out, statistics_, seed, args.budget, args.capacity, args.workers, args.min_seen)
+            result = run(
+                store,
+                held_out_windows,
+                training_members,
+                held_out,
+                statistics_,
+                seed,
+                args.budget,
+                args.capacity,
+                args.workers,
+                args.min_seen,
+            )
             runs.append(result)
-            print(f"seed {seed}: " + "; ".join(f"{side} {', '.join(f'{k} {v:.4g}' for k, v in r.items())}" for side, r in result.items()), flush=True)
+            print(
+                f"seed {seed}: " + "; ".join(f"{side} {', '.join(f'{k} {v:.4g}' for k, v in r.items())}" for side, r in result.items()),
+                flush=True,
+            )
 
     def median(side: str, key: str) -> float:
         return statistics.median(r[side][key] for r in runs)
 
-    print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {date.today()}, budget {args.budget:g} s per side, medians of {args.repeats}")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {date.today()}, budget {args.budget:g} s per "
+        f"side, medians of {args.repeats}"
+    )
     print(f"{'':8} {'samples/s':>10} {'unique samples':>15} {'validation L2':>14} {'waiting':>8}")
     for side in ("offline", "online"):
-        print(f"{side:8} {median(side, 'samples_per_second'):10.1f} {median(side, 'unique'):15.0f} {median(side, 'l2'):14.4f} {100 * median(side, 'waiting'):7.1f}%")
+        print(
+            f"{side:8} {median(side, 'samples_per_second'):10.1f} {median(side, 'unique'):15.0f} {median(side, 'l2'):14.4f} "
+            f"{100 * median(side, 'waiting'):7.1f}%"
+        )
     print(
         f"online / offline: throughput {median('online', 'samples_per_second') / median('offline', 'samples_per_second'):.2f}x, "
         f"unique samples {median('online', 'unique') / median('offline', 'unique'):.1f}x, "

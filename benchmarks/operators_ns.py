@@ -54,7 +54,9 @@ def main() -> None:
         print(f"generated {args.members} members in {time.perf_counter() - started:.0f} s", flush=True)
         data = DataConfig(store=str(store), input_steps=10, target_steps=1, batch_size=16, validation_fraction=0.2)
         for name in args.models:
-            base = ExperimentConfig(data=data, model=ModelConfig(name, MODELS[name]), trainer=TrainerConfig(epochs=1, learning_rate=1e-3, progress=False))
+            base = ExperimentConfig(
+                data=data, model=ModelConfig(name, MODELS[name]), trainer=TrainerConfig(epochs=1, learning_rate=1e-3, progress=False)
+            )
             probe = train(base, Path(folder) / f"{name}-probe")
             epoch_seconds = probe.history[0]["seconds"]
             epochs = max(1, math.floor(args.budget / epoch_seconds))
@@ -64,7 +66,10 @@ def main() -> None:
             parameters = sum(p.numel() for p in trainer.model.parameters())
             seconds = statistics.median([r["seconds"] for r in trainer.history])
             rows.append((name, result.l2, parameters, seconds, epochs))
-            print(f"{name:11s} test relative L2 {result.l2:.4f}  {parameters:>9,} parameters  {seconds:6.1f} s/epoch  {epochs} epochs", flush=True)
+            print(
+                f"{name:11s} test relative L2 {result.l2:.4f}  {parameters:>9,} parameters  {seconds:6.1f} s/epoch  {epochs} epochs",
+                flush=True,
+            )
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}")
     print(f"| model | test relative L2 (one step) | parameters | s / epoch | epochs in {args.budget:.0f} s |\n|---|---|---|---|---|")
     for name, error, parameters, seconds, epochs in rows:

@@ -46,7 +46,9 @@ class Problem:
         grid = Grid((64,))
         if self.name == "heat":
             return Heat(grid, 0.005, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.0, tau=5.0))
-        return Burgers(grid, 0.02, cfl=0.5, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.5, tau=5.0, sigma=25.0))
+        return Burgers(
+            grid, 0.02, cfl=0.5, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.5, tau=5.0, sigma=25.0)
+        )
 
 
 PROBLEMS = [Problem("heat", 0.05, 40), Problem("burgers", 0.02, 50)]
@@ -94,7 +96,11 @@ def score(stepper: Stepper, reference: torch.Tensor, dt: float) -> tuple[float, 
     truth = reference[:, 1:].float()
     errors = relative_l2_per_step(prediction, truth)
     errors = torch.nan_to_num(errors, nan=float("inf"))
-    return errors[-1].item(), errors.mean().item(), correlation_time(torch.nan_to_num(prediction, nan=0.0), truth).float().mean().item() * dt
+    return (
+        errors[-1].item(),
+        errors.mean().item(),
+        correlation_time(torch.nan_to_num(prediction, nan=0.0), truth).float().mean().item() * dt,
+    )
 
 
 def main() -> None:
@@ -122,9 +128,19 @@ def main() -> None:
                     continue
                 final, mean, correlation = (statistics.median(v[i] for v in values) for i in range(3))
                 rows.append((problem.name, mode, target, problem.dt * factor, final, mean, correlation, horizon))
-                print(f"{problem.name:8s} {mode:10s} {target:7s} dt {problem.dt * factor:<6g} final {final:.4f}  mean {mean:.4f}  correlation time {correlation:.2f} / {horizon:g}", flush=True)
-    print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}; medians of {args.seeds} seeds, {args.steps} steps each")
-    print("| problem | mode | derivative target | rollout dt | rel. L2 at T | mean rel. L2 over [0, T] | correlation time (of T) |\n|---|---|---|---|---|---|---|")
+                print(
+                    f"{problem.name:8s} {mode:10s} {target:7s} dt {problem.dt * factor:<6g} final {final:.4f}  mean {mean:.4f}  "
+                    f"correlation time {correlation:.2f} / {horizon:g}",
+                    flush=True,
+                )
+    print(
+        f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}; "
+        f"medians of {args.seeds} seeds, {args.steps} steps each"
+    )
+    print(
+        "| problem | mode | derivative target | rollout dt | rel. L2 at T | mean rel. L2 over [0, T] | correlation time (of T) "
+        "|\n|---|---|---|---|---|---|---|"
+    )
     for name, mode, target, dt, final, mean, correlation, horizon in rows:
         print(f"| {name} | {mode} | {target} | {dt:g} | {final:.4f} | {mean:.4f} | {correlation:.2f} / {horizon:g} |")
 

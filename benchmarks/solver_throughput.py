@@ -102,7 +102,7 @@ def bytes_per_step(n: int, batch: int, itemsize: int = 4) -> int:
 
 def _nbytes(t: torch.Tensor) -> int:
     """Returns the bytes of memory ``t`` spans: a broadcast (stride-0) axis is stored once."""
-    stored = math.prod(size for size, stride in zip(t.shape, t.stride()) if stride != 0)
+    stored = math.prod(size for size, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
     return stored * t.element_size()
 
 
@@ -142,7 +142,7 @@ class ByteCounter(TorchDispatchMode):
                 else:
                     self.read += _nbytes(t)
         if not mutated:
-            for t in (out if isinstance(out, (list, tuple)) else [out]):
+            for t in out if isinstance(out, (list, tuple)) else [out]:
                 if isinstance(t, torch.Tensor):
                     self.written += _nbytes(t)
         if name == "_fft_c2r" and args[0].is_cuda:
@@ -221,12 +221,20 @@ def benchmark(n: int, batch: int, t_end: float, repeats: int, cfl: float, device
     ours_steps = math.ceil(t_end / ours_dt - 1e-9)
     base_s, ours_s = statistics.median(base_times), statistics.median(ours_times)
     row = dict(
-        n=n, batch=batch, t_end=t_end,
+        n=n,
+        batch=batch,
+        t_end=t_end,
         reference_self_error=relative_l2(w_check, w_ref),
-        base_error=relative_l2(w_base, w_ref), ours_error=relative_l2(w_ours, w_ref),
-        base_steps=base_steps, ours_steps=ours_steps, base_s=base_s, ours_s=ours_s,
-        base_member_steps=batch * base_steps / base_s, ours_member_steps=batch * ours_steps / ours_s,
-        base_member_time=batch * t_end / base_s, ours_member_time=batch * t_end / ours_s,
+        base_error=relative_l2(w_base, w_ref),
+        ours_error=relative_l2(w_ours, w_ref),
+        base_steps=base_steps,
+        ours_steps=ours_steps,
+        base_s=base_s,
+        ours_s=ours_s,
+        base_member_steps=batch * base_steps / base_s,
+        ours_member_steps=batch * ours_steps / ours_s,
+        base_member_time=batch * t_end / base_s,
+        ours_member_time=batch * t_end / ours_s,
     )
     row["speedup"] = row["ours_member_time"] / row["base_member_time"]
     counted = count_bytes(lambda: solver.solve(w0_32, [t_end], dt=t_end))
@@ -244,7 +252,9 @@ def main() -> None:
     parser.add_argument("--cfl", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="small sizes and short times: a smoke run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--shape", type=int, default=None, help="one case: N x N points (with --batch and --t-end) instead of the default table")
+    parser.add_argument(
+        "--shape", type=int, default=None, help="one case: N x N points (with --batch and --t-end) instead of the default table"
+    )
     parser.add_argument("--batch", type=int, default=8, help="members per solve for --shape")
     parser.add_argument("--t-end", type=float, default=0.05, help="simulated time for --shape")
     args = parser.parse_args()
@@ -257,10 +267,17 @@ def main() -> None:
         cases = [(args.shape, args.batch, args.t_end)]
     else:
         cases = [(64, 32, 0.2), (256, 8, 0.05)] if not args.quick else [(32, 4, 0.01)]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     peak = datasheet_bandwidth(name) if device.type == "cuda" else None
     print(f"# solver_throughput, {date.today()}, {device.type}: {name}, torch {torch.__version__}, repeats {args.repeats} (medians)")
-    header = "| grid | batch | T | error FNO-alg (dt=1e-4) | error pdekit (cfl={cfl}) | steps FNO / pdekit | member-steps/s FNO / pdekit | member-time/s FNO / pdekit | speedup |"
+    header = (
+        "| grid | batch | T | error FNO-alg (dt=1e-4) | error pdekit (cfl={cfl}) | steps FNO / pdekit "
+        "| member-steps/s FNO / pdekit | member-time/s FNO / pdekit | speedup |"
+    )
     print(header.format(cfl=args.cfl))
     print("|" + "---|" * 9)
     rows = []
@@ -275,7 +292,10 @@ def main() -> None:
             f"| **{r['speedup']:.1f}x** |"
         )
         print(f"  (reference self-check, dt vs dt/2: {r['reference_self_error']:.1e})")
-    print("\n| grid | batch | float32 | counted MB/step | fused MB/step | ms/step | achieved GB/s | copy GB/s | roofline (copy) | roofline (datasheet) | peak memory |")
+    print(
+        "\n| grid | batch | float32 | counted MB/step | fused MB/step | ms/step | achieved GB/s | copy GB/s | roofline (copy) | roofline "
+        "(datasheet) | peak memory |"
+    )
     print("|" + "---|" * 11)
     for r in rows:
         ms = 1e3 * r["ours_s"] / r["ours_steps"]
@@ -283,10 +303,14 @@ def main() -> None:
         memory = f"{r['peak_memory'] / 2**30:.2f} GiB" if "peak_memory" in r else "n/a"
         print(
             f"| {r['n']}² | {r['batch']} | yes | {r['bytes_per_step'] / 1e6:.1f} | {r['fused_bytes_per_step'] / 1e6:.1f} | {ms:.3f} "
-            f"| {r['achieved_bandwidth'] / 1e9:.0f} | {r['copy_bandwidth'] / 1e9:.0f} | **{100 * r['achieved_bandwidth'] / r['copy_bandwidth']:.0f}%** | {datasheet} | {memory} |"
+            f"| {r['achieved_bandwidth'] / 1e9:.0f} | {r['copy_bandwidth'] / 1e9:.0f} | "
+            f"**{100 * r['achieved_bandwidth'] / r['copy_bandwidth']:.0f}%** | {datasheet} | {memory} |"
         )
-    print("  counted: every aten operation of the timed solve reads its tensor inputs and writes its outputs once (views free, cuFFT's c2r input copy added);"
-          " FFTs count one pass, so the fraction is a lower bound. fused: the fewest bytes a fully fused ETDRK4 step moves.")
+    print(
+        "  counted: every aten operation of the timed solve reads its tensor inputs and writes its outputs once (views free, cuFFT's c2r "
+        "input copy added);"
+        " FFTs count one pass, so the fraction is a lower bound. fused: the fewest bytes a fully fused ETDRK4 step moves."
+    )
 
 
 if __name__ == "__main__":

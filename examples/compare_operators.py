@@ -30,7 +30,11 @@ def main() -> None:
     out = Path(args.out)
     # The FNO paper's flow at nu = 1e-3, solved directly at 64² (it matches the 256² solve there).
     recipe = fno_navier_stokes(1e-3).with_overrides(
-        shape=(64, 64), stored_shape=(64, 64), times=tuple(0.5 * n for n in range(1, round(args.horizon / 0.5) + 1)), members=args.members, batch_size=args.members
+        shape=(64, 64),
+        stored_shape=(64, 64),
+        times=tuple(0.5 * n for n in range(1, round(args.horizon / 0.5) + 1)),
+        members=args.members,
+        batch_size=args.members,
     )
     store = out / "ns.zarr"
     print(generate(recipe, store, resume=store.exists(), progress=False))

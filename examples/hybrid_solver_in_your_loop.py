@@ -46,12 +46,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="optimiser steps for the surrogate")
     args = parser.parse_args()
     torch.manual_seed(0)
-    solver = Burgers(Grid((64,)), 0.02, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.5, tau=5.0, sigma=25.0))
+    solver = Burgers(
+        Grid((64,)), 0.02, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.5, tau=5.0, sigma=25.0)
+    )
     stepper = train_surrogate(solver, args.steps)
     u0 = solver.initial_condition(8, seeds=range(1000, 1008))
 
     reference = my_time_loop(solver, u0, 100)
-    solver_in_my_loop = HybridSolver(solver, stepper, surrogate_steps=4, numerical_steps=1, monitor=pde_residual(solver), threshold=0.2)  # the one-line swap
+    solver_in_my_loop = HybridSolver(
+        solver, stepper, surrogate_steps=4, numerical_steps=1, monitor=pde_residual(solver), threshold=0.2
+    )  # the one-line swap
     hybrid = my_time_loop(solver_in_my_loop, u0, 100)
 
     error = ((hybrid - reference).flatten(1).norm(dim=1) / reference.flatten(1).norm(dim=1)).mean().item()

@@ -38,7 +38,11 @@ def main() -> None:
         model=ModelConfig("fno", {"width": 24}),
         trainer=TrainerConfig(epochs=args.epochs, learning_rate=2e-3, progress=False),
         online=OnlineConfig(
-            capacity=512, policy="reservoir", min_seen=2, watermark=128, steps_per_epoch=args.steps_per_epoch,
+            capacity=512,
+            policy="reservoir",
+            min_seen=2,
+            watermark=128,
+            steps_per_epoch=args.steps_per_epoch,
             validation_members=args.validation_members,
         ),
     )
@@ -46,7 +50,8 @@ def main() -> None:
     for record in trainer.history:
         print(
             f"epoch {record['epoch']}: validation relative L2 {record['validation_l2']:.4f}, {record['members_solved']} members solved, "
-            f"{record['unique_samples_drawn']} unique windows drawn (reuse {record['mean_reuse']:.2f}), waiting {100 * record['waiting_fraction']:.1f}%"
+            f"{record['unique_samples_drawn']} unique windows drawn (reuse {record['mean_reuse']:.2f}), waiting "
+            f"{100 * record['waiting_fraction']:.1f}%"
         )
     print(evaluate_rollout(args.out))
 

@@ -1,6 +1,6 @@
 """Train PINNs on 1D convection with fixed uniform points and with R3 sampling, and plot where R3's points go.
 
-    python examples/pinn_with_r3.py [--beta 20] [--iterations 3000] [--out example-pinn]
+python examples/pinn_with_r3.py [--beta 20] [--iterations 3000] [--out example-pinn]
 """
 
 import argparse

@@ -21,14 +21,14 @@ else:  # pragma: no cover
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.data import PDES, RECIPES, generate, validate
+from pdekit.data.lock import LockedError
+from pdekit.frontier_cli import add_frontier_parser
+from pdekit.io.cli import add_export_parser, add_import_parser
 from pdekit.models import MODELS
 from pdekit.online.reservoir import POLICIES
 from pdekit.rollout.integrators import INTEGRATORS
 from pdekit.rollout.objectives import MODES
 from pdekit.training.losses import LOSSES
-from pdekit.io.cli import add_export_parser, add_import_parser
-from pdekit.frontier_cli import add_frontier_parser
-from pdekit.data.lock import LockedError
 
 
 def parse_times(text: str) -> tuple[float, ...]:
@@ -47,7 +47,10 @@ def parse_times(text: str) -> tuple[float, ...]:
             raise ValueError
         return times
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 0:STOP:STEP with STOP a multiple of STEP > 0 (t = 0 is always stored), or increasing positive times t1,t2,...; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            "expected 0:STOP:STEP with STOP a multiple of STEP > 0 (t = 0 is always stored), or increasing positive times t1,t2,...; got "
+            f"{text!r}"
+        ) from None
 
 
 class Parser(argparse.ArgumentParser):
@@ -146,9 +149,13 @@ def device_type(text: str) -> str:
         available = callable(getattr(backend, "is_available", None)) and backend.is_available()
         count = backend.device_count() if available and callable(getattr(backend, "device_count", None)) else int(bool(available))
     if count == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine (no {device.type} device); expected cpu or an available device")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not available on this machine (no {device.type} device); expected cpu or an available device"
+        )
     if device.index is not None and device.index >= count:
-        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine ({count} {device.type} device{'s' if count > 1 else ''}: indices 0 to {count - 1})")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not available on this machine ({count} {device.type} device{'s' if count > 1 else ''}: indices 0 to {count - 1})"
+        )
     return str(device)
 
 
@@ -180,12 +187,25 @@ def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None =
     parser.add_argument("--members", type=positive_int, help="ensemble size (default: the recipe's)")
     parser.add_argument("--batch-size", type=positive_int, help="members per solver call (default: the recipe's)")
     parser.add_argument("--seed", type=int, help="base seed of parameters and initial conditions")
-    parser.add_argument("--shape", type=positive_int, nargs="+", metavar="N", help="the solver's grid, e.g. --shape 64 64 (default: the recipe's)")
-    parser.add_argument("--stored-shape", type=positive_int, nargs="+", metavar="N", help="the stored grid, Fourier-truncated (default: the recipe's, capped at --shape)")
+    parser.add_argument(
+        "--shape", type=positive_int, nargs="+", metavar="N", help="the solver's grid, e.g. --shape 64 64 (default: the recipe's)"
+    )
+    parser.add_argument(
+        "--stored-shape",
+        type=positive_int,
+        nargs="+",
+        metavar="N",
+        help="the stored grid, Fourier-truncated (default: the recipe's, capped at --shape)",
+    )
     parser.add_argument("--times", type=parse_times, help="output times: 0:STOP:STEP (e.g. 0:10:0.5) or t1,t2,... (default: the recipe's)")
     parser.add_argument("--dt", type=positive_float, help="the solver's largest time step (default: the recipe's)")
     fields = sorted({name for pde in PDES.values() for name in pde.fields})
-    parser.add_argument("--fields", nargs="+", choices=fields, help="fields to record, in channel order, e.g. --fields vorticity velocity (default: the PDE's)")
+    parser.add_argument(
+        "--fields",
+        nargs="+",
+        choices=fields,
+        help="fields to record, in channel order, e.g. --fields vorticity velocity (default: the PDE's)",
+    )
     parser.add_argument("--resume", action="store_true", help="finish an interrupted generation into --out")
     parser.add_argument("--scheduler", help="address of a dask.distributed scheduler to run the batches on")
     parser.add_argument("--device", type=device_type, help="torch device of the solver (default: CUDA when present)")
@@ -193,7 +213,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None =
     if recipe in (None, "fno_navier_stokes"):
         parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
     if recipe in (None, "gray_scott"):
-        parser.add_argument("--pattern", choices=sorted(WELL_PATTERNS), help="gray_scott only: The Well's feed and kill rates (default gliders)")
+        parser.add_argument(
+            "--pattern", choices=sorted(WELL_PATTERNS), help="gray_scott only: The Well's feed and kill rates (default gliders)"
+        )
 
 
 RECIPE_OPTIONS = {"viscosity": "fno_navier_stokes", "pattern": "gray_scott"}
@@ -211,12 +233,22 @@ def recipe_from_arguments(args: argparse.Namespace, name: str):
     shape = tuple(args.shape) if args.shape else None
     stored = tuple(args.stored_shape) if args.stored_shape else None
     if shape and not stored:
-        stored = tuple(min(s, n) for s, n in zip(recipe.stored_shape or recipe.shape, shape)) if len(shape) == len(recipe.shape) else shape
+        stored = (
+            tuple(min(s, n) for s, n in zip(recipe.stored_shape or recipe.shape, shape, strict=True))
+            if len(shape) == len(recipe.shape)
+            else shape
+        )
     for option, value in (("--shape", shape), ("--stored-shape", stored)):
         if value is not None and len(value) != len(recipe.shape):
             raise ValueError(f"{option} needs {len(recipe.shape)} sizes for {name}; got {list(value)}")
     return recipe.with_overrides(
-        members=args.members, batch_size=args.batch_size, seed=args.seed, shape=shape, stored_shape=stored, times=args.times, dt=args.dt,
+        members=args.members,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        shape=shape,
+        stored_shape=stored,
+        times=args.times,
+        dt=args.dt,
         fields=tuple(args.fields) if args.fields else None,
     )
 
@@ -228,7 +260,10 @@ def run_generate(args: argparse.Namespace, recipe_name: str | None = None) -> in
 
 def _generate(args: argparse.Namespace, name: str) -> int:
     if args.out.startswith("memory://"):
-        raise ValueError(f"--out {args.out}: a memory:// store lives in this process only and would vanish when it exits; give a directory or a persistent URL (file://, s3://, ...)")
+        raise ValueError(
+            f"--out {args.out}: a memory:// store lives in this process only and would vanish when it exits; give a directory or a "
+            "persistent URL (file://, s3://, ...)"
+        )
     recipe = recipe_from_arguments(args, name)
     client = None
     if args.scheduler:
@@ -274,18 +309,42 @@ def experiment_from_arguments(args: argparse.Namespace):
     if getattr(args, "recipe", None) is not None:  # pdekit online
         config = config.with_overrides(
             online={
-                "recipe": args.recipe, "policy": args.policy, "capacity": args.capacity, "min_seen": args.min_seen, "watermark": args.watermark,
-                "steps_per_epoch": args.steps_per_epoch, "members": args.members, "workers": args.workers, "scheduler": args.scheduler,
-                "validation_store": args.validation, "validation_members": args.validation_members, "tee": args.tee, "solver_device": args.solver_device,
+                "recipe": args.recipe,
+                "policy": args.policy,
+                "capacity": args.capacity,
+                "min_seen": args.min_seen,
+                "watermark": args.watermark,
+                "steps_per_epoch": args.steps_per_epoch,
+                "members": args.members,
+                "workers": args.workers,
+                "scheduler": args.scheduler,
+                "validation_store": args.validation,
+                "validation_members": args.validation_members,
+                "tee": args.tee,
+                "solver_device": args.solver_device,
             }
         )
     return config.with_overrides(
-        data={"store": getattr(args, "data", None), "batch_size": args.batch_size, "input_steps": args.input_steps, "target_steps": args.target_steps},
+        data={
+            "store": getattr(args, "data", None),
+            "batch_size": args.batch_size,
+            "input_steps": args.input_steps,
+            "target_steps": args.target_steps,
+        },
         model={"name": args.model, "settings": settings},
-        trainer={"epochs": args.epochs, "learning_rate": args.learning_rate, "loss": args.loss, "progress": False if args.no_progress else None},
+        trainer={
+            "epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+            "loss": args.loss,
+            "progress": False if args.no_progress else None,
+        },
         rollout={
-            "mode": args.mode, "integrator": args.integrator, "unroll": args.unroll, "pushforward": True if args.pushforward else None,
-            "teacher_forcing_epochs": args.teacher_forcing_epochs, "noise": args.noise,
+            "mode": args.mode,
+            "integrator": args.integrator,
+            "unroll": args.unroll,
+            "pushforward": True if args.pushforward else None,
+            "teacher_forcing_epochs": args.teacher_forcing_epochs,
+            "noise": args.noise,
         },
         seed=args.seed,
     )
@@ -302,7 +361,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     config, trainer = fit_from_arguments(train, args)
     last = trainer.history[-1] if trainer.history else {}
-    print(f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 {last.get('validation_l2', float('nan')):.4g}")
+    print(
+        f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 "
+        f"{last.get('validation_l2', float('nan')):.4g}"
+    )
     return 0
 
 
@@ -314,7 +376,8 @@ def run_online(args: argparse.Namespace) -> int:
     print(
         f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs into {args.out}: "
         f"validation relative L2 {last.get('validation_l2', float('nan')):.4g}, {last.get('members_solved', 0)} members solved, "
-        f"{last.get('unique_samples_drawn', 0)} unique samples drawn, waiting {100 * last.get('waiting_fraction', 0):.1f}% of the last epoch"
+        f"{last.get('unique_samples_drawn', 0)} unique samples drawn, waiting {100 * last.get('waiting_fraction', 0):.1f}% of the last "
+        "epoch"
     )
     return 0
 
@@ -332,15 +395,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=sorted(LOSSES), help="training loss (default l2)")
     parser.add_argument("--seed", type=int)
     parser.add_argument(
-        "--mode", choices=MODES,
+        "--mode",
+        choices=MODES,
         help="predict the next state, du/dt, or a correction of a coarse solver step (rollout.mode; correction: the [correction] section)",
     )
     parser.add_argument("--integrator", choices=sorted(INTEGRATORS), help="derivative mode's integrator")
     parser.add_argument("--unroll", type=positive_int, help="steps rolled out per window in training (needs --target-steps >= it)")
     parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
-    parser.add_argument("--teacher-forcing-epochs", type=non_negative_int, help="curriculum from teacher forcing to autoregression over these epochs")
+    parser.add_argument(
+        "--teacher-forcing-epochs", type=non_negative_int, help="curriculum from teacher forcing to autoregression over these epochs"
+    )
     parser.add_argument("--noise", type=non_negative_float, help="std of Gaussian noise on the input states (normalised units)")
-    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64")
+    parser.add_argument(
+        "--set", action="append", metavar="SECTION.KEY=VALUE", help="any other setting, e.g. trainer.weight_decay=0 or model.width=64"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.add_argument("--no-progress", action="store_true")
@@ -445,15 +513,36 @@ def run_pinn(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     network = MLP(problem.dim, args.width, args.depth, periods=problem.periods if args.periodic else None)
     sampler = make_sampler(args.sampler, problem, args.points, seed=args.seed)
-    config = PINNConfig(iterations=args.iterations, learning_rate=args.learning_rate, lbfgs_iterations=args.lbfgs, population_every=max(1, args.iterations // 8), progress=not args.no_progress, seed=args.seed)
+    config = PINNConfig(
+        iterations=args.iterations,
+        learning_rate=args.learning_rate,
+        lbfgs_iterations=args.lbfgs,
+        population_every=max(1, args.iterations // 8),
+        progress=not args.no_progress,
+        seed=args.seed,
+    )
     try:
         result = train_pinn(problem, network, sampler, config, failure_dir=out)
     except FloatingPointError as error:
         print(f"pdekit pinn: {error}", file=sys.stderr)
         return 1
-    (out / "pinn.json").write_text(json.dumps({"problem": args.problem, "sampler": args.sampler, "relative_l2": result.relative_l2, "seconds": result.seconds, "history": result.history}, indent=1))
+    (out / "pinn.json").write_text(
+        json.dumps(
+            {
+                "problem": args.problem,
+                "sampler": args.sampler,
+                "relative_l2": result.relative_l2,
+                "seconds": result.seconds,
+                "history": result.history,
+            },
+            indent=1,
+        )
+    )
     figure = plot_population(result, problem, out / "population.png")
-    print(f"{problem.name} with {sampler.name}: relative L2 {result.relative_l2:.4g} after {args.iterations} iterations ({result.seconds:.0f} s); wrote {out / 'pinn.json'} and {figure}")
+    print(
+        f"{problem.name} with {sampler.name}: relative L2 {result.relative_l2:.4g} after {args.iterations} iterations "
+        f"({result.seconds:.0f} s); wrote {out / 'pinn.json'} and {figure}"
+    )
     return 0
 
 
@@ -474,7 +563,11 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def add_generate_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit generate`` to ``commands`` and returns its parser."""
-    parser = commands.add_parser("generate", help="simulate an ensemble into a Zarr store", description="Simulate an ensemble into a Zarr store, crash-safe and resumable.")
+    parser = commands.add_parser(
+        "generate",
+        help="simulate an ensemble into a Zarr store",
+        description="Simulate an ensemble into a Zarr store, crash-safe and resumable.",
+    )
     add_generate_arguments(parser)
     parser.set_defaults(func=run_generate)
     return parser
@@ -482,7 +575,9 @@ def add_generate_parser(commands) -> argparse.ArgumentParser:
 
 def add_validate_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit validate`` to ``commands`` and returns its parser."""
-    parser = commands.add_parser("validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema.")
+    parser = commands.add_parser(
+        "validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema."
+    )
     parser.add_argument("store")
     parser.set_defaults(func=run_validate)
     return parser
@@ -491,7 +586,8 @@ def add_validate_parser(commands) -> argparse.ArgumentParser:
 def add_upgrade_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit upgrade`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "upgrade", help="rewrite an older pdekit store as the current schema, in place",
+        "upgrade",
+        help="rewrite an older pdekit store as the current schema, in place",
         description="Rewrite a schema-version-1 store's metadata and flags as version 2 in place (the field data is not touched); "
         "safe to run again after an interruption.",
     )
@@ -503,7 +599,8 @@ def add_upgrade_parser(commands) -> argparse.ArgumentParser:
 def add_train_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit train`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "train", help="train a neural operator on a Zarr ensemble",
+        "train",
+        help="train a neural operator on a Zarr ensemble",
         description="Train a neural operator on windows of a Zarr ensemble. Settings come from --config (TOML or YAML, "
         "sections [data], [model], [trainer]), then the options below, then --set. The resolved configuration is "
         "written to OUT/config.toml; checkpoints and metrics.jsonl go to OUT. Run under torchrun for DDP.",
@@ -517,7 +614,8 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
 def add_online_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit online`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "online", help="train while a solver streams new simulations (no dataset on disk)",
+        "online",
+        help="train while a solver streams new simulations (no dataset on disk)",
         description="Train a neural operator online: the recipe's solver runs beside the trainer (a thread on the GPU, "
         "CPU worker processes, or dask workers) and streams windows into a reservoir on the training device, which the "
         "Trainer draws batches from. Same run directory, checkpoints, metrics and --config/--set as pdekit train "
@@ -527,15 +625,23 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
     add_training_arguments(parser)
     parser.add_argument("--policy", choices=POLICIES, help="reservoir policy (default reservoir)")
     parser.add_argument("--capacity", type=positive_int, help="windows the reservoir holds (default 2048)")
-    parser.add_argument("--min-seen", type=non_negative_int, help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)")
+    parser.add_argument(
+        "--min-seen",
+        type=non_negative_int,
+        help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)",
+    )
     parser.add_argument("--watermark", type=non_negative_int, help="windows held before training starts (default: half the capacity)")
     parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
     parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
-    parser.add_argument("--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)")
+    parser.add_argument(
+        "--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)"
+    )
     parser.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
     parser.add_argument("--solver-device", type=device_type, help="device of the solver thread (default: the training device)")
     parser.add_argument("--validation", help="Zarr store to validate on (its last data.validation_fraction, as pdekit train does)")
-    parser.add_argument("--validation-members", type=positive_int, help="without --validation: members generated once for validation (default 16)")
+    parser.add_argument(
+        "--validation-members", type=positive_int, help="without --validation: members generated once for validation (default 16)"
+    )
     parser.add_argument("--tee", help="also write every streamed member into this new Zarr store (needs --members)")
     parser.set_defaults(func=run_online)
     return parser
@@ -543,7 +649,11 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
 
 def add_evaluate_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit evaluate`` to ``commands`` and returns its parser."""
-    parser = commands.add_parser("evaluate", help="test errors of a trained run per output time", description="Relative L2 errors of a run's model per target time, on its validation members or on another store.")
+    parser = commands.add_parser(
+        "evaluate",
+        help="test errors of a trained run per output time",
+        description="Relative L2 errors of a run's model per target time, on its validation members or on another store.",
+    )
     parser.add_argument("run", help="the run directory written by pdekit train")
     parser.add_argument("--data", help="a test store (default: the run's validation members)")
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
@@ -555,7 +665,8 @@ def add_evaluate_parser(commands) -> argparse.ArgumentParser:
 def add_rollout_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit rollout`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "rollout", help="roll a trained surrogate out against stored trajectories",
+        "rollout",
+        help="roll a trained surrogate out against stored trajectories",
         description="Roll the run's surrogate out from each test member's first states to the end of its stored trajectory: "
         "relative L2 per time, correlation time, optional figures.",
     )
@@ -563,7 +674,9 @@ def add_rollout_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--data", help="a test store (default: the run's validation members)")
     parser.add_argument("--dt", type=positive_float, help="rollout step (derivative mode: the stored step divided by an integer)")
     parser.add_argument("--steps", type=positive_int, help="stored steps to roll out (default: the whole trajectory)")
-    parser.add_argument("--start-time", type=non_negative_float, help="start from the stored states at this time (default 0), e.g. after a spin-up")
+    parser.add_argument(
+        "--start-time", type=non_negative_float, help="start from the stored states at this time (default 0), e.g. after a spin-up"
+    )
     parser.add_argument("--plots", metavar="DIR", help="write figures (fields, error over time, spectra) to DIR")
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.set_defaults(func=run_rollout)
@@ -572,7 +685,11 @@ def add_rollout_parser(commands) -> argparse.ArgumentParser:
 
 def add_info_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit info`` to ``commands`` and returns its parser."""
-    parser = commands.add_parser("info", help="what a store, run directory or checkpoint holds", description="Summarise a Zarr ensemble, a run directory or a checkpoint.")
+    parser = commands.add_parser(
+        "info",
+        help="what a store, run directory or checkpoint holds",
+        description="Summarise a Zarr ensemble, a run directory or a checkpoint.",
+    )
     parser.add_argument("path")
     parser.set_defaults(func=run_info)
     return parser
@@ -581,7 +698,8 @@ def add_info_parser(commands) -> argparse.ArgumentParser:
 def add_quickstart_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit quickstart`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "quickstart", help="the whole loop on a small Navier-Stokes problem",
+        "quickstart",
+        help="the whole loop on a small Navier-Stokes problem",
         description="Generate a small Navier-Stokes ensemble into a Zarr store, train an FNO on it, roll it out against the "
         "solver, print a results table and write figures. A few minutes on 2 CPU cores; re-running continues where it stopped.",
     )
@@ -589,7 +707,12 @@ def add_quickstart_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, help="ensemble size (default 40)")
     parser.add_argument("--epochs", type=int, help="training epochs (default 8)")
     parser.add_argument("--horizon", type=float, help="simulated time (default 10)")
-    parser.add_argument("--fields", nargs="+", choices=sorted(PDES["navier_stokes_2d"].fields), help="fields to learn (default vorticity; vorticity velocity: three channels)")
+    parser.add_argument(
+        "--fields",
+        nargs="+",
+        choices=sorted(PDES["navier_stokes_2d"].fields),
+        help="fields to learn (default vorticity; vorticity velocity: three channels)",
+    )
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run_quickstart_command)
@@ -599,7 +722,8 @@ def add_quickstart_parser(commands) -> argparse.ArgumentParser:
 def add_pinn_parser(commands) -> argparse.ArgumentParser:
     """Adds ``pdekit pinn`` to ``commands`` and returns its parser."""
     parser = commands.add_parser(
-        "pinn", help="train a PINN with R3 or another collocation sampler",
+        "pinn",
+        help="train a PINN with R3 or another collocation sampler",
         description="Train a physics-informed network on a 1D/2D benchmark problem; prints the relative L2 error against the "
         "exact or spectral reference and writes the loss history and a figure of the collocation points over training.",
     )
@@ -624,13 +748,25 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
 
 
 SUBCOMMANDS = (
-    add_generate_parser, add_validate_parser, add_upgrade_parser, add_train_parser, add_online_parser, add_evaluate_parser,
-    add_rollout_parser, add_info_parser, add_quickstart_parser, add_pinn_parser, add_export_parser, add_import_parser, add_frontier_parser,
+    add_generate_parser,
+    add_validate_parser,
+    add_upgrade_parser,
+    add_train_parser,
+    add_online_parser,
+    add_evaluate_parser,
+    add_rollout_parser,
+    add_info_parser,
+    add_quickstart_parser,
+    add_pinn_parser,
+    add_export_parser,
+    add_import_parser,
+    add_frontier_parser,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Returns the ``pdekit`` parser: one subparser per command, each built by its own ``add_*_parser`` and dispatching through its ``func`` default."""
+    """Returns the ``pdekit`` parser: one subparser per command, each built by its own ``add_*_parser`` and dispatching through its ``func``
+    default."""
     parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:

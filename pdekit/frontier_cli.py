@@ -48,9 +48,18 @@ def run_frontier(args: argparse.Namespace) -> int:
         ndim = len(recipe.shape)
         runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
         result = frontier(
-            recipe, _expand(args.reference_shape, ndim), args.horizon, coarse_shapes=[_expand(s, ndim) for s in args.coarse_shapes],
-            dts=args.dts, cfls=args.cfls, runs=runs, members=args.members, device=args.device, start_time=args.start_time,
-            measure_shape=_expand(args.measure_shape, ndim) if args.measure_shape else None, repeats=args.repeats,
+            recipe,
+            _expand(args.reference_shape, ndim),
+            args.horizon,
+            coarse_shapes=[_expand(s, ndim) for s in args.coarse_shapes],
+            dts=args.dts,
+            cfls=args.cfls,
+            runs=runs,
+            members=args.members,
+            device=args.device,
+            start_time=args.start_time,
+            measure_shape=_expand(args.measure_shape, ndim) if args.measure_shape else None,
+            repeats=args.repeats,
             progress=None if args.no_progress else (lambda name: print(f"running {name}", file=sys.stderr, flush=True)),
         )
     except (FileNotFoundError, ValueError) as error:
@@ -70,24 +79,49 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     from pdekit.data import RECIPES
 
     parser = subparsers.add_parser(
-        "frontier", help="error against cost of solver settings, surrogates, hybrids and corrected solvers",
+        "frontier",
+        help="error against cost of solver settings, surrogates, hybrids and corrected solvers",
         description="Run the recipe's solver at the reference grid and at coarser grids (and time steps), and every trained run "
         "named, from the same held-out initial states on this device; report relative L2 at T and over the horizon, correlation "
         "time and wall seconds per member per time unit (batched, warm, inference mode), the Pareto front, and each learned "
         "route's speed-up over the cheapest solver setting at least as accurate. Writes OUT/frontier.json, frontier.md, frontier.png.",
     )
     parser.add_argument("recipe", choices=sorted(RECIPES), help="the physics (its parameters, forcing and output step)")
-    parser.add_argument("--reference-shape", type=grid_shape, required=True, metavar="NxN", help="the reference grid, solved once in float64 (e.g. 256x256)")
-    parser.add_argument("--coarse-shapes", type=grid_shape, nargs="+", default=[], metavar="NxN", help="coarser solver grids, e.g. 32x32 64x64 128x128")
-    parser.add_argument("--horizon", type=float, required=True, help="simulated time compared after --start-time (a multiple of the recipe's output step)")
-    parser.add_argument("--start-time", type=float, default=0.0, help="start every route from the reference at this time (e.g. past a spin-up)")
+    parser.add_argument(
+        "--reference-shape", type=grid_shape, required=True, metavar="NxN", help="the reference grid, solved once in float64 (e.g. 256x256)"
+    )
+    parser.add_argument(
+        "--coarse-shapes", type=grid_shape, nargs="+", default=[], metavar="NxN", help="coarser solver grids, e.g. 32x32 64x64 128x128"
+    )
+    parser.add_argument(
+        "--horizon", type=float, required=True, help="simulated time compared after --start-time (a multiple of the recipe's output step)"
+    )
+    parser.add_argument(
+        "--start-time", type=float, default=0.0, help="start every route from the reference at this time (e.g. past a spin-up)"
+    )
     parser.add_argument("--dts", type=float, nargs="+", help="solver largest time steps to try (default: the recipe's)")
     parser.add_argument("--cfls", type=float, nargs="+", help="solver CFL limits to try, 0 for fixed steps (default: the recipe's)")
-    parser.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR", help="trained runs (surrogates, corrected solvers) to put on the plot")
-    parser.add_argument("--hybrid", type=hybrid_spec, action="append", default=[], metavar="RUN_DIR:S:N", help="a surrogate run in the solver's loop: S surrogate steps, then N solver steps (repeatable)")
+    parser.add_argument(
+        "--runs", nargs="+", default=[], metavar="RUN_DIR", help="trained runs (surrogates, corrected solvers) to put on the plot"
+    )
+    parser.add_argument(
+        "--hybrid",
+        type=hybrid_spec,
+        action="append",
+        default=[],
+        metavar="RUN_DIR:S:N",
+        help="a surrogate run in the solver's loop: S surrogate steps, then N solver steps (repeatable)",
+    )
     parser.add_argument("--members", type=int, default=8, help="held-out members, solved in one batch (default 8)")
-    parser.add_argument("--measure-shape", type=grid_shape, metavar="NxN", help="grid the errors are measured on (default: the runs' stored grid, else the recipe's)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per route after the warm-up; the median is reported (default 3)")
+    parser.add_argument(
+        "--measure-shape",
+        type=grid_shape,
+        metavar="NxN",
+        help="grid the errors are measured on (default: the runs' stored grid, else the recipe's)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed calls per route after the warm-up; the median is reported (default 3)"
+    )
     parser.add_argument("--error", choices=["mean_error", "error_at_T"], default="mean_error", help="the error on the plot's vertical axis")
     parser.add_argument("--viscosity", type=float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
     parser.add_argument("--device", help="torch device (default: CUDA when present)")

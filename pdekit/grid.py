@@ -32,10 +32,10 @@ class Grid:
             raise ValueError(f"Grid shape must have 1, 2 or 3 axes; got {self.shape}")
         if any(n < 2 for n in shape):
             raise ValueError(f"Grid needs at least 2 points per axis; got shape {self.shape}")
-        lengths = (1.0,) * len(shape) if self.lengths is None else tuple(float(l) for l in self.lengths)
+        lengths = (1.0,) * len(shape) if self.lengths is None else tuple(float(length) for length in self.lengths)
         if len(lengths) != len(shape):
             raise ValueError(f"Grid lengths {self.lengths} do not match shape {self.shape}")
-        if not all(math.isfinite(l) and l > 0 for l in lengths):
+        if not all(math.isfinite(length) and length > 0 for length in lengths):
             raise ValueError(f"Grid lengths must be positive and finite; got {self.lengths}")
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "lengths", lengths)
@@ -51,7 +51,7 @@ class Grid:
 
     @property
     def spacing(self) -> tuple[float, ...]:
-        return tuple(l / n for l, n in zip(self.lengths, self.shape))
+        return tuple(length / n for length, n in zip(self.lengths, self.shape, strict=True))
 
     @property
     def spectral_shape(self) -> tuple[int, ...]:
@@ -60,9 +60,7 @@ class Grid:
 
     def coordinates(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
         """Returns the 1D coordinate vector ``x_j = j * L / n`` of every axis."""
-        return tuple(
-            torch.arange(n, dtype=dtype, device=device) * (l / n) for n, l in zip(self.shape, self.lengths)
-        )
+        return tuple(torch.arange(n, dtype=dtype, device=device) * (length / n) for n, length in zip(self.shape, self.lengths, strict=True))
 
     def mesh(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
         """Returns the coordinate arrays of every axis, each of shape ``grid.shape``."""
@@ -81,9 +79,7 @@ class Grid:
 
     def wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
         """Returns the angular wavenumbers ``2 pi m / L`` per axis, broadcastable over the spectrum."""
-        return tuple(
-            m.to(dtype) * (2 * math.pi / l) for m, l in zip(self.mode_numbers(device), self.lengths)
-        )
+        return tuple(m.to(dtype) * (2 * math.pi / length) for m, length in zip(self.mode_numbers(device), self.lengths, strict=True))
 
     def derivative_wavenumbers(self, dtype=torch.float64, device=None) -> tuple[torch.Tensor, ...]:
         """Wavenumbers for first (odd) derivatives: as ``wavenumbers`` with the Nyquist mode zeroed.
@@ -92,7 +88,7 @@ class Grid:
         a real field complex; setting it to zero is the standard choice.
         """
         result = []
-        for k, m, n in zip(self.wavenumbers(dtype, device), self.mode_numbers(device), self.shape):
+        for k, m, n in zip(self.wavenumbers(dtype, device), self.mode_numbers(device), self.shape, strict=True):
             nyquist = (n % 2 == 0) & (m.abs() == n // 2)
             result.append(torch.where(nyquist, torch.zeros_like(k), k))
         return tuple(result)
@@ -108,7 +104,7 @@ class Grid:
         pseudo-spectral quadratic term an exact Galerkin truncation.
         """
         keep = torch.ones(self.spectral_shape, dtype=torch.bool, device=device)
-        for m, n in zip(self.mode_numbers(device), self.shape):
+        for m, n in zip(self.mode_numbers(device), self.shape, strict=True):
             keep = keep & (3 * m.abs() < n)
         return keep.to(dtype)
 
@@ -121,13 +117,13 @@ def fourier_truncate(u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """
     d = len(shape)
     old = tuple(u.shape[-d:])
-    if any(n > o for n, o in zip(shape, old)):
+    if any(n > o for n, o in zip(shape, old, strict=True)):
         raise ValueError(f"fourier_truncate refines nothing: {old} -> {shape}")
     if tuple(shape) == old:
         return u
     dims = tuple(range(-d, 0))
     v = torch.fft.rfftn(u, dim=dims)
-    for axis, (n_old, n_new) in enumerate(zip(old, shape)):
+    for axis, (n_old, n_new) in enumerate(zip(old, shape, strict=True)):
         dim, keep = axis - d, (n_new - 1) // 2
         if axis == d - 1:
             v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 - keep)], dim=dim)

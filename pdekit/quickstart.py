@@ -45,7 +45,9 @@ class QuickstartConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"quickstart {name} must be >= 1; got {getattr(self, name)}")
         if not 1.0 <= self.horizon < math.inf or abs(self.horizon / 0.5 - round(self.horizon / 0.5)) > 1e-9:
-            raise ValueError(f"quickstart horizon must be a finite multiple of the stored step 0.5, at least 1 (two stored steps); got {self.horizon}")
+            raise ValueError(
+                f"quickstart horizon must be a finite multiple of the stored step 0.5, at least 1 (two stored steps); got {self.horizon}"
+            )
         if not 0 <= self.spin_up < math.inf:
             raise ValueError(f"quickstart spin_up must be non-negative and finite; got {self.spin_up}")
 
@@ -57,11 +59,18 @@ def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     steps = round(config.horizon / 0.5)
     recipe = fno_navier_stokes(1e-3).with_overrides(
-        shape=(64, 64), stored_shape=(64, 64), times=tuple(0.5 * n for n in range(1, steps + 1)), members=config.members, batch_size=min(config.members, 20),
+        shape=(64, 64),
+        stored_shape=(64, 64),
+        times=tuple(0.5 * n for n in range(1, steps + 1)),
+        members=config.members,
+        batch_size=min(config.members, 20),
         fields=config.fields,
     )
     started = time.perf_counter()
-    print(f"[1/4] generating {config.members} Navier-Stokes members (nu = 1e-3, 64², t = 0 .. {config.horizon:g}; {', '.join(config.fields)}) into {store}")
+    print(
+        f"[1/4] generating {config.members} Navier-Stokes members (nu = 1e-3, 64², t = 0 .. {config.horizon:g}; "
+        f"{', '.join(config.fields)}) into {store}"
+    )
     summary = generate(recipe, store, resume=store.exists(), device=device, progress=progress)
     report = validate(store)
     if not report.ok:

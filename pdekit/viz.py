@@ -19,7 +19,14 @@ def _pyplot():
 
 
 def plot_fields(
-    prediction: torch.Tensor, reference: torch.Tensor, times: list[float], path: str | Path, member: int = 0, columns: int = 4, channel: int = 0, name: str = ""
+    prediction: torch.Tensor,
+    reference: torch.Tensor,
+    times: list[float],
+    path: str | Path,
+    member: int = 0,
+    columns: int = 4,
+    channel: int = 0,
+    name: str = "",
 ) -> Path:
     """Writes reference, prediction and their difference of one channel at ``columns`` times of one member; returns the file.
 
@@ -60,8 +67,11 @@ def plot_error_over_time(curves: dict[str, tuple[list[float], list[float]]], pat
     return _save(figure, path)
 
 
-def plot_spectra(prediction: torch.Tensor, reference: torch.Tensor, path: str | Path, step: int = -1, channels: tuple[str, ...] = ()) -> Path:
-    """Writes the energy spectra of every channel of prediction and reference ``[B, T, C, *S]`` at ``step`` (mean over members); returns the file."""
+def plot_spectra(
+    prediction: torch.Tensor, reference: torch.Tensor, path: str | Path, step: int = -1, channels: tuple[str, ...] = ()
+) -> Path:
+    """Writes the energy spectra of every channel of prediction and reference ``[B, T, C, *S]`` at ``step`` (mean over members); returns the
+    file."""
     plt = _pyplot()
     dim = reference.ndim - 3
     names = channels or tuple(f"channel {c}" for c in range(reference.shape[2]))
@@ -97,7 +107,14 @@ def rollout_figures(result, folder: str | Path) -> list[Path]:
     channels = tuple(result.channels) or ("",)
     single = len(channels) == 1
     fields = [
-        plot_fields(result.prediction, result.reference, result.times, folder / ("fields.png" if single else f"fields_{name}.png"), channel=c, name="" if single else name)
+        plot_fields(
+            result.prediction,
+            result.reference,
+            result.times,
+            folder / ("fields.png" if single else f"fields_{name}.png"),
+            channel=c,
+            name="" if single else name,
+        )
         for c, name in enumerate(channels)
     ]
     curves = {"surrogate": (result.times, result.l2_per_time)}
@@ -111,7 +128,8 @@ def rollout_figures(result, folder: str | Path) -> list[Path]:
 
 
 def plot_frontier(result, path: str | Path, error: str = "mean_error") -> Path:
-    """Writes every route of a ``FrontierResult`` as error against cost (log-log), one marker per kind, the Pareto front drawn; returns the file.
+    """Writes every route of a ``FrontierResult`` as error against cost (log-log), one marker per kind, the Pareto front drawn; returns the
+    file.
 
     ``error`` is the row attribute on the vertical axis (``"mean_error"`` or ``"error_at_T"``); the
     front is the staircase through the routes no other route beats on both. Routes that blew up
@@ -125,14 +143,24 @@ def plot_frontier(result, path: str | Path, error: str = "mean_error") -> Path:
     for kind in dict.fromkeys(r.kind for r in shown):
         rows = [r for r in shown if r.kind == kind]
         marker, colour = markers.get(kind, ("x", "tab:gray"))
-        ax.loglog([r.seconds_per_member_time for r in rows], [getattr(r, error) for r in rows], marker, color=colour, linestyle="none", label=kind)
+        ax.loglog(
+            [r.seconds_per_member_time for r in rows], [getattr(r, error) for r in rows], marker, color=colour, linestyle="none", label=kind
+        )
     for r in shown:
         ax.annotate(r.name, (r.seconds_per_member_time, getattr(r, error)), textcoords="offset points", xytext=(4, 4), fontsize=7)
     from pdekit.runs.frontier import pareto_front
 
     front = pareto_front(shown, error=error)
     if front:
-        ax.step([r.seconds_per_member_time for r in front], [getattr(r, error) for r in front], where="post", color="black", linewidth=1, alpha=0.6, label="Pareto front")
+        ax.step(
+            [r.seconds_per_member_time for r in front],
+            [getattr(r, error) for r in front],
+            where="post",
+            color="black",
+            linewidth=1,
+            alpha=0.6,
+            label="Pareto front",
+        )
     ax.set_xlabel("wall seconds per member per time unit (batched, warm)")
     ax.set_ylabel({"mean_error": "relative L2, mean over the horizon", "error_at_T": "relative L2 at T"}.get(error, error))
     title = f"{result.recipe}: errors on {'x'.join(map(str, result.measure_shape))}, {result.device}"

@@ -128,15 +128,24 @@ def test_device_reservoir_draws_batches_without_making_the_host_wait():
 
 def small_navier_stokes(**changes) -> Recipe:
     settings = dict(
-        name="small_navier_stokes", pde="navier_stokes_2d", shape=(32, 32), times=tuple(0.1 * i for i in range(1, 7)), dt=0.05, cfl=0.5,
-        forcing="fno", parameters={"viscosity": LogUniform(1e-3, 1e-2)}, initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
-        members=16, batch_size=2,
+        name="small_navier_stokes",
+        pde="navier_stokes_2d",
+        shape=(32, 32),
+        times=tuple(0.1 * i for i in range(1, 7)),
+        dt=0.05,
+        cfl=0.5,
+        forcing="fno",
+        parameters={"viscosity": LogUniform(1e-3, 1e-2)},
+        initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
+        members=16,
+        batch_size=2,
     )
     return Recipe(**{**settings, **changes})
 
 
 def stream(recipe: Recipe, device: str, solve=solve_members, draw_hook=lambda: None) -> tuple[torch.Tensor, ...]:
-    """Returns every window of ``recipe``'s 16 members, in stream order, as one thread on ``device`` puts them through a small fifo reservoir there."""
+    """Returns every window of ``recipe``'s 16 members, in stream order, as one thread on ``device`` puts them through a small fifo
+    reservoir there."""
     reservoir = Reservoir(2 * 2 * 5, "fifo", watermark=1, device=device)  # two batches of windows: the producer keeps solving
     parts = []
     with Generator(recipe, reservoir, input_steps=2, target_steps=1, members=16, device=device, workers=0, solve=solve) as generator:
@@ -147,7 +156,7 @@ def stream(recipe: Recipe, device: str, solve=solve_members, draw_hook=lambda: N
             except ReservoirClosed:
                 break
     assert generator.error is None and generator.counters.members == 16
-    return tuple(torch.cat(p) for p in zip(*parts))
+    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
 def test_generator_thread_fills_a_device_reservoir_from_its_own_stream_with_the_cpu_windows():
@@ -167,16 +176,17 @@ def test_generator_thread_fills_a_device_reservoir_from_its_own_stream_with_the_
     actual = stream(recipe, "cuda", recording, late_draws)
     expected = stream(recipe, "cpu")
     assert all(t.is_cuda for t in actual)
-    threads, streams, devices = zip(*seen)
+    threads, streams, devices = zip(*seen, strict=True)
     assert threading.get_ident() not in threads and all(d.type == "cuda" for d in devices)
     assert all(s != torch.cuda.default_stream() for s in streams)  # solved on a stream of its own
-    for a, e in zip(actual, expected):  # inputs, targets, dt, params; fifo keeps the stream's order
+    for a, e in zip(actual, expected, strict=True):  # inputs, targets, dt, params; fifo keeps the stream's order
         torch.testing.assert_close(a.cpu(), e, rtol=1e-6, atol=1e-6 * e.abs().max().item())
 
 
 # ----- training ------------------------------------------------------------------------------------
 def heat_batches(count=128, batch=16, n=64):
-    """Batches ``(u(0), u(1))`` of 2D heat (kappa = 0.005) on the device: ``[batch, 1, n, n]`` each, a power-of-two grid for half-precision cuFFT."""
+    """Batches ``(u(0), u(1))`` of 2D heat (kappa = 0.005) on the device: ``[batch, 1, n, n]`` each, a power-of-two grid for half-precision
+    cuFFT."""
     solver = Heat(Grid((n, n)), 0.005, dtype=torch.float64, device="cpu", initial_field=GaussianRandomField(alpha=2.5, tau=5.0))
     u0 = solver.initial_condition(count, seeds=range(count))
     u1 = solver.solve(u0, [1.0], 1.0)[:, 0]
@@ -219,7 +229,9 @@ def test_a_float32_training_step_never_makes_the_host_wait_for_the_device():
 def test_rollout_and_hybrid_solver_run_on_the_device_and_agree_with_the_cpu(no_tf32):
     grid = Grid((32, 32))
     torch.manual_seed(0)
-    stepper = Stepper(build_model("fno", 1, 1, dim=2, modes=8, width=16, layers=2), "derivative", integrator="rk4", derivative_scale=0.1).eval()
+    stepper = Stepper(
+        build_model("fno", 1, 1, dim=2, modes=8, width=16, layers=2), "derivative", integrator="rk4", derivative_scale=0.1
+    ).eval()
     stepper_cuda = copy.deepcopy(stepper).cuda()
     solver = NavierStokes2D(grid, 1e-3, forcing=fno_forcing(grid), cfl=0.5, device="cpu", dtype=torch.float64)
     solver_cuda = NavierStokes2D(grid, 1e-3, forcing=fno_forcing(grid), cfl=0.5, device="cuda", dtype=torch.float64)

@@ -31,7 +31,9 @@ from pdekit.solvers import Burgers
 
 
 def small_burgers(**changes) -> Recipe:
-    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(64,), times=tuple(0.05 * i for i in range(1, 9)), members=10, batch_size=4)
+    recipe = burgers_1d().with_overrides(
+        shape=(128,), stored_shape=(64,), times=tuple(0.05 * i for i in range(1, 9)), members=10, batch_size=4
+    )
     return dataclasses.replace(recipe, **changes)
 
 
@@ -58,7 +60,8 @@ def test_store_opens_with_plain_xarray_and_follows_the_schema(burgers_store):
     script = (
         "import sys, xarray; ds = xarray.open_zarr(sys.argv[1]); assert 'pdekit' not in sys.modules; "
         "v = ds['velocity']; assert v.dims == ('member', 'time', 'x') and v.chunks is not None; "
-        "print(v.attrs['units'], v.attrs['long_name'], ds.attrs['pde'], ds.attrs['solver'], ds.attrs['schema_version'], int(ds.completed.sum()))"
+        "print(v.attrs['units'], v.attrs['long_name'], ds.attrs['pde'], ds.attrs['solver'], ds.attrs['schema_version'], "
+        "int(ds.completed.sum()))"
     )
     out = subprocess.run([sys.executable, "-c", script, str(burgers_store)], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["1", "velocity", "burgers", "Burgers", "2", "10"]
@@ -74,7 +77,14 @@ def test_stored_members_are_the_solver_trajectories_truncated(burgers_store):
     recipe = small_burgers()
     ds = xr.open_zarr(burgers_store)
     member = 5
-    solver = Burgers(Grid((128,)), torch.tensor(ds.viscosity.values[4:8]), device="cpu", dtype=torch.float64, cfl=recipe.cfl, initial_field=recipe.initial_field)
+    solver = Burgers(
+        Grid((128,)),
+        torch.tensor(ds.viscosity.values[4:8]),
+        device="cpu",
+        dtype=torch.float64,
+        cfl=recipe.cfl,
+        initial_field=recipe.initial_field,
+    )
     u0 = solver.initial_condition(4, seeds=ds.seed.values[4:8].tolist())
     trajectory = solver.solve(u0, (0.0, *recipe.times), dt=recipe.dt)
     expected = fourier_truncate(trajectory[1, :, 0], (64,)).float().numpy()
@@ -115,7 +125,20 @@ def test_existing_store_is_not_overwritten_and_resume_needs_the_same_recipe(burg
 
 def test_killed_generation_resumes_to_a_bit_identical_store(tmp_path):
     reference, killed = tmp_path / "reference.zarr", tmp_path / "killed.zarr"
-    command = [sys.executable, "-m", "pdekit", "generate", "burgers_1d", "--members", "24", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "pdekit",
+        "generate",
+        "burgers_1d",
+        "--members",
+        "24",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
 
     process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,7 +161,10 @@ def test_killed_generation_resumes_to_a_bit_identical_store(tmp_path):
 
 def test_dask_cluster_generation_equals_the_single_process_store(tmp_path, burgers_store):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         generate(small_burgers(), tmp_path / "dask.zarr", client=client, device="cpu", progress=False)
     a, b = _arrays(burgers_store), _arrays(tmp_path / "dask.zarr")
     for name in a:
@@ -206,8 +232,8 @@ def test_multi_worker_loader_yields_the_same_batches(burgers_store):
     single = list(torch.utils.data.DataLoader(windows, batch_size=8, sampler=sampler))
     multi = list(torch.utils.data.DataLoader(windows, batch_size=8, sampler=sampler, num_workers=2))
     assert len(single) == len(multi)
-    for a, b in zip(single, multi):
-        for x, y in zip(a, b):
+    for a, b in zip(single, multi, strict=True):
+        for x, y in zip(a, b, strict=True):
             assert torch.equal(x, y)
 
 
@@ -279,7 +305,9 @@ def test_store_whose_time_chunks_do_not_divide_its_times_is_created_and_read_bac
 # solver batch, with the store created and locked). It creates STALL_READY when it stalls.
 STALLED_GENERATE = """
 import importlib, os, sys, time, zarr
-generation, store = importlib.import_module("pdekit.data.generate"), importlib.import_module("pdekit.data.store")  # pdekit.data.generate is also the function
+# pdekit.data.generate is also the function, hence import_module
+generation = importlib.import_module("pdekit.data.generate")
+store = importlib.import_module("pdekit.data.store")
 where, ready = os.environ["STALL_AT"], os.environ["STALL_READY"]
 def stall(*args, **kwargs):
     open(ready, "w").close()
@@ -299,15 +327,32 @@ elif where == "batch":
 from pdekit.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-SMALL_GENERATE = ["generate", "burgers_1d", "--members", "4", "--batch-size", "2", "--shape", "128", "--times", "0:0.2:0.05", "--device", "cpu", "--no-progress"]
+SMALL_GENERATE = [
+    "generate",
+    "burgers_1d",
+    "--members",
+    "4",
+    "--batch-size",
+    "2",
+    "--shape",
+    "128",
+    "--times",
+    "0:0.2:0.05",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def stalled_generate(tmp_path, where: str, out) -> subprocess.Popen:
     """Starts `pdekit generate --out OUT` in a subprocess and returns it once it stalls at ``where``."""
     ready = tmp_path / f"stalled-{where}"
     process = subprocess.Popen(
-        [sys.executable, "-c", STALLED_GENERATE, *SMALL_GENERATE, "--out", str(out)], env={**os.environ, "STALL_AT": where, "STALL_READY": str(ready)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", STALLED_GENERATE, *SMALL_GENERATE, "--out", str(out)],
+        env={**os.environ, "STALL_AT": where, "STALL_READY": str(ready)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 120
     while not ready.exists():
@@ -356,7 +401,9 @@ def test_second_generate_into_a_store_being_generated_is_refused_at_once(tmp_pat
     store = tmp_path / "store.zarr"
     first = stalled_generate(tmp_path, "batch", store)
     try:
-        second = subprocess.run([sys.executable, "-m", "pdekit", *SMALL_GENERATE, "--out", str(store), "--resume"], capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-m", "pdekit", *SMALL_GENERATE, "--out", str(store), "--resume"], capture_output=True, text=True, timeout=120
+        )
         assert first.poll() is None, "the second must not have waited for the first"
     finally:
         first.kill()
@@ -366,7 +413,10 @@ def test_second_generate_into_a_store_being_generated_is_refused_at_once(tmp_pat
     assert _completed_count(store) == 0  # the second wrote nothing
 
 
-@pytest.mark.parametrize("device", ["nosuch", "cuda:99", pytest.param("cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA"))])
+@pytest.mark.parametrize(
+    "device",
+    ["nosuch", "cuda:99", pytest.param("cuda", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA"))],
+)
 def test_generate_on_a_bad_device_says_so_in_one_line_and_writes_nothing(tmp_path, device):
     with pytest.raises(ValueError, match=f"^device {device!r} is not") as error:
         generate(small_burgers(members=2), tmp_path / "store.zarr", device=device, progress=False)
@@ -401,9 +451,11 @@ def test_stopped_creation_at_a_url_is_redone(tmp_path, monkeypatch):
     recipe = heat_2d().with_overrides(shape=(16, 16), members=3, batch_size=2)
     create = zarr.Group.create_array
 
-    def fails_on_the_third(self, *args, _calls=[], **kwargs):
-        _calls.append(1)
-        if len(_calls) == 3:
+    calls = []
+
+    def fails_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
             raise OSError("connection lost")
         return create(self, *args, **kwargs)
 

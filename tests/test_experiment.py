@@ -2,9 +2,9 @@
 
 import json
 import math
-import tomllib
 
 import pytest
+import tomllib
 
 from pdekit.cli import main
 from pdekit.data import generate
@@ -17,7 +17,9 @@ TINY_MODEL = ["--set", "model.modes=8", "--set", "model.width=8", "--set", "mode
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "burgers.zarr"
-    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(32,), times=tuple(0.05 * i for i in range(1, 9)), members=8, batch_size=8)
+    recipe = burgers_1d().with_overrides(
+        shape=(128,), stored_shape=(32,), times=tuple(0.05 * i for i in range(1, 9)), members=8, batch_size=8
+    )
     generate(recipe, path, device="cpu", progress=False)
     return path
 
@@ -32,7 +34,9 @@ def test_train_writes_resolved_config_checkpoint_and_metrics_and_resumes(store, 
     config = load_config(run / "config.toml")
     assert (config.data.input_steps, config.trainer.weight_decay, config.model.settings["width"]) == (2, 0, 8)
     assert tomllib.loads((run / "config.toml").read_text())["data"]["store"] == str(store)
-    assert train(store, run, "--epochs", "2", "--input-steps", "2", "--set", "trainer.weight_decay=0", "--resume") == 0  # the run's settings, more epochs
+    assert (
+        train(store, run, "--epochs", "2", "--input-steps", "2", "--set", "trainer.weight_decay=0", "--resume") == 0
+    )  # the run's settings, more epochs
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
 
 
@@ -111,7 +115,9 @@ def test_config_values_are_checked_against_their_field_types_and_ranges(values, 
 
 
 def test_config_accepts_an_integer_where_a_number_is_expected_and_stores_a_float():
-    config = ExperimentConfig.from_dict({"trainer": {"learning_rate": 1, "gradient_clip": 0}, "model": {"name": "tfno", "settings": {"rank": 1}}})
+    config = ExperimentConfig.from_dict(
+        {"trainer": {"learning_rate": 1, "gradient_clip": 0}, "model": {"name": "tfno", "settings": {"rank": 1}}}
+    )
     assert type(config.trainer.learning_rate) is float and config.trainer.learning_rate == 1.0
     assert type(config.trainer.gradient_clip) is float
 

@@ -38,13 +38,31 @@ MEMBERS = 24
 GENERATE = ["generate", "burgers_1d", "--members", str(MEMBERS), "--batch-size", "2", "--shape", "256", "--device", "cpu", "--no-progress"]
 MODEL = ["--model", "fno", "--set", "model.width=8", "--set", "model.modes=4", "--no-progress"]
 ONLINE = [
-    "online", "--recipe", "heat_2d", *MODEL, "--batch-size", "4", "--capacity", "32", "--watermark", "8", "--steps-per-epoch", "3",
-    "--validation-members", "2", "--workers", "1", "--set", "online.batch_size=2",
+    "online",
+    "--recipe",
+    "heat_2d",
+    *MODEL,
+    "--batch-size",
+    "4",
+    "--capacity",
+    "32",
+    "--watermark",
+    "8",
+    "--steps-per-epoch",
+    "3",
+    "--validation-members",
+    "2",
+    "--workers",
+    "1",
+    "--set",
+    "online.batch_size=2",
 ]
 
 
 def start(arguments: list[str], tag: str) -> subprocess.Popen:
-    return subprocess.Popen([*PDEKIT, *arguments], env={**os.environ, TAG: tag}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*PDEKIT, *arguments], env={**os.environ, TAG: tag}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def tagged(tag: str) -> list[psutil.Process]:
@@ -140,7 +158,7 @@ def _generate_with_kills(tmp_path: Path, seed: int, kills: int) -> None:
             kill_when(process, lambda: True, rng.uniform(0.0, 2.0), tag)
         else:  # after some more members, at a random point of a batch
             target = min(done + rng.randint(1, 4), MEMBERS - 1)
-            kill_when(process, lambda: completed(store) >= target, rng.uniform(0.0, 0.15), tag)
+            kill_when(process, lambda target=target: completed(store) >= target, rng.uniform(0.0, 0.15), tag)
         if store.exists():
             assert validate(store).ok
     finish([*GENERATE, "--out", str(store), "--resume"], tag)
@@ -171,7 +189,8 @@ def small_store(tmp_path_factory) -> Path:
 
 
 def _fit_with_kills(arguments: list[str], run: Path, epochs: int, seed: int, kills: int) -> None:
-    """Starts ``arguments`` (a train or online command into ``run``), SIGKILLs it ``kills`` times at random moments, resumes it to the end."""
+    """Starts ``arguments`` (a train or online command into ``run``), SIGKILLs it ``kills`` times at random moments, resumes it to the
+    end."""
     rng = random.Random(seed)
     tag = uuid.uuid4().hex
     command = [*arguments, "--out", str(run), "--epochs", str(epochs)]
@@ -185,7 +204,7 @@ def _fit_with_kills(arguments: list[str], run: Path, epochs: int, seed: int, kil
             kill_when(process, lambda: True, rng.uniform(0.0, 4.0), tag)
         else:  # at a random point of a later epoch
             target = rng.randint(logged + 1, epochs - 1)
-            kill_when(process, lambda: epochs_logged(run) >= target, rng.uniform(0.0, 0.3), tag)
+            kill_when(process, lambda target=target: epochs_logged(run) >= target, rng.uniform(0.0, 0.3), tag)
         done = checked_run_directory(run)
         before = metrics(run)[:done]
     finish([*command, "--resume"], tag)

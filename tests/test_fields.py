@@ -11,7 +11,9 @@ from pdekit.solvers import GaussianRandomField, NavierStokes2D, RandomFourierMod
 def test_member_gets_the_same_field_in_any_batch_split(sampler):
     grid = Grid((16, 24))
     whole = sampler(grid, [10, 11, 12, 13], dtype=torch.float64)
-    parts = torch.cat([sampler(grid, [10, 11], dtype=torch.float64), sampler(grid, [12], dtype=torch.float64), sampler(grid, [13], dtype=torch.float64)])
+    parts = torch.cat(
+        [sampler(grid, [10, 11], dtype=torch.float64), sampler(grid, [12], dtype=torch.float64), sampler(grid, [13], dtype=torch.float64)]
+    )
     assert whole.shape == (4, 1, 16, 24)
     assert torch.equal(whole, parts)
     assert not torch.equal(whole[0], whole[1])

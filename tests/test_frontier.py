@@ -16,12 +16,12 @@ from torch.utils.data import DataLoader
 from pdekit import Grid
 from pdekit.data import RECIPES, EpochSampler, FieldStatistics, Recipe, Windows, compute_statistics, generate
 from pdekit.data.recipes import fno_navier_stokes
+from pdekit.frontier_cli import add_frontier_parser
 from pdekit.grid import fourier_truncate
 from pdekit.models import build_model
 from pdekit.rollout import HybridSolver, relative_l2_per_step, rollout
 from pdekit.rollout.correction import CorrectedSolver, CorrectionObjective, CorrectionTraining, MemberSolvers, recipe_from_attrs
 from pdekit.runs.frontier import CorrectionRoute, FrontierRow, HybridRoute, SurrogateRoute, fourier_resample, frontier, pareto_front
-from pdekit.frontier_cli import add_frontier_parser
 from pdekit.solvers import GaussianRandomField, NavierStokes2D, fno_forcing
 from pdekit.training import Trainer, TrainerConfig
 
@@ -90,7 +90,9 @@ def test_a_corrected_solver_is_a_solver_in_physical_units_and_a_stepper_in_the_r
     with torch.no_grad():
         physical = corrected.solve(u0, times, 0.05)
         normalised = rollout(corrected, statistics.normalize(u0).unsqueeze(1), 4, 0.05)
-        hybrid = HybridSolver(corrected, Keep(), surrogate_steps=1, numerical_steps=1).solve(u0, times, 0.05)  # keep, correct, keep, correct
+        hybrid = HybridSolver(corrected, Keep(), surrogate_steps=1, numerical_steps=1).solve(
+            u0, times, 0.05
+        )  # keep, correct, keep, correct
         first = corrected.step(u0, 0.05)
     torch.testing.assert_close(statistics.denormalize(normalised), physical, rtol=0, atol=1e-12)
     torch.testing.assert_close(hybrid, torch.stack([u0, first, first, corrected.step(first, 0.05)], 1), rtol=0, atol=1e-12)
@@ -98,15 +100,22 @@ def test_a_corrected_solver_is_a_solver_in_physical_units_and_a_stepper_in_the_r
 
 @pytest.mark.parametrize("pushforward", [False, True])
 def test_the_objective_unrolls_corrected_steps_in_physical_units_and_scores_them_normalised(pushforward):
-    recipe = Recipe(name="ns8", pde="navier_stokes_2d", shape=(8, 8), times=(0.05, 0.1), dt=0.02, cfl=0.5, forcing="fno", parameters={"viscosity": 1e-2})
+    recipe = Recipe(
+        name="ns8", pde="navier_stokes_2d", shape=(8, 8), times=(0.05, 0.1), dt=0.02, cfl=0.5, forcing="fno", parameters={"viscosity": 1e-2}
+    )
     solvers = MemberSolvers(recipe, dtype=torch.float64, device="cpu")
     statistics = FieldStatistics((0.1,), (2.0,), 2)
-    objective = CorrectionObjective(solvers, CorrectionTraining(unroll=2, pushforward=pushforward, scale=0.1), dt=0.05, statistics=statistics)
+    objective = CorrectionObjective(
+        solvers, CorrectionTraining(unroll=2, pushforward=pushforward, scale=0.1), dt=0.05, statistics=statistics
+    )
     u0 = solvers().initial_condition(2, seeds=[5, 6])
     truth = solvers().solve(u0, [0.05, 0.1], 0.01)  # any targets [B, 2, C, *S]
     inputs, targets, params = statistics.normalize(u0).unsqueeze(1), statistics.normalize(truth), torch.full((2, 1), 1e-2)
     model = Linear()
-    mse = lambda a, b: (a - b).square().mean()
+
+    def mse(a, b):
+        return (a - b).square().mean()
+
     objective.loss(model, inputs, targets, params, mse, 0).backward()
     gradient = model.conv.weight.grad.clone()
 
@@ -144,8 +153,17 @@ def test_a_trained_correction_lowers_the_coarse_solvers_error_on_held_out_member
     # Burgers at nu = 0.01 solved on 64 points, stored on 16: the coarse solver's 2/3 rule drops the
     # cascade into modes 6-7, an error of 4-19% over the stored horizon that the correction must learn.
     recipe = Recipe(
-        name="burgers_tiny", pde="burgers", shape=(64,), stored_shape=(16,), times=tuple(0.05 * n for n in range(1, 11)), dt=1e-3, cfl=0.5,
-        parameters={"viscosity": 0.01}, initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0), members=20, batch_size=20,
+        name="burgers_tiny",
+        pde="burgers",
+        shape=(64,),
+        stored_shape=(16,),
+        times=tuple(0.05 * n for n in range(1, 11)),
+        dt=1e-3,
+        cfl=0.5,
+        parameters={"viscosity": 0.01},
+        initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0),
+        members=20,
+        batch_size=20,
     )
     store = str(tmp_path / "burgers.zarr")
     generate(recipe, store, progress=False)
@@ -222,7 +240,16 @@ def test_frontier_timing_excludes_the_warm_up_and_includes_every_routes_full_cos
     slow = SlowFirstCall()
     decoded = SurrogateRoute("slow decode", Identity(), (16, 16), 1.0, SlowStatistics((0.0,), (1.0,), 2), ("viscosity",))
     hybrid = HybridRoute("hybrid 1:1", SurrogateRoute("identity", Identity(), (16, 16), 1.0, None, ("viscosity",)), 1, 1)
-    result = frontier(fno_navier_stokes(1e-3), (16, 16), horizon, coarse_shapes=[(8, 8)], runs=[slow, decoded, hybrid], members=members, device="cpu", repeats=1)
+    result = frontier(
+        fno_navier_stokes(1e-3),
+        (16, 16),
+        horizon,
+        coarse_shapes=[(8, 8)],
+        runs=[slow, decoded, hybrid],
+        members=members,
+        device="cpu",
+        repeats=1,
+    )
     rows = {r.name: r for r in result.rows}
     assert [r.kind for r in result.rows] == ["solver", "solver", "surrogate", "surrogate", "hybrid"]
     per_call = members * horizon
@@ -253,7 +280,9 @@ def test_surrogate_hybrid_and_correction_routes_that_are_the_coarse_solver_score
     grid = Grid((8, 8))
     solver = NavierStokes2D(grid, 1e-3, forcing=fno_forcing(grid), cfl=0.5, device="cpu")
     statistics = FieldStatistics((0.3,), (2.0,), 2)
-    surrogate = SurrogateRoute("surrogate", SolverStepper(solver, statistics), (8, 8), 0.5, statistics, ("viscosity",))  # 2 steps per output
+    surrogate = SurrogateRoute(
+        "surrogate", SolverStepper(solver, statistics), (8, 8), 0.5, statistics, ("viscosity",)
+    )  # 2 steps per output
     hybrid = HybridRoute("hybrid", surrogate, 1, 1)
     corrected = CorrectedSolver(MemberSolvers(recipe, shape=(8, 8), device="cpu"), Zero(), dt=1.0)
     runs = [surrogate, hybrid, CorrectionRoute("correction", corrected, ("viscosity",))]
@@ -297,12 +326,37 @@ def test_frontier_command_writes_the_table_json_and_plot(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_frontier_parser(parser.add_subparsers())
     out = tmp_path / "frontier"
-    args = parser.parse_args(["frontier", "fno_navier_stokes", "--reference-shape", "16", "--coarse-shapes", "8x8", "--horizon", "1",
-                              "--cfls", "0.5", "0", "--members", "2", "--repeats", "1", "--device", "cpu", "--out", str(out), "--no-progress"])
+    args = parser.parse_args(
+        [
+            "frontier",
+            "fno_navier_stokes",
+            "--reference-shape",
+            "16",
+            "--coarse-shapes",
+            "8x8",
+            "--horizon",
+            "1",
+            "--cfls",
+            "0.5",
+            "0",
+            "--members",
+            "2",
+            "--repeats",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert args.func(args) == 0
     written = json.loads((out / "frontier.json").read_text())
     assert [r["name"] for r in written["rows"]] == [
-        "solver 16x16, dt 0.05, cfl 0.5", "solver 16x16, dt 0.05, cfl None", "solver 8x8, dt 0.05, cfl 0.5", "solver 8x8, dt 0.05, cfl None",
+        "solver 16x16, dt 0.05, cfl 0.5",
+        "solver 16x16, dt 0.05, cfl None",
+        "solver 8x8, dt 0.05, cfl 0.5",
+        "solver 8x8, dt 0.05, cfl None",
     ]
     assert (out / "frontier.png").stat().st_size > 0 and "| solver 8x8, dt 0.05, cfl 0.5 |" in capsys.readouterr().out
     bad = parser.parse_args(["frontier", "heat_2d", "--reference-shape", "16", "--horizon", "1", "--viscosity", "1e-3", "--out", str(out)])
@@ -314,21 +368,78 @@ def test_pdekit_train_mode_correction_trains_evaluates_and_rolls_out_a_corrected
     from pdekit.runs import load_run
 
     recipe = Recipe(
-        name="burgers_tiny", pde="burgers", shape=(64,), stored_shape=(16,), times=tuple(0.05 * n for n in range(1, 7)), dt=1e-3, cfl=0.5,
-        parameters={"viscosity": 0.01}, initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0), members=8, batch_size=8,
+        name="burgers_tiny",
+        pde="burgers",
+        shape=(64,),
+        stored_shape=(16,),
+        times=tuple(0.05 * n for n in range(1, 7)),
+        dt=1e-3,
+        cfl=0.5,
+        parameters={"viscosity": 0.01},
+        initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0),
+        members=8,
+        batch_size=8,
     )
     store, run = tmp_path / "burgers.zarr", tmp_path / "run"
     generate(recipe, str(store), progress=False)
-    code = main([
-        "train", "--data", str(store), "--out", str(run), "--mode", "correction", "--target-steps", "2", "--epochs", "1", "--model", "fno",
-        "--set", "model.modes=8", "--set", "model.width=8", "--set", "correction.unroll=2", "--set", "correction.solver_dt=0.025", "--device", "cpu", "--no-progress",
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(store),
+            "--out",
+            str(run),
+            "--mode",
+            "correction",
+            "--target-steps",
+            "2",
+            "--epochs",
+            "1",
+            "--model",
+            "fno",
+            "--set",
+            "model.modes=8",
+            "--set",
+            "model.width=8",
+            "--set",
+            "correction.unroll=2",
+            "--set",
+            "correction.solver_dt=0.025",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     _, stepper = load_run(run)
     assert isinstance(stepper, CorrectedSolver)
     assert main(["evaluate", str(run), "--device", "cpu"]) == 0 and main(["rollout", str(run), "--device", "cpu"]) == 0
     assert "correlation time" in capsys.readouterr().out
-    again = ["train", "--data", str(store), "--out", str(run), "--mode", "correction", "--target-steps", "2", "--epochs", "2", "--model", "fno",
-             "--set", "model.modes=8", "--set", "model.width=8", "--set", "correction.unroll=2", "--set", "correction.solver_dt=0.025", "--device", "cpu",
-             "--no-progress", "--resume"]
+    again = [
+        "train",
+        "--data",
+        str(store),
+        "--out",
+        str(run),
+        "--mode",
+        "correction",
+        "--target-steps",
+        "2",
+        "--epochs",
+        "2",
+        "--model",
+        "fno",
+        "--set",
+        "model.modes=8",
+        "--set",
+        "model.width=8",
+        "--set",
+        "correction.unroll=2",
+        "--set",
+        "correction.solver_dt=0.025",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--resume",
+    ]
     assert main(again) == 0, capsys.readouterr().err  # the same command resumes: correction.scale = 0 takes the run's resolved scale

@@ -129,7 +129,7 @@ def test_regressor_is_silu_of_a_pointwise_linear_plus_a_spectral_convolution_the
         return torch.einsum("oi,bin->bon", linear.weight, u) + linear.bias[:, None]
 
     u = z
-    for linear, conv in zip(regressor.linear, regressor.spectral):
+    for linear, conv in zip(regressor.linear, regressor.spectral, strict=True):
         u = torch.nn.functional.silu(pointwise(linear, u) + spectral_by_hand(conv, u))
     first, _, second = regressor.project
     expected = pointwise(second, torch.nn.functional.silu(pointwise(first, u)))
@@ -152,7 +152,13 @@ def test_2d_spectral_convolution_multiplies_each_kept_mode_by_its_own_weight(n):
         for weight in conv.weights:
             weight.normal_()
     positive, negative = (torch.view_as_complex(w)[0, 0] for w in conv.weights)  # [modes, modes]; negative[j] is k0 = j - 4
-    for (k0, k1), w in [((1, 2), positive[1, 2]), ((0, 1), positive[0, 1]), ((-1, 1), negative[3, 1]), ((-2, 2), negative[2, 2]), ((-3, 1), negative[1, 1])]:
+    for (k0, k1), w in [
+        ((1, 2), positive[1, 2]),
+        ((0, 1), positive[0, 1]),
+        ((-1, 1), negative[3, 1]),
+        ((-2, 2), negative[2, 2]),
+        ((-3, 1), negative[1, 1]),
+    ]:
         cos, sin = plane_wave(n, k0, k1)
         torch.testing.assert_close(conv(cos), w.real * cos - w.imag * sin, rtol=1e-10, atol=1e-12)
 

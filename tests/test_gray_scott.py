@@ -1,4 +1,5 @@
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -45,8 +46,8 @@ def test_mode_of_u_relaxes_to_one_at_the_exact_rate_without_v(shape, lengths):
     feed, diffusivity_u = torch.tensor([0.02, 0.06], **F64), torch.tensor([1e-3, 4e-3], **F64)
     solver = GrayScott(grid, feed, 0.05, diffusivity_u=diffusivity_u, **F64)
     modes = (1, 2, -1)[: grid.ndim]
-    phase = sum(2 * math.pi * m * x / l for m, x, l in zip(modes, grid.mesh(), grid.lengths))
-    wavenumber_squared = sum((2 * math.pi * m / l) ** 2 for m, l in zip(modes, grid.lengths))
+    phase = sum(2 * math.pi * m * x / length for m, x, length in zip(modes, grid.mesh(), grid.lengths, strict=True))
+    wavenumber_squared = sum((2 * math.pi * m / length) ** 2 for m, length in zip(modes, grid.lengths, strict=True))
     amplitude = 0.3
     u0 = _uniform(grid, 1.0, 0.0, batch=2)
     u0[:, 0] += amplitude * torch.cos(phase + 0.4)
@@ -81,7 +82,10 @@ def _band_limited(grid: Grid, fine: Grid, generator: torch.Generator) -> tuple[t
     a, b = torch.randn(2, modes.shape[0], generator=generator, dtype=torch.float64)
 
     def evaluate(g: Grid) -> torch.Tensor:
-        phase = sum(2 * math.pi * modes[:, i, None] * x.reshape(1, -1) / l for i, (x, l) in enumerate(zip(g.mesh(), g.lengths)))
+        phase = sum(
+            2 * math.pi * modes[:, i, None] * x.reshape(1, -1) / length
+            for i, (x, length) in enumerate(zip(g.mesh(), g.lengths, strict=True))
+        )
         return (a[:, None] * torch.cos(phase) + b[:, None] * torch.sin(phase)).sum(0).view(g.shape)
 
     return evaluate(grid), evaluate(fine)
@@ -119,7 +123,7 @@ def test_temporal_convergence_order_matches_the_scheme(scheme):
     assert (reference - w0).abs().max() > 0.5  # the reaction reshapes the state: a nonlinear run
     solver = GrayScott(grid, scheme=scheme, **settings)
     errors = [(solver.solve(w0, [t], dt=t / n) - reference).abs().max().item() for n in (16, 32, 64)]
-    orders = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    orders = [math.log2(a / b) for a, b in pairwise(errors)]
     assert all(abs(p - solver.scheme.order) < 0.3 for p in orders), (errors, orders)
 
 
@@ -190,11 +194,17 @@ def test_perturbed_steady_state_interpolates_uniform_noise_about_the_well_state(
     "build, message",
     [
         (lambda g: GrayScott(g, -0.01, 0.06, device="cpu"), r"feed must be non-negative and finite; got -0\.01"),
-        (lambda g: GrayScott(g, 0.03, torch.tensor([0.06, -1.0]), device="cpu"), r"kill must be non-negative and finite; got -1 \(member 1\)"),
+        (
+            lambda g: GrayScott(g, 0.03, torch.tensor([0.06, -1.0]), device="cpu"),
+            r"kill must be non-negative and finite; got -1 \(member 1\)",
+        ),
         (lambda g: GrayScott(g, diffusivity_u=0.0, device="cpu"), "diffusivity_u must be positive and finite; got 0"),
         (lambda g: GrayScott(g, diffusivity_v=math.nan, device="cpu"), "diffusivity_v must be positive and finite; got nan"),
         (lambda g: GrayScott(g, torch.ones(2, 2) * 0.03, device="cpu"), r"feed must be a float or a tensor of shape \[batch\]"),
-        (lambda g: GrayScott(g, torch.tensor([0.03, 0.04]), torch.tensor([0.06] * 3), device="cpu"), "kill has 3 members but another parameter has 2"),
+        (
+            lambda g: GrayScott(g, torch.tensor([0.03, 0.04]), torch.tensor([0.06] * 3), device="cpu"),
+            "kill has 3 members but another parameter has 2",
+        ),
         (lambda g: GrayScott(g, scheme="exact", device="cpu"), "GrayScott is nonlinear: scheme must not be exact"),
         (lambda g: GrayScott(g, dealias="2/3", device="cpu"), "dealias must be True or False"),
         (lambda g: RandomGaussians(count=(0, 5)), r"RandomGaussians count must be a pair \(low, high\)"),
@@ -211,7 +221,9 @@ def test_bad_parameters_raise_one_line_value_errors(build, message):
 
 def test_state_of_the_wrong_shape_is_refused():
     solver = GrayScott(Grid((8, 8)), **F64)
-    with pytest.raises(ValueError, match=r"u has shape \(1, 1, 8, 8\); GrayScott expects \[batch, channel, \*space\] = \('batch', 2, 8, 8\)"):
+    with pytest.raises(
+        ValueError, match=r"u has shape \(1, 1, 8, 8\); GrayScott expects \[batch, channel, \*space\] = \('batch', 2, 8, 8\)"
+    ):
         solver.step(torch.ones(1, 1, 8, 8, dtype=torch.float64), 1.0)
     with pytest.raises(ValueError, match=r"u0 has shape \(1, 2, 8\)"):
         solver.solve(torch.ones(1, 2, 8, dtype=torch.float64), [1.0], dt=1.0)

@@ -1,4 +1,5 @@
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -74,7 +75,7 @@ def test_variable_diffusivity_converges_at_fourth_order():
     u0 = solver.initial_condition(1, seeds=[7])
     reference = solver.solve(u0, [0.2], dt=0.2 / 2048)
     errors = [(solver.solve(u0, [0.2], dt=0.2 / n) - reference).abs().max().item() for n in (16, 32, 64)]
-    orders = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    orders = [math.log2(a / b) for a, b in pairwise(errors)]
     assert all(3.6 < p < 4.4 for p in orders), (errors, orders)
 
 

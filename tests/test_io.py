@@ -7,13 +7,13 @@ import pytest
 import torch
 import yaml
 
+import pdekit.io.pdebench
+import pdekit.io.well
 from pdekit.data import Field, Layout, Parameter, create_store, generate, open_store, validate
 from pdekit.data.recipes import fno_navier_stokes, heat_2d
 from pdekit.data.store import channel_names, mark_failed, read_members, store_fields, write_member
 from pdekit.grid import Grid
 from pdekit.io import export_pdebench, export_well, import_pdebench, import_well, require_zarr_store
-import pdekit.io.pdebench
-import pdekit.io.well
 from pdekit.io.cli import add_export_parser, add_import_parser
 from pdekit.io.ensemble import Ensemble, decimal_float64, member_trajectories, write_ensemble
 
@@ -23,14 +23,18 @@ h5py = pytest.importorskip("h5py")
 @pytest.fixture(scope="module")
 def heat(tmp_path_factory):
     path = tmp_path_factory.mktemp("heat") / "heat.zarr"
-    generate(heat_2d().with_overrides(shape=(16, 16), times=(0.01, 0.02, 0.03), members=3, batch_size=3), path, device="cpu", progress=False)
+    generate(
+        heat_2d().with_overrides(shape=(16, 16), times=(0.01, 0.02, 0.03), members=3, batch_size=3), path, device="cpu", progress=False
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def navier_stokes(tmp_path_factory):
     path = tmp_path_factory.mktemp("ns") / "ns.zarr"
-    recipe = fno_navier_stokes().with_overrides(shape=(16, 16), stored_shape=(16, 16), times=(0.5, 1.0, 1.5), members=2, batch_size=2, fields=("vorticity", "velocity"))
+    recipe = fno_navier_stokes().with_overrides(
+        shape=(16, 16), stored_shape=(16, 16), times=(0.5, 1.0, 1.5), members=2, batch_size=2, fields=("vorticity", "velocity")
+    )
     generate(recipe, path, device="cpu", progress=False)
     return path
 
@@ -40,8 +44,12 @@ def walled(tmp_path_factory):
     """A 6 x 8 store (y, x) with a wall in x, open in y, and member 1 failed: only members 0 and 2 are complete."""
     path = tmp_path_factory.mktemp("walled") / "walled.zarr"
     layout = Layout(
-        fields=(Field("u", "a scalar"),), grid=Grid((6, 8), (3.0, 4.0)), times=(0.0, 0.5, 1.0), members=3,
-        parameters=(Parameter("k", "a rate", "1/s"),), attributes={"pde": "test", "solver": "none", "scheme": "none", "title": "walled", "recipe": {"name": "walled"}},
+        fields=(Field("u", "a scalar"),),
+        grid=Grid((6, 8), (3.0, 4.0)),
+        times=(0.0, 0.5, 1.0),
+        members=3,
+        parameters=(Parameter("k", "a rate", "1/s"),),
+        attributes={"pde": "test", "solver": "none", "scheme": "none", "title": "walled", "recipe": {"name": "walled"}},
         boundary_conditions=("wall", "open"),
     )
     group = create_store(path, layout, {"k": np.array([1.0, 2.0, 3.0])}, np.array([5, 6, 7]))
@@ -73,7 +81,14 @@ def assert_same_ensemble(original, copy, members=None):
 def well_dataset(directory, **options):
     """Returns The Well's own loader on the training split of ``directory``: one input step, one output step."""
     the_well = pytest.importorskip("the_well.data")
-    return the_well.WellDataset(path=str(directory), well_split_name="train", normalization_path=str(directory / "stats.yaml"), n_steps_input=1, n_steps_output=1, **options)
+    return the_well.WellDataset(
+        path=str(directory),
+        well_split_name="train",
+        normalization_path=str(directory / "stats.yaml"),
+        n_steps_input=1,
+        n_steps_output=1,
+        **options,
+    )
 
 
 @pytest.mark.parametrize("name", ["heat", "navier_stokes"])
@@ -87,8 +102,15 @@ def test_store_to_well_to_store_is_bit_exact(name, request, tmp_path):
 def test_only_completed_members_are_exported_and_walls_stay_walls(walled, tmp_path):
     export_well(walled, tmp_path / "well")
     with h5py.File(tmp_path / "well" / "data" / "train" / "walled.hdf5") as file:
-        assert file.attrs["n_trajectories"] == 2 and file["pdekit/members"][:].tolist() == [0, 2] and file["pdekit/seeds"][:].tolist() == [5, 7]
-        assert {k: file["boundary_conditions"][k].attrs["bc_type"] for k in file["boundary_conditions"]} == {"x_wall": "WALL", "y_open": "OPEN"}
+        assert (
+            file.attrs["n_trajectories"] == 2
+            and file["pdekit/members"][:].tolist() == [0, 2]
+            and file["pdekit/seeds"][:].tolist() == [5, 7]
+        )
+        assert {k: file["boundary_conditions"][k].attrs["bc_type"] for k in file["boundary_conditions"]} == {
+            "x_wall": "WALL",
+            "y_open": "OPEN",
+        }
         assert file["t0_fields"]["u"].shape == (2, 3, 8, 6)  # The Well lays space out x, y
     sample = well_dataset(tmp_path / "well")[0]
     assert sample["boundary_conditions"].tolist() == [[0, 0], [1, 1]]  # The Well's codes: WALL 0, OPEN 1 (x, then y)
@@ -96,7 +118,9 @@ def test_only_completed_members_are_exported_and_walls_stay_walls(walled, tmp_pa
     values = read_members(open_store(walled), 0, 3)[[0, 2]].astype(np.float64)
     steps = np.diff(values, axis=1)
     assert np.allclose([statistics[k]["u"] for k in ("mean", "std", "rms")], [values.mean(), values.std(), np.sqrt((values**2).mean())])
-    assert np.allclose([statistics[k]["u"] for k in ("mean_delta", "std_delta", "rms_delta")], [steps.mean(), steps.std(), np.sqrt((steps**2).mean())])
+    assert np.allclose(
+        [statistics[k]["u"] for k in ("mean_delta", "std_delta", "rms_delta")], [steps.mean(), steps.std(), np.sqrt((steps**2).mean())]
+    )
     import_well(tmp_path / "well", tmp_path / "back.zarr")
     assert_same_ensemble(walled, tmp_path / "back.zarr", members=[0, 2])
 
@@ -117,7 +141,9 @@ def test_well_dataset_yields_batches_equal_to_the_store(navier_stokes, tmp_path)
         assert batch["constant_scalars"][i].tolist() == [group["viscosity"][m]]
     assert np.array_equal(batch["space_grid"][0].numpy(), np.stack(np.meshgrid(group["x"][:], group["y"][:], indexing="ij"), -1))
     # stats.yaml: WellDataset's z-score uses the store's per-channel mean and std over members, times and points
-    normalised = well_dataset(tmp_path / "well", use_normalization=True, normalization_type=pytest.importorskip("the_well.data.normalization").ZScoreNormalization)[4]["input_fields"].numpy()
+    normalised = well_dataset(
+        tmp_path / "well", use_normalization=True, normalization_type=pytest.importorskip("the_well.data.normalization").ZScoreNormalization
+    )[4]["input_fields"].numpy()
     moments = as_well.astype(np.float64).reshape(-1, 3)
     assert np.allclose(normalised, (as_well[1, 1:2] - moments.mean(0)) / moments.std(0), atol=1e-5)
 
@@ -135,7 +161,15 @@ def write_well_file(path, reynolds, trajectories=2, *, bc_high="WALL", extra=Fal
     velocity = np.stack([np.sin(np.pi * xx) * (1 + tt + b), np.cos(np.pi * yy) * (1 - tt)], -1).astype(np.float32)
     strings = h5py.string_dtype()
     with h5py.File(path, "w") as f:
-        f.attrs.update({"dataset_name": "shear_test", "grid_type": "cartesian", "n_spatial_dims": 2, "n_trajectories": trajectories, "Reynolds": reynolds})
+        f.attrs.update(
+            {
+                "dataset_name": "shear_test",
+                "grid_type": "cartesian",
+                "n_spatial_dims": 2,
+                "n_trajectories": trajectories,
+                "Reynolds": reynolds,
+            }
+        )
         f.attrs["simulation_parameters"] = np.array(["Reynolds"], dtype=strings)
         dims = f.create_group("dimensions")
         dims.attrs["spatial_dims"] = np.array(["x", "y"], dtype=strings)
@@ -143,10 +177,20 @@ def write_well_file(path, reynolds, trajectories=2, *, bc_high="WALL", extra=Fal
             dims.create_dataset(name, data=values).attrs.update({"sample_varying": False, "time_varying": time_varying})
         bcs = f.create_group("boundary_conditions")
         ends = {"x_periodic": ("x", "PERIODIC", [0, -1])}
-        ends.update({"y_wall": ("y", "WALL", [0, -1])} if bc_high == "WALL" else {"y_wall": ("y", "WALL", [0]), "y_open": ("y", bc_high, [-1])})
+        ends.update(
+            {"y_wall": ("y", "WALL", [0, -1])} if bc_high == "WALL" else {"y_wall": ("y", "WALL", [0]), "y_open": ("y", bc_high, [-1])}
+        )
         for name, (axis, kind, where) in ends.items():
             group = bcs.create_group(name)
-            group.attrs.update({"associated_dims": np.array([axis], dtype=strings), "associated_fields": np.array([], dtype=strings), "bc_type": kind, "sample_varying": False, "time_varying": False})
+            group.attrs.update(
+                {
+                    "associated_dims": np.array([axis], dtype=strings),
+                    "associated_fields": np.array([], dtype=strings),
+                    "bc_type": kind,
+                    "sample_varying": False,
+                    "time_varying": False,
+                }
+            )
             mask = np.zeros(len(x if axis == "x" else y), dtype=bool)
             mask[where] = True
             group.create_dataset("mask", data=mask)
@@ -155,12 +199,20 @@ def write_well_file(path, reynolds, trajectories=2, *, bc_high="WALL", extra=Fal
         scalars.create_dataset("Reynolds", data=np.float32(reynolds)).attrs.update({"sample_varying": False, "time_varying": False})
         for order, fields in enumerate([{"tracer": tracer}, {"velocity": velocity}, {}]):
             group = f.create_group(f"t{order}_fields")
-            group.attrs["field_names"] = np.array(list(fields) + ({0: ["obstacle"], 1: [], 2: ["stress"]}[order] if extra else []), dtype=strings)
+            group.attrs["field_names"] = np.array(
+                list(fields) + ({0: ["obstacle"], 1: [], 2: ["stress"]}[order] if extra else []), dtype=strings
+            )
             for name, values in fields.items():
-                group.create_dataset(name, data=values).attrs.update({"dim_varying": [True, True], "sample_varying": True, "time_varying": True})
+                group.create_dataset(name, data=values).attrs.update(
+                    {"dim_varying": [True, True], "sample_varying": True, "time_varying": True}
+                )
         if extra:
-            f["t0_fields"].create_dataset("obstacle", data=np.ones((trajectories, 16, 12), np.float32)).attrs.update({"dim_varying": [True, True], "sample_varying": True, "time_varying": False})
-            f["t2_fields"].create_dataset("stress", data=np.ones((trajectories, 6, 16, 12, 2, 2), np.float32)).attrs.update({"dim_varying": [True, True], "sample_varying": True, "time_varying": True})
+            f["t0_fields"].create_dataset("obstacle", data=np.ones((trajectories, 16, 12), np.float32)).attrs.update(
+                {"dim_varying": [True, True], "sample_varying": True, "time_varying": False}
+            )
+            f["t2_fields"].create_dataset("stress", data=np.ones((trajectories, 6, 16, 12, 2, 2), np.float32)).attrs.update(
+                {"dim_varying": [True, True], "sample_varying": True, "time_varying": True}
+            )
             f["scalars"].create_dataset("energy", data=np.ones(6, np.float32)).attrs.update({"sample_varying": False, "time_varying": True})
     return tracer, velocity, x, y, t
 
@@ -182,7 +234,11 @@ def test_a_file_laid_out_as_the_well_imports_validates_and_trains(tmp_path):
     assert np.array_equal(group["x"][:], decimal_float64(x)) and group["y"][0] == -1.0
     assert group["Reynolds"][:].tolist() == [1e4, 1e4, 5e4, 5e4]  # one value per file, files in sorted order
     assert (group["x"].attrs["boundary_condition"], group["y"].attrs["boundary_condition"]) == ("periodic", "wall")
-    config = ExperimentConfig(data=DataConfig(store=str(tmp_path / "shear.zarr"), batch_size=2), model=ModelConfig("fno", {"modes": 4, "width": 8}), trainer=TrainerConfig(epochs=1, progress=False))
+    config = ExperimentConfig(
+        data=DataConfig(store=str(tmp_path / "shear.zarr"), batch_size=2),
+        model=ModelConfig("fno", {"modes": 4, "width": 8}),
+        trainer=TrainerConfig(epochs=1, progress=False),
+    )
     trainer = train(config, tmp_path / "run")
     assert trainer.epoch == 1 and np.isfinite(trainer.history[-1]["validation_l2"])
 
@@ -244,7 +300,12 @@ def test_pdebench_files_as_pdebench_writes_them_import_with_x_first_axes(tmp_pat
     density = (1 + xx + 10 * yy + 100 * tt + 1000 * b).astype(np.float32)  # [sample, t, x, y]
     cfd = tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_periodic_8_Train.hdf5"
     with h5py.File(cfd, "w") as f:
-        for name, values in {"density": density, "pressure": 2 * density, "Vx": np.sin(xx).astype(np.float32), "Vy": np.cos(yy).astype(np.float32)}.items():
+        for name, values in {
+            "density": density,
+            "pressure": 2 * density,
+            "Vx": np.sin(xx).astype(np.float32),
+            "Vy": np.cos(yy).astype(np.float32),
+        }.items():
             f.create_dataset(name, data=values)
         f.create_dataset("t-coordinate", data=(np.arange(4) * 0.05).astype(np.float32))  # one more entry than steps, as PDEBench's
         f.create_dataset("x-coordinate", data=x)
@@ -300,14 +361,20 @@ def test_training_on_hdf5_data_names_pdekit_import(navier_stokes, tmp_path):
 
 
 def many_members(n=10_000, *, varying=True):
-    """Returns an ensemble of ``n`` members on a 2 x 2 grid and 2 times (seeds, parameters ``k``, varying unless not ``varying``, and ``c``, shared), and its trajectories ``[n, time, 1, y, x]``.
+    """Returns an ensemble of ``n`` members on a 2 x 2 grid and 2 times (seeds, parameters ``k``, varying unless not ``varying``, and ``c``,
+    shared), and its trajectories ``[n, time, 1, y, x]``.
 
     ``n`` seeds as int64 are 80 kB: more than an HDF5 object header (64 KiB) holds as an attribute.
     """
     ensemble = Ensemble(
-        fields=(Field("u", "a scalar"),), times=np.array([0.0, 0.5]), coordinates={"x": np.array([0.0, 0.5]), "y": np.array([0.0, 0.5])}, boundary_conditions={"x": "periodic", "y": "wall"},
-        parameters=(Parameter("k", "a rate", "1/s"), Parameter("c", "a speed", "m/s")), values={"k": np.arange(n) * 0.5 if varying else np.full(n, 0.5), "c": np.full(n, 2.0)},
-        seeds=np.arange(n, dtype=np.int64) + 7, attributes={"pde": "test", "solver": "none", "scheme": "none", "title": "many", "recipe": {"name": "many"}},
+        fields=(Field("u", "a scalar"),),
+        times=np.array([0.0, 0.5]),
+        coordinates={"x": np.array([0.0, 0.5]), "y": np.array([0.0, 0.5])},
+        boundary_conditions={"x": "periodic", "y": "wall"},
+        parameters=(Parameter("k", "a rate", "1/s"), Parameter("c", "a speed", "m/s")),
+        values={"k": np.arange(n) * 0.5 if varying else np.full(n, 0.5), "c": np.full(n, 2.0)},
+        seeds=np.arange(n, dtype=np.int64) + 7,
+        attributes={"pde": "test", "solver": "none", "scheme": "none", "title": "many", "recipe": {"name": "many"}},
         members=np.arange(n),
     )
     return ensemble, np.random.default_rng(0).normal(size=(n, 2, 1, 2, 2)).astype(np.float32)
@@ -315,23 +382,30 @@ def many_members(n=10_000, *, varying=True):
 
 def assert_same_description(original: Ensemble, copy: Ensemble, parameters=("k", "c")):
     assert [f.name for f in copy.fields] == [f.name for f in original.fields] and [p.name for p in copy.parameters] == list(parameters)
-    assert np.array_equal(copy.times, original.times) and all(np.array_equal(copy.coordinates[a], original.coordinates[a]) for a in ("x", "y"))
+    assert np.array_equal(copy.times, original.times) and all(
+        np.array_equal(copy.coordinates[a], original.coordinates[a]) for a in ("x", "y")
+    )
     assert copy.boundary_conditions == original.boundary_conditions and copy.attributes == original.attributes
     assert np.array_equal(copy.seeds, original.seeds) and all(np.array_equal(copy.values[p], original.values[p]) for p in parameters)
 
 
 def test_ten_thousand_members_fit_both_formats_and_come_back_bit_exact(monkeypatch, tmp_path):
-    """The HDF5 side at PDEBench's 10 000 samples; the Zarr side is replaced by the ensemble in memory (test_ten_thousand_members_round_trip_through_zarr does it for real)."""
+    """The HDF5 side at PDEBench's 10 000 samples; the Zarr side is replaced by the ensemble in memory
+    (test_ten_thousand_members_round_trip_through_zarr does it for real)."""
     ensemble, data = many_members()
     imported = []
     for module in (pdekit.io.well, pdekit.io.pdebench):
         monkeypatch.setattr(module, "read_ensemble", lambda store: ensemble)
         monkeypatch.setattr(module, "member_trajectories", lambda store, e: iter(data[e.members]))
-        monkeypatch.setattr(module, "write_ensemble", lambda store, e, trajectories, where: imported.append((e, np.stack(list(trajectories)))))
+        monkeypatch.setattr(
+            module, "write_ensemble", lambda store, e, trajectories, where: imported.append((e, np.stack(list(trajectories))))
+        )
     export_well("many.zarr", tmp_path / "well")
     with h5py.File(tmp_path / "well" / "data" / "train" / "many.hdf5") as file:
         assert np.array_equal(file["pdekit/seeds"][:], ensemble.seeds) and np.array_equal(file["pdekit/members"][:], ensemble.members)
-        assert "k" not in file.attrs and file.attrs["c"] == 2.0 and file["scalars/k"].attrs["sample_varying"]  # a varying parameter lives in scalars/ only
+        assert (
+            "k" not in file.attrs and file.attrs["c"] == 2.0 and file["scalars/k"].attrs["sample_varying"]
+        )  # a varying parameter lives in scalars/ only
     import_well(tmp_path / "well", "back.zarr")
     export_pdebench("many.zarr", tmp_path / "many.h5", layout="single", drop_parameters=True)
     import_pdebench(tmp_path / "many.h5", "back.zarr")
@@ -363,7 +437,8 @@ def test_seeds_written_as_a_file_attribute_by_earlier_exports_still_import(walle
 
 
 def killed_after(count):
-    """Returns a ``member_trajectories`` that raises once ``count`` trajectories have been yielded, over all its calls: an export stopped half-way."""
+    """Returns a ``member_trajectories`` that raises once ``count`` trajectories have been yielded, over all its calls: an export stopped
+    half-way."""
     yielded = 0
 
     def trajectories(store, ensemble):

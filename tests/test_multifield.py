@@ -9,24 +9,24 @@ import pytest
 import torch
 import xarray as xr
 import zarr
+from test_online import collect
 
 from pdekit.cli import main
 from pdekit.data import Windows, compute_statistics, generate, upgrade_store, validate
 from pdekit.data.recipes import build_solver, fno_navier_stokes, gray_scott, heat_2d
 from pdekit.data.schema import StoreError
 from pdekit.data.store import consolidate, open_store
-from pdekit.grid import Grid
 from pdekit.online import Generator, Reservoir
 from pdekit.rollout import HybridSolver, Stepper, relative_l2_per_field
 from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, evaluate_rollout, train
 from pdekit.training import TrainerConfig
 
-from test_online import collect
-
 
 def velocity_recipe(**changes):
     """Navier-Stokes recording vorticity and velocity: 3 channels."""
-    settings = dict(shape=(32, 32), stored_shape=(16, 16), times=(0.25, 0.5, 0.75, 1.0), members=4, batch_size=4, fields=("vorticity", "velocity"))
+    settings = dict(
+        shape=(32, 32), stored_shape=(16, 16), times=(0.25, 0.5, 0.75, 1.0), members=4, batch_size=4, fields=("vorticity", "velocity")
+    )
     return fno_navier_stokes().with_overrides(**{**settings, **changes})
 
 
@@ -54,7 +54,11 @@ def test_velocity_is_stored_as_a_vector_whose_curl_is_the_stored_vorticity(veloc
     ds = xr.open_dataset(velocity_store, engine="zarr")
     assert ds.velocity.dims == ("member", "time", "component", "y", "x") and ds.velocity.attrs["components"] == "x y"
     assert ds.attrs["fields"] == "vorticity velocity" and validate(velocity_store).ok
-    w, u, v = ds.vorticity.values.astype(np.float64), ds.velocity.values[:, :, 0].astype(np.float64), ds.velocity.values[:, :, 1].astype(np.float64)
+    w, u, v = (
+        ds.vorticity.values.astype(np.float64),
+        ds.velocity.values[:, :, 0].astype(np.float64),
+        ds.velocity.values[:, :, 1].astype(np.float64),
+    )
     ky, kx = np.meshgrid(2j * np.pi * np.fft.fftfreq(16, 1 / 16), 2j * np.pi * np.fft.fftfreq(16, 1 / 16), indexing="ij")
     ky[8, :], kx[:, 8] = 0, 0  # the Nyquist modes carry no derivative
     derivative = lambda f, k: np.fft.ifft2(k * np.fft.fft2(f)).real  # noqa: E731
@@ -169,7 +173,9 @@ def downgrade_to_version_1(store) -> None:
     del recipe["fields"]
     for flag in ("completed", "failed"):
         values = np.asarray(group[flag][:]) != 0
-        array = group.create_array(flag, shape=values.shape, chunks=(1,), dtype=bool, fill_value=False, dimension_names=("member",), overwrite=True)
+        array = group.create_array(
+            flag, shape=values.shape, chunks=(1,), dtype=bool, fill_value=False, dimension_names=("member",), overwrite=True
+        )
         array[...] = values
     for name in ("time", "x", "y", field):
         for key in ("axis", "standard_name", "boundary_condition", "coordinates"):
@@ -194,17 +200,39 @@ def test_version_1_store_names_the_upgrade_and_upgrades_in_place_to_the_same_win
     assert out.returncode == 0 and "upgraded to schema version 2" in out.stdout, out.stderr
     assert validate(store).ok and upgrade_store(store) is False
     after = Windows(store, input_steps=2, target_steps=1)
-    for a, b in zip(expected, after.__getitems__(range(len(after)))):
+    for a, b in zip(expected, after.__getitems__(range(len(after))), strict=True):
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets) and torch.equal(a.params, b.params)
     generate(recipe, store, resume=True, device="cpu", progress=False)  # the upgraded recipe still matches
 
 
 def test_generate_command_takes_grid_times_and_fields_overrides(tmp_path):
     store = tmp_path / "ns.zarr"
-    code = main([
-        "generate", "fno_navier_stokes", "--out", str(store), "--shape", "32", "32", "--stored-shape", "16", "16", "--times", "0:1:0.25",
-        "--members", "2", "--dt", "0.02", "--fields", "vorticity", "velocity", "--device", "cpu", "--no-progress",
-    ])
+    code = main(
+        [
+            "generate",
+            "fno_navier_stokes",
+            "--out",
+            str(store),
+            "--shape",
+            "32",
+            "32",
+            "--stored-shape",
+            "16",
+            "16",
+            "--times",
+            "0:1:0.25",
+            "--members",
+            "2",
+            "--dt",
+            "0.02",
+            "--fields",
+            "vorticity",
+            "velocity",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     ds = xr.open_zarr(store)
     assert ds.sizes == {"member": 2, "time": 5, "component": 2, "y": 16, "x": 16}

@@ -1,4 +1,5 @@
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -85,7 +86,7 @@ def test_temporal_convergence_order_matches_the_scheme(scheme, order):
     reference = NavierStokes2D(grid, 1e-2, forcing=fno_forcing(grid), **F64).solve(w0, [0.5], dt=0.5 / 1024)
     steps = (16, 32, 64) if order > 1 else (64, 128, 256)
     errors = [(solver.solve(w0, [0.5], dt=0.5 / n) - reference).abs().max().item() for n in steps]
-    orders = [math.log2(a / b) for a, b in zip(errors, errors[1:])]
+    orders = [math.log2(a / b) for a, b in pairwise(errors)]
     assert all(abs(p - order) < 0.25 for p in orders), (errors, orders)
 
 

@@ -18,8 +18,14 @@ def ids(n, start=0):
 
 def tiny_heat(**changes) -> Recipe:
     settings = dict(
-        name="tiny_heat", pde="heat", shape=(16, 16), times=tuple(0.01 * i for i in range(1, 7)), dt=0.01,
-        parameters={"diffusivity": LogUniform(1e-3, 1e-2)}, members=8, batch_size=4,
+        name="tiny_heat",
+        pde="heat",
+        shape=(16, 16),
+        times=tuple(0.01 * i for i in range(1, 7)),
+        dt=0.01,
+        parameters={"diffusivity": LogUniform(1e-3, 1e-2)},
+        members=8,
+        batch_size=4,
     )
     return Recipe(**{**settings, **changes})
 
@@ -80,7 +86,9 @@ def test_sample_waits_for_the_watermark():
 
 def test_concurrent_puts_lose_and_duplicate_nothing():
     reservoir = Reservoir(64, "fifo", watermark=8)
-    producers = [threading.Thread(target=lambda p=p: [reservoir.put(ids(5, start=p * 1000 + i)) for i in range(0, 500, 5)]) for p in range(4)]
+    producers = [
+        threading.Thread(target=lambda p=p: [reservoir.put(ids(5, start=p * 1000 + i)) for i in range(0, 500, 5)]) for p in range(4)
+    ]
     received = []
 
     def consume():
@@ -119,7 +127,7 @@ def collect(reservoir: Reservoir) -> tuple[torch.Tensor, ...]:
         try:
             parts.append(reservoir.sample(reservoir.capacity))
         except ReservoirClosed:
-            return tuple(torch.cat(p) for p in zip(*parts))
+            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
 def test_generator_yields_the_offline_windows_and_tees_the_offline_store(tmp_path):
@@ -127,7 +135,9 @@ def test_generator_yields_the_offline_windows_and_tees_the_offline_store(tmp_pat
     generate(recipe, tmp_path / "offline.zarr", device="cpu", progress=False)
     offline = Windows(tmp_path / "offline.zarr", input_steps=2, target_steps=1)
     reservoir = Reservoir(1000, "fifo", watermark=1)
-    with Generator(recipe, reservoir, input_steps=2, target_steps=1, members=8, device="cpu", workers=0, tee=tmp_path / "tee.zarr") as generator:
+    with Generator(
+        recipe, reservoir, input_steps=2, target_steps=1, members=8, device="cpu", workers=0, tee=tmp_path / "tee.zarr"
+    ) as generator:
         inputs, targets, dt, params = collect(reservoir)
     expected = offline.__getitems__(range(len(offline)))
     assert generator.counters.members == 8 and len(inputs) == len(offline)
@@ -173,7 +183,9 @@ def dies_once(marker, recipe, members, device):
 
 def test_producer_that_raises_is_resubmitted_and_training_continues(tmp_path):
     reservoir = Reservoir(1000, "fifo", watermark=1)
-    with Generator(tiny_heat(), reservoir, members=8, device="cpu", workers=0, solve=functools.partial(fails_once, tmp_path / "failed")) as generator:
+    with Generator(
+        tiny_heat(), reservoir, members=8, device="cpu", workers=0, solve=functools.partial(fails_once, tmp_path / "failed")
+    ) as generator:
         inputs, *_ = collect(reservoir)
     assert generator.counters.task_failures == 1 and generator.counters.members == 8 and len(inputs) == 8 * 6
     assert generator.error is None
@@ -212,8 +224,13 @@ def test_dask_producers_stream_as_they_finish_and_failed_tasks_are_resubmitted(t
     distributed = pytest.importorskip("distributed")
     recipe = tiny_heat(members=12, batch_size=2)
     reservoir = Reservoir(1000, "fifo", watermark=1)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        with Generator(recipe, reservoir, members=12, client=client, solve=functools.partial(slow_or_failing, str(tmp_path / "failed"))) as generator:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with Generator(
+            recipe, reservoir, members=12, client=client, solve=functools.partial(slow_or_failing, str(tmp_path / "failed"))
+        ) as generator:
             _, _, _, params = collect(reservoir)
     assert generator.counters.task_failures == 1 and generator.counters.members == 12
     arrival = params[::6, 0].tolist()  # one diffusivity per member, in the order members reached the reservoir
@@ -268,11 +285,40 @@ def test_online_command_runs_end_to_end(tmp_path, monkeypatch, capsys):
     from pdekit.data import RECIPES
 
     monkeypatch.setitem(RECIPES, "tiny_heat", tiny_heat)
-    code = main([
-        "online", "--recipe", "tiny_heat", "--model", "fno", "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
-        "--capacity", "32", "--watermark", "8", "--steps-per-epoch", "3", "--validation-members", "2", "--policy", "firo",
-        "--members", "8", "--tee", str(tmp_path / "tee.zarr"), "--set", "model.width=8", "--set", "model.modes=4", "--no-progress",
-    ])
+    code = main(
+        [
+            "online",
+            "--recipe",
+            "tiny_heat",
+            "--model",
+            "fno",
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--capacity",
+            "32",
+            "--watermark",
+            "8",
+            "--steps-per-epoch",
+            "3",
+            "--validation-members",
+            "2",
+            "--policy",
+            "firo",
+            "--members",
+            "8",
+            "--tee",
+            str(tmp_path / "tee.zarr"),
+            "--set",
+            "model.width=8",
+            "--set",
+            "model.modes=4",
+            "--no-progress",
+        ]
+    )
     assert code == 0 and "members solved" in capsys.readouterr().out
     assert main(["validate", str(tmp_path / "tee.zarr")]) == 0
 
@@ -295,7 +341,9 @@ def test_held_out_and_already_used_members_are_solved_with_their_batch_so_the_re
 
     # The CFL step is chosen over the whole batch: a member solved without its batch-mates takes
     # other steps and other bits. Members 1 (held out) and 4 (used before a resume) are dropped after solving.
-    recipe = burgers_1d().with_overrides(shape=(128,), stored_shape=(64,), times=(0.05, 0.1, 0.15), dt=0.05, members=6, batch_size=3)  # the CFL limit binds
+    recipe = burgers_1d().with_overrides(
+        shape=(128,), stored_shape=(64,), times=(0.05, 0.1, 0.15), dt=0.05, members=6, batch_size=3
+    )  # the CFL limit binds
     generate(recipe, tmp_path / "offline.zarr", device="cpu", progress=False)
     offline = Windows(tmp_path / "offline.zarr", input_steps=1, target_steps=1)
     per_member = len(offline.starts)

@@ -45,7 +45,10 @@ class Exact(nn.Module):
     [
         (Convection(beta=30.0), lambda xt: torch.sin(xt[:, 0] - 30.0 * xt[:, 1])),
         (Reaction(rho=5.0), lambda xt: Reaction().reference(xt[:, 0], xt[:, 1]).diagonal()),
-        (Heat2D(), lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1])),
+        (
+            Heat2D(),
+            lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1]),
+        ),
     ],
 )
 def test_residual_vanishes_on_the_exact_solution(problem, formula):
@@ -100,7 +103,9 @@ def test_causal_gate_is_half_open_at_its_front():
     assert sampler.gamma == -0.5  # the authors' initial front
     assert sampler.gate(torch.tensor([-0.5]))[0].item() == pytest.approx(0.5)
     sampler.gamma = 0.3
-    assert sampler.gate(torch.tensor([0.3, 0.0, 1.0])).tolist() == pytest.approx([0.5, (1 + math.tanh(1.5)) / 2, (1 - math.tanh(3.5)) / 2], abs=1e-7)
+    assert sampler.gate(torch.tensor([0.3, 0.0, 1.0])).tolist() == pytest.approx(
+        [0.5, (1 + math.tanh(1.5)) / 2, (1 - math.tanh(3.5)) / 2], abs=1e-7
+    )
 
 
 def test_causal_residual_loss_is_the_mean_squared_gated_residual_and_moves_the_front():
@@ -109,7 +114,7 @@ def test_causal_residual_loss_is_the_mean_squared_gated_residual_and_moves_the_f
     sampler = CausalR3(problem, 3, initial_gamma=0.0)
     sampler.points = torch.tensor([[1.0, 0.0], [2.0, 0.5], [3.0, 1.0]])
     gates = [(1 - math.tanh(5 * t)) / 2 for t in (0.0, 0.5, 1.0)]
-    gated = sum((g * r) ** 2 for g, r in zip(gates, (2.0, 4.0, 6.0))) / 3  # 0.334; mean(g r^2) would be 0.70
+    gated = sum((g * r) ** 2 for g, r in zip(gates, (2.0, 4.0, 6.0), strict=True)) / 3  # 0.334; mean(g r^2) would be 0.70
     result = train_pinn(problem, Exact(lambda xt: xt[:, 0] ** 2), sampler, PINNConfig(iterations=1, learning_rate=0.0))
     assert result.history[0]["residual_loss"] == pytest.approx(gated, rel=1e-5)
     # the loss that moved the front is that gated loss (exp(-20 L) = 1.3e-3 is below the clip)
@@ -197,13 +202,25 @@ def test_a_periodic_network_is_exactly_periodic_in_space():
 def test_pinn_learns_low_speed_convection_to_a_stated_error():
     problem = Convection(beta=1.0)
     torch.manual_seed(0)
-    result = train_pinn(problem, MLP(1, 32, 3, periods=problem.periods), make_sampler("uniform_fixed", problem, 500), PINNConfig(iterations=1500))
+    result = train_pinn(
+        problem, MLP(1, 32, 3, periods=problem.periods), make_sampler("uniform_fixed", problem, 500), PINNConfig(iterations=1500)
+    )
     assert result.relative_l2 < 0.1  # measured 0.050
 
 
 def test_every_problem_is_registered():
     assert set(PROBLEMS) == {"convection", "reaction", "allen_cahn", "burgers", "heat_2d"}
-    assert relative_l2_error(Heat2D(), Exact(lambda xt: torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1]))) < 1e-5
+    assert (
+        relative_l2_error(
+            Heat2D(),
+            Exact(
+                lambda xt: (
+                    torch.exp(-8 * math.pi**2 * 0.01 * xt[:, 2]) * torch.sin(2 * math.pi * xt[:, 0]) * torch.sin(2 * math.pi * xt[:, 1])
+                )
+            ),
+        )
+        < 1e-5
+    )
 
 
 def test_r3_beats_fixed_uniform_points_on_convection_beta_30():

@@ -38,7 +38,10 @@ class ExactDerivative(nn.Module):
 def test_integrator_has_its_order_on_a_linear_ode(integrator, order):
     rate = torch.tensor([-1.0, -0.3], dtype=torch.float64)
     exact = torch.exp(rate)
-    errors = [(integrate(lambda u: rate * u, torch.ones(2, dtype=torch.float64), 1.0, integrator, substeps=n) - exact).abs().max().item() for n in (16, 32)]
+    errors = [
+        (integrate(lambda u: rate * u, torch.ones(2, dtype=torch.float64), 1.0, integrator, substeps=n) - exact).abs().max().item()
+        for n in (16, 32)
+    ]
     assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.1)
 
 
@@ -101,7 +104,9 @@ def test_hybrid_falls_back_to_the_solver_for_members_the_monitor_rejects():
         def forward(self, x, params=None):
             return 100 * x * torch.tensor([0.0, 1.0], dtype=x.dtype).view(2, 1, 1)  # member 0 fine (du/dt=0), member 1 not
 
-    hybrid = HybridSolver(solver, Stepper(Explodes(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=energy_drift, threshold=0.5)
+    hybrid = HybridSolver(
+        solver, Stepper(Explodes(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=energy_drift, threshold=0.5
+    )
     u1 = hybrid.step(u0, 0.1)
     assert hybrid.fallbacks == 1
     assert torch.equal(u1[1], solver.step(u0, 0.1)[1]) and torch.equal(u1[0], u0[0])
@@ -115,7 +120,9 @@ def test_hybrid_rejects_a_non_finite_proposal_before_the_pde_residual_scores_it(
         def forward(self, x, params=None):
             return torch.zeros_like(x) / torch.tensor([1.0, 0.0], dtype=x.dtype).view(2, 1, 1)  # member 1: 0/0
 
-    hybrid = HybridSolver(solver, Stepper(NaNForOne(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=pde_residual(solver), threshold=1e9)
+    hybrid = HybridSolver(
+        solver, Stepper(NaNForOne(), integrator="euler"), surrogate_steps=1, numerical_steps=0, monitor=pde_residual(solver), threshold=1e9
+    )
     u1 = hybrid.step(u0, 0.1)
     assert hybrid.fallbacks == 1 and torch.isfinite(u1).all()
     assert torch.equal(u1[1], solver.step(u0, 0.1)[1])
@@ -152,7 +159,9 @@ def test_automatic_derivative_target_is_the_highest_order_the_window_holds():
     assert auto.derivative(u[:, 1:2], u[:, 2:3], 0.1).item() == pytest.approx(0.1**4 * 15 / 0.1)  # 2 states: forward
     assert auto.derivative(u[:, :2], u[:, 2:3], 0.1).item() == pytest.approx((0.2**4 - 0.0) / 0.2)  # 3: central
     assert auto.derivative(u[:, :3], u[:, 3:5], 0.1).item() == pytest.approx(4 * 0.2**3)  # 5: richardson, exact on quartics
-    assert RolloutTraining(derivative_target="central").derivative(u[:, :3], u[:, 3:5], 0.1).item() == pytest.approx((0.3**4 - 0.1**4) / 0.2)
+    assert RolloutTraining(derivative_target="central").derivative(u[:, :3], u[:, 3:5], 0.1).item() == pytest.approx(
+        (0.3**4 - 0.1**4) / 0.2
+    )
     with pytest.raises(ValueError, match="derivative target must be one of"):
         RolloutTraining(derivative_target="spline")
 

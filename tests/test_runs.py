@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -74,8 +75,11 @@ def test_a_refused_resume_names_every_difference_and_leaves_config_and_checkpoin
     message = str(refused.value)
     assert "\n" not in message and str(run) in message
     for difference in (
-        "model.settings.width: run has 8, asked 16", "trainer.learning_rate: run has 0.001, asked 0.01", "data.stride: run has 1, asked 2",
-        "data.batch_size: run has 16, asked 8", "seed: run has 0, asked 1",
+        "model.settings.width: run has 8, asked 16",
+        "trainer.learning_rate: run has 0.001, asked 0.01",
+        "data.stride: run has 1, asked 2",
+        "data.batch_size: run has 16, asked 8",
+        "seed: run has 0, asked 1",
     ):
         assert difference in message
     assert "trainer.epochs" not in message.split(". Only")[0]  # more epochs is allowed
@@ -124,7 +128,7 @@ def test_resuming_for_more_epochs_extends_the_schedule_instead_of_training_at_ra
     assert resumed[:10] == ten  # the epochs already trained keep their rates
     # the phase goes on from the last trained epoch's (0.9 pi) to pi at the new end: never 0, never rising
     assert resumed[10:] == pytest.approx([cosine(0.9 * math.pi + 0.1 * math.pi * (e - 9) / 11) for e in range(10, 20)], rel=1e-12)
-    assert min(resumed) > 0 and all(a >= b for a, b in zip(resumed, resumed[1:]))
+    assert min(resumed) > 0 and all(a >= b for a, b in pairwise(resumed))
     assert resumed[:10] != pytest.approx(uninterrupted[:10])  # a 10-epoch plan annealed faster; its past is not re-planned
     for schedule, expected in (("step", [1e-3 * 0.5 ** (e // 3) for e in range(20)]), ("constant", [1e-3] * 20)):
         extended = rates(tmp_path / f"{schedule}_b", schedule, [10, 20])
@@ -142,7 +146,11 @@ def test_evaluate_and_rollout_find_the_run_store_from_another_working_directory(
     assert evaluate_rollout(tmp_path / "run").members == 1
     recorded = json.loads((tmp_path / "run" / "data.json").read_text())
     assert recorded["store"] == str(store) and recorded["validation_members"] == [7] and recorded["training_members"] == list(range(7))
-    assert recorded["fingerprint"]["members"] == 8 and recorded["fingerprint"]["completed"] == 8 and recorded["fingerprint"]["fields"] == ["velocity"]
+    assert (
+        recorded["fingerprint"]["members"] == 8
+        and recorded["fingerprint"]["completed"] == 8
+        and recorded["fingerprint"]["fields"] == ["velocity"]
+    )
 
 
 def test_another_ensemble_at_the_recorded_path_is_refused(store, tmp_path):
@@ -178,7 +186,9 @@ def test_statistics_come_from_the_training_members_alone_and_evaluation_keeps_th
     first = evaluate(run)
     trained_with = saved
     group = zarr.open_group(store, mode="r+")  # statistics saved into the store later must not change the run's
-    group.attrs["normalization"] = json.dumps({**trained_with, "mean": [m + 1.0 for m in trained_with["mean"]], "std": [2 * s for s in trained_with["std"]]})
+    group.attrs["normalization"] = json.dumps(
+        {**trained_with, "mean": [m + 1.0 for m in trained_with["mean"]], "std": [2 * s for s in trained_with["std"]]}
+    )
     consolidate(store)
     assert evaluate(run).l2 == pytest.approx(first.l2, rel=1e-6)
     assert json.loads((run / "normalization.json").read_text())["mean"] == trained_with["mean"]

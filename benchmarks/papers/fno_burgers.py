@@ -49,7 +49,7 @@ def interpolate(u: torch.Tensor, points: int) -> torch.Tensor:
 
 def relative_l2(model, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.inference_mode():
-        return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(50), y.split(50))]).mean().item()
+        return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(50), y.split(50), strict=True)]).mean().item()
 
 
 def main() -> None:
@@ -67,16 +67,28 @@ def main() -> None:
     u1 = solve(u0)
     check = solve(interpolate(u0[:8], 2048))  # the same initial states on twice the points
     refinement = relative_l2_per_sample(interpolate(u1[:8], 2048), check).max().item()
-    print(f"data: {len(seeds)} members at 1024 points in {time.perf_counter() - started:.0f} s; "
-          f"refinement check, 1024 against 2048 at T=1: max relative L2 {refinement:.1e}")
+    print(
+        f"data: {len(seeds)} members at 1024 points in {time.perf_counter() - started:.0f} s; "
+        f"refinement check, 1024 against 2048 at T=1: max relative L2 {refinement:.1e}"
+    )
     x, y = u0.float(), u1.float()
-    train = DataLoader(TensorDataset(x[: args.train], y[: args.train]), batch_size=20, shuffle=True, generator=torch.Generator().manual_seed(args.seed))
+    train = DataLoader(
+        TensorDataset(x[: args.train], y[: args.train]), batch_size=20, shuffle=True, generator=torch.Generator().manual_seed(args.seed)
+    )
 
     torch.manual_seed(args.seed)
     model = build_model("fno", 1, 1, dim=1, modes=30, width=64, layers=4)
     config = TrainerConfig(
-        epochs=args.epochs, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4, schedule="step", step_epochs=100, gamma=0.5,
-        gradient_clip=0.0, loss="l2", progress=False,
+        epochs=args.epochs,
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        schedule="step",
+        step_epochs=100,
+        gamma=0.5,
+        gradient_clip=0.0,
+        loss="l2",
+        progress=False,
     )
     trainer = Trainer(model, config, device="cpu", run_dir=args.run)
     started = time.perf_counter()
@@ -85,8 +97,10 @@ def main() -> None:
     model.eval()
     test_1024 = relative_l2(model, x[args.train :], y[args.train :])
     test_8192 = relative_l2(model, interpolate(u0[args.train :], 8192).float(), interpolate(u1[args.train :], 8192).float())
-    print(f"FNO, {args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads), {args.train} training pairs: "
-          f"test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192")
+    print(
+        f"FNO, {args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads), {args.train} training pairs: "
+        f"test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192"
+    )
 
 
 if __name__ == "__main__":

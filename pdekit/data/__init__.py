@@ -2,10 +2,10 @@
 
 from pdekit.data.fields import PDES, Field, Parameter
 from pdekit.data.generate import generate, member_seeds, sample_parameters
-from pdekit.data.recipes import RECIPES, LogUniform, Recipe, Uniform
-from pdekit.data.schema import SCHEMA_VERSION, StoreError, ValidationReport, validate
 from pdekit.data.normalize import FieldStatistics, compute_statistics, load_statistics
+from pdekit.data.recipes import RECIPES, LogUniform, Recipe, Uniform
 from pdekit.data.sampling import EpochSampler, shard
+from pdekit.data.schema import SCHEMA_VERSION, StoreError, ValidationReport, validate
 from pdekit.data.store import Layout, create_store, open_store, upgrade_store
 from pdekit.data.windows import ChunkLocalSampler, Window, Windows
 

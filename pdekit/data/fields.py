@@ -103,7 +103,12 @@ PDES: dict[str, PDE] = {
         ("vorticity",),
         (_viscosity, Parameter("forcing_amplitude", "forcing amplitude factor"), Parameter("drag", "linear drag coefficient")),
     ),
-    "heat": PDE("heat", {"temperature": (Field("temperature", "temperature"), _channel(0))}, ("temperature",), (Parameter("diffusivity", "thermal diffusivity"),)),
+    "heat": PDE(
+        "heat",
+        {"temperature": (Field("temperature", "temperature"), _channel(0))},
+        ("temperature",),
+        (Parameter("diffusivity", "thermal diffusivity"),),
+    ),
     # In 1D the velocity has one component: it is stored as a scalar.
     "burgers": PDE("burgers", {"velocity": (Field("velocity", "velocity"), _channel(0))}, ("velocity",), (_viscosity,)),
     "gray_scott": PDE(

@@ -17,9 +17,9 @@ from scipy.stats import qmc
 from tqdm.auto import tqdm
 
 import pdekit
+from pdekit.data.lock import DirectoryLock
 from pdekit.data.recipes import Recipe, Uniform, build_solver, differing_settings, record
 from pdekit.data.schema import json_attribute
-from pdekit.data.lock import DirectoryLock
 from pdekit.data.store import Layout, create_store, local_path, mark_failed, member_status, open_store, store_exists, write_member
 from pdekit.solvers import BlowUpError
 
@@ -134,7 +134,8 @@ def _same_recipe(group, recipe: Recipe, store) -> None:
         # the members solved now are correct but not bit-identical to those an earlier version wrote.
         warnings.warn(
             f"{store} was started by pdekit {written_by}; this is pdekit {pdekit.__version__}: the members it solves now may differ "
-            "from an uninterrupted run of either version in their last bits", stacklevel=3,
+            "from an uninterrupted run of either version in their last bits",
+            stacklevel=3,
         )
 
 

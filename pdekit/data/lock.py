@@ -64,7 +64,9 @@ class DirectoryLock:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise LockedError(f"{self.directory} is in use by {holder}: wait for it to finish (or stop it) before running {self.what} there") from None
+            raise LockedError(
+                f"{self.directory} is in use by {holder}: wait for it to finish (or stop it) before running {self.what} there"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} ({self.what})")

@@ -14,9 +14,9 @@ import torch
 from pdekit.data.fields import PDES, channel_names
 from pdekit.grid import Grid, fourier_truncate
 from pdekit.solvers import Burgers, GaussianRandomField, GrayScott, Heat, NavierStokes2D, fno_forcing, kolmogorov_forcing
+from pdekit.solvers import gray_scott as gs
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import FieldSampler
-from pdekit.solvers import gray_scott as gs
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Recipe:
         if not self.times or min(self.times) <= 0 or list(self.times) != sorted(self.times):
             raise ValueError(f"recipe {self.name!r}: times must be increasing and positive; got {self.times}")
         stored = self.stored_shape or self.shape
-        if len(stored) != len(self.shape) or any(s > n for s, n in zip(stored, self.shape)):
+        if len(stored) != len(self.shape) or any(s > n for s, n in zip(stored, self.shape, strict=True)):
             raise ValueError(f"recipe {self.name!r}: stored_shape {stored} must not exceed shape {self.shape}")
 
     @property
@@ -126,7 +126,7 @@ class Recipe:
     def ranged_parameters(self) -> tuple[str, ...]:
         return tuple(p for p in self.parameter_names if isinstance(self.parameters[p], Uniform))
 
-    def with_overrides(self, **changes) -> "Recipe":
+    def with_overrides(self, **changes) -> Recipe:
         """Returns a copy with the given fields changed (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -188,7 +188,8 @@ def solver_description(recipe: Recipe) -> tuple[str, str]:
 
 
 def record(recipe: Recipe, trajectory: torch.Tensor) -> torch.Tensor:
-    """Returns what a store keeps of a solver ``trajectory [B, T, C_solver, *shape]``: the recipe's fields on its stored grid, ``[B, T, C, *stored_shape]``."""
+    """Returns what a store keeps of a solver ``trajectory [B, T, C_solver, *shape]``: the recipe's fields on its stored grid, ``[B, T, C,
+    *stored_shape]``."""
     fields = PDES[recipe.pde].observe(recipe.field_names, trajectory, recipe.grid)
     return fourier_truncate(fields, recipe.stored_grid.shape)
 
@@ -201,10 +202,18 @@ def fno_navier_stokes(viscosity: float = 1e-3) -> Recipe:
     paper's Gaussian random field (alpha = 2.5, tau = 7).
     """
     return Recipe(
-        name=f"fno_navier_stokes_nu{viscosity:g}", pde="navier_stokes_2d", shape=(256, 256), stored_shape=(64, 64),
-        times=tuple(float(t) for t in range(1, 51)), dt=0.05, cfl=0.5, forcing="fno",
-        parameters={"viscosity": viscosity}, initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
-        members=1200, batch_size=8,
+        name=f"fno_navier_stokes_nu{viscosity:g}",
+        pde="navier_stokes_2d",
+        shape=(256, 256),
+        stored_shape=(64, 64),
+        times=tuple(float(t) for t in range(1, 51)),
+        dt=0.05,
+        cfl=0.5,
+        forcing="fno",
+        parameters={"viscosity": viscosity},
+        initial_field=GaussianRandomField(alpha=2.5, tau=7.0),
+        members=1200,
+        batch_size=8,
     )
 
 
@@ -215,30 +224,54 @@ def kolmogorov_flow(reynolds: tuple[float, float] = (100.0, 1000.0)) -> Recipe:
     128², stored at 64², t = 0.5, 1, ..., 20.
     """
     return Recipe(
-        name="kolmogorov_flow", pde="navier_stokes_2d", shape=(128, 128), stored_shape=(64, 64),
-        lengths=(2 * math.pi, 2 * math.pi), times=tuple(0.5 * i for i in range(1, 41)), dt=1e-2, cfl=0.5,
-        forcing="kolmogorov", parameters={"viscosity": LogUniform(1 / reynolds[1], 1 / reynolds[0]), "drag": 0.1},
-        initial_field=GaussianRandomField(alpha=2.5, tau=3.0, sigma=5.0), sampling="latin_hypercube",
-        members=256, batch_size=16,
+        name="kolmogorov_flow",
+        pde="navier_stokes_2d",
+        shape=(128, 128),
+        stored_shape=(64, 64),
+        lengths=(2 * math.pi, 2 * math.pi),
+        times=tuple(0.5 * i for i in range(1, 41)),
+        dt=1e-2,
+        cfl=0.5,
+        forcing="kolmogorov",
+        parameters={"viscosity": LogUniform(1 / reynolds[1], 1 / reynolds[0]), "drag": 0.1},
+        initial_field=GaussianRandomField(alpha=2.5, tau=3.0, sigma=5.0),
+        sampling="latin_hypercube",
+        members=256,
+        batch_size=16,
     )
 
 
 def heat_2d() -> Recipe:
     """2D heat on the unit torus with a random (log-uniform) diffusivity per member, 64², t = 0.01 ... 0.2."""
     return Recipe(
-        name="heat_2d", pde="heat", shape=(64, 64), times=tuple(0.01 * i for i in range(1, 21)), dt=0.01,
-        parameters={"diffusivity": LogUniform(1e-3, 1e-2)}, initial_field=GaussianRandomField(alpha=2.0, tau=3.0),
-        sampling="sobol", members=256, batch_size=64,
+        name="heat_2d",
+        pde="heat",
+        shape=(64, 64),
+        times=tuple(0.01 * i for i in range(1, 21)),
+        dt=0.01,
+        parameters={"diffusivity": LogUniform(1e-3, 1e-2)},
+        initial_field=GaussianRandomField(alpha=2.0, tau=3.0),
+        sampling="sobol",
+        members=256,
+        batch_size=64,
     )
 
 
 def burgers_1d() -> Recipe:
     """1D viscous Burgers over viscosities 1e-2 ... 1e-1 (log-uniform), solved at 1024, stored at 256, t = 0.05 ... 1."""
     return Recipe(
-        name="burgers_1d", pde="burgers", shape=(1024,), stored_shape=(256,), times=tuple(0.05 * i for i in range(1, 21)),
-        dt=1e-3, cfl=0.5, parameters={"viscosity": LogUniform(1e-2, 1e-1)},
-        initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0), sampling="latin_hypercube",
-        members=512, batch_size=64,
+        name="burgers_1d",
+        pde="burgers",
+        shape=(1024,),
+        stored_shape=(256,),
+        times=tuple(0.05 * i for i in range(1, 21)),
+        dt=1e-3,
+        cfl=0.5,
+        parameters={"viscosity": LogUniform(1e-2, 1e-1)},
+        initial_field=GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0),
+        sampling="latin_hypercube",
+        members=512,
+        batch_size=64,
     )
 
 
@@ -258,10 +291,16 @@ def gray_scott(pattern: str = "gliders") -> Recipe:
     feed, kill = gs.WELL_PATTERNS[pattern]
     steps = round(gs.WELL_FINAL_TIME / gs.WELL_OUTPUT_INTERVAL)
     return Recipe(
-        name=f"gray_scott_{pattern}", pde="gray_scott", shape=gs.WELL_SHAPE, lengths=gs.WELL_LENGTHS,
-        times=tuple(gs.WELL_OUTPUT_INTERVAL * n for n in range(1, steps + 1)), dt=gs.WELL_DT,
+        name=f"gray_scott_{pattern}",
+        pde="gray_scott",
+        shape=gs.WELL_SHAPE,
+        lengths=gs.WELL_LENGTHS,
+        times=tuple(gs.WELL_OUTPUT_INTERVAL * n for n in range(1, steps + 1)),
+        dt=gs.WELL_DT,
         parameters={"feed": feed, "kill": kill, "diffusivity_u": gs.WELL_DIFFUSIVITY_U, "diffusivity_v": gs.WELL_DIFFUSIVITY_V},
-        initial_field=gs.RandomGaussians(), members=200, batch_size=8,
+        initial_field=gs.RandomGaussians(),
+        members=200,
+        batch_size=8,
     )
 
 

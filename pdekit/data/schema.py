@@ -112,7 +112,9 @@ def validate(store, check_values: bool = True) -> ValidationReport:
     first = arrays.get(fields[0])
     ndim = first.ndim - 2 - ("component" in _dims(first)) if first is not None else 0
     if ndim not in SPACE_DIMS:
-        report.problems.append(f"{fields[0]} has dims {_dims(first) if first is not None else None}; expected ('member', 'time', [component,] *space)")
+        report.problems.append(
+            f"{fields[0]} has dims {_dims(first) if first is not None else None}; expected ('member', 'time', [component,] *space)"
+        )
         return report
     space = SPACE_DIMS[ndim]
     required = [*fields, "time", "member", *FLAGS, "failure_time", "seed", *params, *space]
@@ -126,9 +128,13 @@ def validate(store, check_values: bool = True) -> ValidationReport:
         vector = "component" in dims
         expected = ("member", "time", *(("component",) if vector else ()), *space)
         if dims != expected or arrays[name].shape[:2] != (members, times):
-            report.problems.append(f"{name} has dims {dims} and shape {arrays[name].shape}; expected dims {expected} with {members} members and {times} times")
+            report.problems.append(
+                f"{name} has dims {dims} and shape {arrays[name].shape}; expected dims {expected} with {members} members and {times} times"
+            )
         elif vector and (arrays[name].shape[2] != ndim or arrays[name].attrs.get("components", "").split() != list("xyz"[:ndim])):
-            report.problems.append(f"{name} is a vector field: it needs {ndim} components and the attribute components = {' '.join('xyz'[:ndim])!r}")
+            report.problems.append(
+                f"{name} is a vector field: it needs {ndim} components and the attribute components = {' '.join('xyz'[:ndim])!r}"
+            )
     for var in ["member", *FLAGS, "failure_time", "seed", *params]:
         if _dims(arrays[var]) != ("member",) or arrays[var].shape != (members,):
             report.problems.append(f"{var} must have dims ('member',) and shape ({members},); got {_dims(arrays[var])} {arrays[var].shape}")
@@ -148,7 +154,9 @@ def validate(store, check_values: bool = True) -> ValidationReport:
         report.notes.append(f"incomplete members {_member_list(incomplete)}: resume the generation to finish them")
     if failed.any():
         when = np.asarray(arrays["failure_time"][:])[failed]
-        report.notes.append(f"failed (blew up) members {_member_list(np.flatnonzero(failed))}, first at t={min(when, default=float('nan')):g}")
+        report.notes.append(
+            f"failed (blew up) members {_member_list(np.flatnonzero(failed))}, first at t={min(when, default=float('nan')):g}"
+        )
     if (completed & failed).any():
         report.problems.append(f"members both completed and failed: {_member_list(np.flatnonzero(completed & failed))}")
     if check_values:
@@ -164,5 +172,7 @@ def validate(store, check_values: bool = True) -> ValidationReport:
                 if not finite.all():
                     bad.append(f"{name} of member {int(m)} at time index {int(np.flatnonzero(~finite)[0])}")
         if bad:
-            report.problems.append(f"completed members hold NaN or infinity or unreadable chunks: {bad[:10]}{' ...' if len(bad) > 10 else ''}")
+            report.problems.append(
+                f"completed members hold NaN or infinity or unreadable chunks: {bad[:10]}{' ...' if len(bad) > 10 else ''}"
+            )
     return report

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import secrets
+import shutil
 import socket
 import warnings
 from dataclasses import dataclass
@@ -45,7 +45,12 @@ COORDINATE_ATTRS = {
     "member": {"long_name": "ensemble member index", "units": "1", "standard_name": "realization"},
     "seed": {"long_name": "random seed of the initial condition", "units": "1"},
     "completed": {"long_name": "member written completely", "units": "1", "flag_values": [0, 1], "flag_meanings": "incomplete completed"},
-    "failed": {"long_name": "member simulation blew up", "units": "1", "flag_values": [0, 1], "flag_meanings": "running_or_completed failed"},
+    "failed": {
+        "long_name": "member simulation blew up",
+        "units": "1",
+        "flag_values": [0, 1],
+        "flag_meanings": "running_or_completed failed",
+    },
     "failure_time": {"long_name": "time at which the member became non-finite", "units": "1"},
 }
 
@@ -81,9 +86,18 @@ class Layout:
         pde = PDES[recipe.pde]
         solver, scheme = solver_description(recipe)
         return cls(
-            fields=tuple(pde.field(f) for f in recipe.field_names), grid=recipe.stored_grid, times=(0.0, *recipe.times),
-            members=recipe.members, parameters=tuple(p for p in pde.parameters if p.name in recipe.parameter_names),
-            attributes={"pde": recipe.pde, "solver": solver, "scheme": scheme, "title": f"pdekit ensemble {recipe.name}", "recipe": recipe.to_attrs()},
+            fields=tuple(pde.field(f) for f in recipe.field_names),
+            grid=recipe.stored_grid,
+            times=(0.0, *recipe.times),
+            members=recipe.members,
+            parameters=tuple(p for p in pde.parameters if p.name in recipe.parameter_names),
+            attributes={
+                "pde": recipe.pde,
+                "solver": solver,
+                "scheme": scheme,
+                "title": f"pdekit ensemble {recipe.name}",
+                "recipe": recipe.to_attrs(),
+            },
         )
 
 
@@ -145,7 +159,9 @@ def create_store(store, layout: Layout, parameters: dict[str, np.ndarray], seeds
         try:
             _write_store(store, mode, layout, parameters, seeds, compressors)
         except FileExistsError:
-            raise FileExistsError(f"{store} already holds data (a Zarr store or other files): choose a new location, or remove it") from None
+            raise FileExistsError(
+                f"{store} already holds data (a Zarr store or other files): choose a new location, or remove it"
+            ) from None
         return zarr.open_group(store, mode="r+")
     _remove_dead_temporaries(path)
     _refuse_existing(path)
@@ -198,7 +214,8 @@ def _alive(pid: int) -> bool:
 
 
 def _write_store(store, mode: str, layout: Layout, parameters: dict[str, np.ndarray], seeds: np.ndarray, compressors) -> None:
-    """Writes the empty ensemble of ``layout`` at ``store`` (opened with ``mode``): marked as being created until its attributes, written last."""
+    """Writes the empty ensemble of ``layout`` at ``store`` (opened with ``mode``): marked as being created until its attributes, written
+    last."""
     grid, members, times = layout.grid, layout.members, np.asarray(layout.times, dtype=np.float64)
     space = SPACE_DIMS[grid.ndim]
     group = zarr.open_group(store, mode=mode, zarr_format=3, attributes={CREATING: True})
@@ -211,22 +228,38 @@ def _write_store(store, mode: str, layout: Layout, parameters: dict[str, np.ndar
         # A shard holds whole chunks: round it up to a multiple of the chunk (Zarr allows a shard past the array's end).
         shard_times = math.ceil(len(times) / tc) * tc
         group.create_array(
-            f.name, shape=(members, len(times), *inner, *grid.shape), chunks=(1, tc, *inner, *grid.shape),
-            shards=(1, shard_times, *inner, *grid.shape) if tc < len(times) else None, dtype="float32", fill_value=np.nan,
-            dimension_names=("member", "time", *(("component",) if components else ()), *space), compressors=compressors,
-            attributes={"long_name": f.long_name, "units": f.units, "coordinates": per_member, **({"components": " ".join(components)} if components else {})},
+            f.name,
+            shape=(members, len(times), *inner, *grid.shape),
+            chunks=(1, tc, *inner, *grid.shape),
+            shards=(1, shard_times, *inner, *grid.shape) if tc < len(times) else None,
+            dtype="float32",
+            fill_value=np.nan,
+            dimension_names=("member", "time", *(("component",) if components else ()), *space),
+            compressors=compressors,
+            attributes={
+                "long_name": f.long_name,
+                "units": f.units,
+                "coordinates": per_member,
+                **({"components": " ".join(components)} if components else {}),
+            },
         )
 
     def coordinate(name: str, values: np.ndarray, dims: tuple[str, ...], attributes: dict, chunks=None, fill_value=None) -> None:
         array = group.create_array(
-            name, shape=values.shape, dtype=values.dtype, chunks=chunks or values.shape, dimension_names=dims,
-            attributes=attributes, fill_value=fill_value, compressors=None,
+            name,
+            shape=values.shape,
+            dtype=values.dtype,
+            chunks=chunks or values.shape,
+            dimension_names=dims,
+            attributes=attributes,
+            fill_value=fill_value,
+            compressors=None,
         )
         array[...] = values
 
     coordinate("time", times, ("time",), COORDINATE_ATTRS["time"])
-    bcs = dict(zip(("x", "y", "z"), layout.boundary_conditions))
-    for name, values in zip(space, grid.coordinates()):
+    bcs = dict(zip(("x", "y", "z"), layout.boundary_conditions, strict=False))  # names for the first ndim axes
+    for name, values in zip(space, grid.coordinates(), strict=True):
         coordinate(name, values.numpy(), (name,), {**COORDINATE_ATTRS[name], "boundary_condition": bcs[name]})
     coordinate("member", np.arange(members, dtype=np.int64), ("member",), COORDINATE_ATTRS["member"])
     coordinate("seed", np.asarray(seeds, dtype=np.int64), ("member",), COORDINATE_ATTRS["seed"])
@@ -325,7 +358,8 @@ def read_members(group: zarr.Group, start: int, stop: int) -> np.ndarray:
 
 
 def write_member(group: zarr.Group, member: int, trajectory: np.ndarray) -> None:
-    """Writes one member's channel-stacked trajectory ``[time, channel, *space]`` into its fields (whole shards), then marks it completed."""
+    """Writes one member's channel-stacked trajectory ``[time, channel, *space]`` into its fields (whole shards), then marks it
+    completed."""
     layout = field_channels(group)
     total = sum(c for _, c in layout)
     expected = (group[layout[0][0]].shape[1], total, *space_shape(group))
@@ -366,7 +400,17 @@ def upgrade_store(store) -> bool:
     group.attrs["upgrade_flags"] = json.dumps(journal)
     for flag in FLAGS:
         values = np.asarray(journal[flag], dtype=np.int8)
-        array = group.create_array(flag, shape=values.shape, chunks=(1,), dtype="int8", fill_value=0, dimension_names=("member",), attributes=COORDINATE_ATTRS[flag], compressors=None, overwrite=True)
+        array = group.create_array(
+            flag,
+            shape=values.shape,
+            chunks=(1,),
+            dtype="int8",
+            fill_value=0,
+            dimension_names=("member",),
+            attributes=COORDINATE_ATTRS[flag],
+            compressors=None,
+            overwrite=True,
+        )
         array[...] = values
     params = names(attrs, "parameter_names")
     pde = PDES.get(attrs.get("pde", ""))

@@ -28,7 +28,8 @@ from pdekit.data.store import channel_names, member_status, open_store, read_mem
 
 
 class Window(NamedTuple):
-    """One training sample (or, collated, a batch of them): ``inputs [(B,) k, C, *S]``, ``targets [(B,) m, C, *S]``, ``dt``, ``params [(B,) P]``."""
+    """One training sample (or, collated, a batch of them): ``inputs [(B,) k, C, *S]``, ``targets [(B,) m, C, *S]``, ``dt``, ``params [(B,)
+    P]``."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -108,10 +109,17 @@ class Windows(Dataset):
             raise ValueError(f"a window of {input_steps} + {target_steps} steps does not fit in {len(times)} stored times")
         self.starts = np.arange(0, len(times) - span + 1, stride)
         self.n_times = len(times)
-        self.params = torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32) if self.parameter_names else torch.zeros(len(self.members), 0)
+        self.params = (
+            torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32)
+            if self.parameter_names
+            else torch.zeros(len(self.members), 0)
+        )
         self.statistics = normalize if isinstance(normalize, FieldStatistics) else load_statistics(store) if normalize else None
         if self.statistics is not None and self.statistics.channels and tuple(self.statistics.channels) != self.channels:
-            raise StoreError(f"{store}: the normalisation statistics are of channels {list(self.statistics.channels)}; the store holds {list(self.channels)}")
+            raise StoreError(
+                f"{store}: the normalisation statistics are of channels {list(self.statistics.channels)}; the store holds "
+                f"{list(self.channels)}"
+            )
         self.space_shape = space_shape(group)
         self.members_per_read, self.cached_members = members_per_read, cached_members
         self._group = None
@@ -160,7 +168,7 @@ class Windows(Dataset):
         if position not in self._cache:
             first = position - position % self.members_per_read
             group = range(first, min(first + self.members_per_read, len(self.members)))
-            for p, trajectory in zip(group, self._read(self.members[group.start : group.stop])):
+            for p, trajectory in zip(group, self._read(self.members[group.start : group.stop]), strict=True):
                 self._cache[p] = trajectory
             while len(self._cache) > max(self.cached_members, self.members_per_read):
                 self._cache.popitem(last=False)
@@ -182,11 +190,17 @@ class Windows(Dataset):
                 if len(run) > 1:  # find the member at fault, one read each
                     for member in run:
                         self._read(np.array([member]))
-                raise StoreError(f"{self.store}: cannot read the fields {list(self.fields)} of member {int(run[0])}, time indices 0..{self.n_times - 1}: {error}") from error
+                raise StoreError(
+                    f"{self.store}: cannot read the fields {list(self.fields)} of member {int(run[0])}, time indices "
+                    f"0..{self.n_times - 1}: {error}"
+                ) from error
             finite = np.isfinite(block).reshape(*block.shape[:3], -1).all(axis=-1)
             if not finite.all():
                 m, t, c = np.argwhere(~finite)[0]
-                raise StoreError(f"{self.store}: channel {self.channels[c]} of completed member {int(run[m])} holds NaN or infinity at time index {int(t)}")
+                raise StoreError(
+                    f"{self.store}: channel {self.channels[c]} of completed member {int(run[m])} holds NaN or infinity at time index "
+                    f"{int(t)}"
+                )
             if not block.flags.writeable:  # a memory map: torch needs memory it may own
                 block = np.array(block)
             block = torch.from_numpy(block)
@@ -206,7 +220,16 @@ class ChunkLocalSampler(Sampler[int]):
     ``rank``/``replicas`` interleave the order (``shard``): each process still reads the same blocks.
     """
 
-    def __init__(self, windows: Windows, members_per_block: int | None = None, seed: int = 0, shuffle: bool = True, *, rank: int = 0, replicas: int = 1):
+    def __init__(
+        self,
+        windows: Windows,
+        members_per_block: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+        *,
+        rank: int = 0,
+        replicas: int = 1,
+    ):
         self.windows, self.seed, self.shuffle, self.rank, self.replicas = windows, seed, shuffle, rank, replicas
         self.members_per_block = members_per_block or windows.members_per_read
         self.epoch = 0

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from pdekit.data.schema import BOUNDARY_CONDITIONS
-
 from pdekit.io.formats import FORMATS
+
 # What a bad input raises: files missing or unreadable (OSError), layouts and options (ValueError), h5py missing (ImportError).
 INPUT_ERRORS = (OSError, ValueError, ImportError)
 
@@ -21,7 +21,8 @@ INPUT_ERRORS = (OSError, ValueError, ImportError)
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
     """Adds ``pdekit export`` to ``subparsers`` and returns its parser."""
     parser = subparsers.add_parser(
-        "export", help="write a Zarr ensemble as The Well's or PDEBench's HDF5",
+        "export",
+        help="write a Zarr ensemble as The Well's or PDEBench's HDF5",
         description="Write the completed members of a Zarr ensemble as a Well dataset (OUT/data/SPLIT/NAME.hdf5 and OUT/stats.yaml, "
         "loadable by the_well's WellDataset) or as a PDEBench file (layout multi: a group per sample; single: a dataset per variable). "
         "See docs/interop.md for what each format keeps.",
@@ -31,7 +32,9 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="well: the dataset folder; pdebench: the file")
     parser.add_argument("--split", default="train", choices=["train", "valid", "test"], help="well: the split folder (default train)")
     parser.add_argument("--name", help="well: the file's name and dataset_name (default: the recipe's name)")
-    parser.add_argument("--layout", default="multi", choices=["multi", "single"], help="pdebench: multi (per-sample groups, default) or single")
+    parser.add_argument(
+        "--layout", default="multi", choices=["multi", "single"], help="pdebench: multi (per-sample groups, default) or single"
+    )
     parser.add_argument("--by-parameters", action="store_true", help="pdebench single: one file per distinct parameter value")
     parser.add_argument("--drop-parameters", action="store_true", help="pdebench single: leave parameters that vary between members out")
     parser.set_defaults(func=run_export)
@@ -41,18 +44,23 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
 def add_import_parser(subparsers) -> argparse.ArgumentParser:
     """Adds ``pdekit import`` to ``subparsers`` and returns its parser."""
     parser = subparsers.add_parser(
-        "import", help="convert The Well's or PDEBench's HDF5 into a Zarr ensemble",
+        "import",
+        help="convert The Well's or PDEBench's HDF5 into a Zarr ensemble",
         description="Create a Zarr ensemble from a Well file, folder of files or dataset folder (DIR/data/SPLIT), or from a PDEBench "
         "file (either layout), one trajectory at a time. What a store cannot hold is refused by name; leave it out with --exclude.",
     )
     parser.add_argument("source", help="an HDF5 file, a folder of them, or a Well dataset folder")
     parser.add_argument("--out", required=True, help="the new Zarr store")
     parser.add_argument("--format", choices=FORMATS, help="well or pdebench (default: recognised from the file)")
-    parser.add_argument("--split", default="train", choices=["train", "valid", "test"], help="well: the split of a dataset folder (default train)")
+    parser.add_argument(
+        "--split", default="train", choices=["train", "valid", "test"], help="well: the split of a dataset folder (default train)"
+    )
     parser.add_argument("--name", help="well: the dataset SOURCE/NAME of a Well base folder")
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME", help="a field or scalar to leave out (repeatable)")
     parser.add_argument("--boundary-conditions", nargs="+", choices=BOUNDARY_CONDITIONS, help="pdebench: one per axis, x y z order")
-    parser.add_argument("--parameters", nargs="+", metavar="NAME", help="pdebench: the numeric attributes or config entries to keep as parameters")
+    parser.add_argument(
+        "--parameters", nargs="+", metavar="NAME", help="pdebench: the numeric attributes or config entries to keep as parameters"
+    )
     parser.set_defaults(func=run_import)
     return parser
 
@@ -74,7 +82,9 @@ def run_export(args: argparse.Namespace) -> int:
         else:
             from pdekit.io.pdebench import export_pdebench
 
-            written = export_pdebench(args.store, args.out, layout=args.layout, by_parameters=args.by_parameters, drop_parameters=args.drop_parameters)
+            written = export_pdebench(
+                args.store, args.out, layout=args.layout, by_parameters=args.by_parameters, drop_parameters=args.drop_parameters
+            )
     except INPUT_ERRORS as error:
         return _fail("export", error)
     for path in written:
@@ -98,7 +108,9 @@ def run_import(args: argparse.Namespace) -> int:
         else:
             from pdekit.io.pdebench import import_pdebench
 
-            group = import_pdebench(args.source, args.out, boundary_conditions=args.boundary_conditions, parameters=args.parameters, exclude=args.exclude)
+            group = import_pdebench(
+                args.source, args.out, boundary_conditions=args.boundary_conditions, parameters=args.parameters, exclude=args.exclude
+            )
     except INPUT_ERRORS as error:
         return _fail("import", error)
     print(f"imported {group['completed'].shape[0]} members into {args.out} (check it with pdekit validate {args.out})")

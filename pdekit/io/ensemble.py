@@ -118,7 +118,10 @@ def check_axis(values: np.ndarray, axis: str, where: str) -> np.ndarray:
     values = decimal_float64(values)
     steps = np.diff(values)
     if values.ndim != 1 or len(values) < 2 or not (steps > 0).all() or not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-        raise ValueError(f"{where}: coordinate {axis} must increase uniformly with at least 2 points (pdekit stores uniform grids); got {values[:4].tolist()}...")
+        raise ValueError(
+            f"{where}: coordinate {axis} must increase uniformly with at least 2 points (pdekit stores uniform grids); got "
+            f"{values[:4].tolist()}..."
+        )
     return values
 
 
@@ -135,7 +138,9 @@ def read_ensemble(store) -> Ensemble:
         fields.append(Field(name, attrs.get("long_name", name), attrs.get("units", "1"), vector="components" in attrs))
     ndim = group[fields[0].name].ndim - 2 - fields[0].vector
     axes = AXES[:ndim]
-    parameters = tuple(Parameter(p, group[p].attrs.get("long_name", p), group[p].attrs.get("units", "1")) for p in names(group.attrs, "parameter_names"))
+    parameters = tuple(
+        Parameter(p, group[p].attrs.get("long_name", p), group[p].attrs.get("units", "1")) for p in names(group.attrs, "parameter_names")
+    )
     attributes = {k: group.attrs[k] for k in CARRIED_ATTRIBUTES if k in group.attrs}
     attributes["recipe"] = json_attribute(group.attrs, "recipe", {})
     return Ensemble(
@@ -164,8 +169,12 @@ def layout_of(ensemble: Ensemble) -> Layout:
     # The grid's lengths are n * step, so that its coordinates j * L / n are the source's when they start at 0.
     lengths = tuple(len(ensemble.coordinates[a]) * float(ensemble.coordinates[a][1] - ensemble.coordinates[a][0]) for a in axes)
     return Layout(
-        fields=ensemble.fields, grid=Grid(ensemble.shape, lengths), times=tuple(float(t) for t in ensemble.times),
-        members=ensemble.n_members, parameters=ensemble.parameters, attributes=ensemble.attributes,
+        fields=ensemble.fields,
+        grid=Grid(ensemble.shape, lengths),
+        times=tuple(float(t) for t in ensemble.times),
+        members=ensemble.n_members,
+        parameters=ensemble.parameters,
+        attributes=ensemble.attributes,
         boundary_conditions=tuple(ensemble.boundary_conditions[a] for a in ensemble.axes),
     )
 
@@ -180,15 +189,23 @@ def check_ensemble(ensemble: Ensemble, where: str) -> None:
         raise ValueError(f"{where}: no fields to import")
     bad = {a: bc for a, bc in ensemble.boundary_conditions.items() if bc not in BOUNDARY_CONDITIONS}
     if bad or set(ensemble.boundary_conditions) != set(ensemble.axes):
-        raise ValueError(f"{where}: boundary conditions {ensemble.boundary_conditions} must give one of {BOUNDARY_CONDITIONS} for each axis {ensemble.axes}")
-    if ensemble.n_members < 1 or any(len(v) != ensemble.n_members for v in ensemble.values.values()) or len(ensemble.seeds) != ensemble.n_members:
+        raise ValueError(
+            f"{where}: boundary conditions {ensemble.boundary_conditions} must give one of {BOUNDARY_CONDITIONS} for each axis "
+            f"{ensemble.axes}"
+        )
+    if (
+        ensemble.n_members < 1
+        or any(len(v) != ensemble.n_members for v in ensemble.values.values())
+        or len(ensemble.seeds) != ensemble.n_members
+    ):
         raise ValueError(f"{where}: every parameter and the seeds need one value per member ({ensemble.n_members})")
     if len(ensemble.times) < 1 or not (np.diff(ensemble.times) > 0).all():
         raise ValueError(f"{where}: times must increase; got {ensemble.times[:5].tolist()}...")
 
 
 def write_ensemble(store, ensemble: Ensemble, trajectories: Iterable[np.ndarray], where: str) -> zarr.Group:
-    """Creates ``store`` for ``ensemble``, writes each of ``trajectories [time, channel, *space]`` as the next member, and returns the group.
+    """Creates ``store`` for ``ensemble``, writes each of ``trajectories [time, channel, *space]`` as the next member, and returns the
+    group.
 
     Each member is marked completed once written, so a store whose import failed half-way holds
     only whole members and says which are missing (``pdekit validate``). A trajectory holding NaN
@@ -216,4 +233,3 @@ def write_ensemble(store, ensemble: Ensemble, trajectories: Iterable[np.ndarray]
     if written != ensemble.n_members:
         raise ValueError(f"{where}: {written} trajectories for {ensemble.n_members} members")
     return group
-

@@ -1,4 +1,5 @@
-"""Which format a path holds (a pdekit Zarr ensemble, The Well's HDF5, PDEBench's HDF5), h5py on first use, and what both HDF5 exporters share.
+"""Which format a path holds (a pdekit Zarr ensemble, The Well's HDF5, PDEBench's HDF5), h5py on first use, and what both HDF5 exporters
+share.
 
 ``require_zarr_store`` is what ``pdekit train --data`` calls: it needs no h5py and only looks at
 the path, so that HDF5 data is refused with the command that converts it, instead of with a Zarr
@@ -33,7 +34,9 @@ def h5py_module():
     try:
         import h5py
     except ImportError as error:
-        raise ImportError("reading and writing HDF5 needs h5py: pip install 'pdekit[hdf5]' (or 'pdekit[well]' for The Well's loader too)") from error
+        raise ImportError(
+            "reading and writing HDF5 needs h5py: pip install 'pdekit[hdf5]' (or 'pdekit[well]' for The Well's loader too)"
+        ) from error
     return h5py
 
 
@@ -82,7 +85,8 @@ def require_zarr_store(store) -> None:
     if found:
         raise ValueError(
             f"{store} holds HDF5 data ({found[0].name}{' ...' if len(found) > 1 else ''}), not a Zarr ensemble: convert it once with "
-            f"`pdekit import {store} --out STORE.zarr` (streamed, one trajectory at a time; pdekit.io.import_well or import_pdebench) and train on STORE.zarr"
+            f"`pdekit import {store} --out STORE.zarr` (streamed, one trajectory at a time; pdekit.io.import_well or import_pdebench) and "
+            "train on STORE.zarr"
         )
 
 
@@ -95,14 +99,19 @@ def detect_format(path) -> str:
     with h5py.File(found[0], "r") as file:
         if "dimensions" in file and "t0_fields" in file:
             return "well"
-        if any(key.endswith("-coordinate") for key in file) or any(isinstance(file[key], h5py.Group) and "data" in file[key] for key in file):
+        if any(key.endswith("-coordinate") for key in file) or any(
+            isinstance(file[key], h5py.Group) and "data" in file[key] for key in file
+        ):
             return "pdebench"
-    raise ValueError(f"{found[0]}: neither The Well's layout (groups dimensions, t0_fields) nor PDEBench's (x-coordinate, or groups holding data)")
+    raise ValueError(
+        f"{found[0]}: neither The Well's layout (groups dimensions, t0_fields) nor PDEBench's (x-coordinate, or groups holding data)"
+    )
 
 
 @contextmanager
 def replaced_when_written(paths: Sequence[Path]) -> Iterator[list[Path]]:
-    """Yields a temporary sibling ``<name>.partial`` of each of ``paths`` to write; moves each onto its path when the block ends, removes them all when it raises.
+    """Yields a temporary sibling ``<name>.partial`` of each of ``paths`` to write; moves each onto its path when the block ends, removes
+    them all when it raises.
 
     An export stopped by an error leaves nothing behind, so the same export can be run again; one
     killed outright leaves only ``.partial`` files, which the next run overwrites (write them with
@@ -116,7 +125,7 @@ def replaced_when_written(paths: Sequence[Path]) -> Iterator[list[Path]]:
         for partial in partials:
             partial.unlink(missing_ok=True)
         raise
-    for partial, path in zip(partials, paths):
+    for partial, path in zip(partials, paths, strict=True):
         os.replace(partial, path)
 
 

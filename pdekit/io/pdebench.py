@@ -85,14 +85,21 @@ def _t_coordinate(times: np.ndarray) -> np.ndarray:
 
 def _subset(ensemble: Ensemble, rows: np.ndarray, parameters: Sequence[Parameter]) -> Ensemble:
     return Ensemble(
-        fields=ensemble.fields, times=ensemble.times, coordinates=ensemble.coordinates, boundary_conditions=ensemble.boundary_conditions,
-        parameters=tuple(parameters), values={p.name: ensemble.values[p.name][rows] for p in parameters}, seeds=ensemble.seeds[rows],
-        attributes=ensemble.attributes, members=ensemble.members[rows],
+        fields=ensemble.fields,
+        times=ensemble.times,
+        coordinates=ensemble.coordinates,
+        boundary_conditions=ensemble.boundary_conditions,
+        parameters=tuple(parameters),
+        values={p.name: ensemble.values[p.name][rows] for p in parameters},
+        seeds=ensemble.seeds[rows],
+        attributes=ensemble.attributes,
+        members=ensemble.members[rows],
     )
 
 
 def _parameter_file(path: Path, ensemble: Ensemble, names: Sequence[str], row: int) -> Path:
-    """Returns the file of the members sharing ``ensemble``'s parameter values at ``row``: ``<stem>_<name><value>..<suffix>``, as PDEBench names its files."""
+    """Returns the file of the members sharing ``ensemble``'s parameter values at ``row``: ``<stem>_<name><value>..<suffix>``, as PDEBench
+    names its files."""
     tag = "_".join(f"{n}{float(ensemble.values[n][row])!r}" for n in names)
     return path.with_name(f"{path.stem}_{tag}{path.suffix}")
 
@@ -113,7 +120,9 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
     if by_parameters and drop_parameters:
         raise ValueError("by_parameters and drop_parameters exclude each other: choose one file per value, or no values")
     if layout == "multi" and (by_parameters or drop_parameters):
-        raise ValueError("by_parameters and drop_parameters apply to layout='single'; layout='multi' keeps every member's parameters in its config")
+        raise ValueError(
+            "by_parameters and drop_parameters apply to layout='single'; layout='multi' keeps every member's parameters in its config"
+        )
     ensemble = read_ensemble(store)
     path = Path(path)
     varying = ensemble.varying_parameters()
@@ -122,10 +131,17 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
     elif varying and by_parameters:
         combinations = np.stack([ensemble.values[n] for n in varying], axis=1)
         _, first, inverse = np.unique(combinations, axis=0, return_index=True, return_inverse=True)
-        parts = [(_parameter_file(path, ensemble, varying, int(row)), _subset(ensemble, np.flatnonzero(inverse.ravel() == k), ensemble.parameters)) for k, row in enumerate(first)]
+        parts = [
+            (
+                _parameter_file(path, ensemble, varying, int(row)),
+                _subset(ensemble, np.flatnonzero(inverse.ravel() == k), ensemble.parameters),
+            )
+            for k, row in enumerate(first)
+        ]
     elif varying and not drop_parameters:
         raise ValueError(
-            f"{store}: parameters {varying} differ between members, and PDEBench's single-file layout has one value per file (file attributes): "
+            f"{store}: parameters {varying} differ between members, and PDEBench's single-file layout has one value per file (file "
+            "attributes): "
             "use layout='multi' (a config per sample), by_parameters=True (one file per value) or drop_parameters=True (leave them out)"
         )
     else:
@@ -137,7 +153,7 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
     path.parent.mkdir(parents=True, exist_ok=True)
     targets = [target for target, _ in parts]
     with replaced_when_written(targets) as partials:
-        for partial, (_, part) in zip(partials, parts):
+        for partial, (_, part) in zip(partials, parts, strict=True):
             with h5py.File(partial, "w") as file:
                 (_write_multi if layout == "multi" else _write_single)(file, store, part)
     return targets
@@ -146,7 +162,10 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
 def _write_single(file, store, ensemble: Ensemble) -> None:
     datasets = _channel_datasets(ensemble)
     shape = tuple(len(ensemble.coordinates[a]) for a in ensemble.axes)
-    arrays = [file.create_dataset(name, shape=(ensemble.n_members, len(ensemble.times), *shape), dtype="float32", chunks=(1, 1, *shape)) for name in datasets]
+    arrays = [
+        file.create_dataset(name, shape=(ensemble.n_members, len(ensemble.times), *shape), dtype="float32", chunks=(1, 1, *shape))
+        for name in datasets
+    ]
     file.create_dataset("t-coordinate", data=_t_coordinate(ensemble.times))
     for axis in ensemble.axes:
         file.create_dataset(f"{axis}-coordinate", data=ensemble.coordinates[axis])
@@ -168,7 +187,11 @@ def _write_multi(file, store, ensemble: Ensemble) -> None:
         for axis in ensemble.axes:
             group.create_dataset(f"grid/{axis}", data=ensemble.coordinates[axis])
         group.create_dataset("grid/t", data=ensemble.times)
-        config = {"member": int(ensemble.members[i]), "seed": int(ensemble.seeds[i]), **{p.name: float(ensemble.values[p.name][i]) for p in ensemble.parameters}}
+        config = {
+            "member": int(ensemble.members[i]),
+            "seed": int(ensemble.seeds[i]),
+            **{p.name: float(ensemble.values[p.name][i]) for p in ensemble.parameters},
+        }
         group.attrs["config"] = yaml.safe_dump(config)
 
 
@@ -177,23 +200,28 @@ def _text(value) -> str:
 
 
 def _boundary_conditions(path: Path, ndim: int, given: Sequence[str] | None, saved: dict | None) -> dict[str, str]:
-    """Returns each axis's boundary condition: ``given`` (x, y, z order), else pdekit's own record, else the file name's (``periodic``; ``trans``: open)."""
+    """Returns each axis's boundary condition: ``given`` (x, y, z order), else pdekit's own record, else the file name's (``periodic``;
+    ``trans``: open)."""
     axes = AXES[:ndim]
     if given:
         if len(given) != ndim:
             raise ValueError(f"boundary_conditions needs one entry per axis {list(axes)}; got {list(given)}")
-        return dict(zip(axes, given))
+        return dict(zip(axes, given, strict=True))
     if saved:
         return dict(saved)
     words = path.stem.lower().split("_")
     for word, bc in (("periodic", "periodic"), ("trans", "open")):
         if word in words:
             return dict.fromkeys(axes, bc)
-    raise ValueError(f"{path}: PDEBench files do not record boundary conditions and the name says neither periodic nor trans; pass boundary_conditions (pdekit import --boundary-conditions ...)")
+    raise ValueError(
+        f"{path}: PDEBench files do not record boundary conditions and the name says neither periodic nor trans; pass boundary_conditions "
+        "(pdekit import --boundary-conditions ...)"
+    )
 
 
 def _foreign_fields(channels: Sequence[str], ndim: int) -> tuple[list[Field], list[str]]:
-    """Returns the fields of foreign ``single``-layout datasets and their channel order: the scalars by name, then ``Vx, Vy, Vz`` as ``velocity``."""
+    """Returns the fields of foreign ``single``-layout datasets and their channel order: the scalars by name, then ``Vx, Vy, Vz`` as
+    ``velocity``."""
     velocity = [VELOCITY[a] for a in AXES[:ndim]]
     scalars = sorted(c for c in channels if c not in velocity)
     fields = [Field(c, c) for c in scalars]
@@ -226,7 +254,9 @@ def _chosen(available: dict[str, np.ndarray], wanted: Sequence[str] | None, wher
     return {n: available[n] for n in wanted}
 
 
-def import_pdebench(path, store, *, boundary_conditions: Sequence[str] | None = None, parameters: Sequence[str] | None = None, exclude: Sequence[str] = ()):
+def import_pdebench(
+    path, store, *, boundary_conditions: Sequence[str] | None = None, parameters: Sequence[str] | None = None, exclude: Sequence[str] = ()
+):
     """Creates the Zarr ensemble ``store`` from a PDEBench file (either layout, recognised by its contents) and returns its group.
 
     Samples become members in order, each read with h5py slices and written before the next is
@@ -267,7 +297,13 @@ def _saved_parameters(saved: dict | None, values: dict[str, np.ndarray]) -> tupl
 def _attributes(saved: dict | None, path: Path, layout: str) -> dict:
     if saved:
         return saved["attributes"]
-    return {"pde": path.stem, "solver": "unknown", "scheme": "unknown", "title": f"{path.name}, imported from PDEBench", "recipe": {"name": path.stem, "source": "pdebench", "layout": layout}}
+    return {
+        "pde": path.stem,
+        "solver": "unknown",
+        "scheme": "unknown",
+        "title": f"{path.name}, imported from PDEBench",
+        "recipe": {"name": path.stem, "source": "pdebench", "layout": layout},
+    }
 
 
 def _describe_single(file, path: Path, saved, given_bcs, wanted, exclude: set[str]):
@@ -277,7 +313,9 @@ def _describe_single(file, path: Path, saved, given_bcs, wanted, exclude: set[st
         raise ValueError(f"{where}: expected x-coordinate (and y-, z-coordinate) datasets; found {sorted(file)}")
     coordinates = {a: check_axis(file[f"{a}-coordinate"][:], a, where) for a in axes}
     shape = tuple(len(coordinates[a]) for a in axes)
-    candidates = [k for k in sorted(file) if not k.endswith("-coordinate") and isinstance(file[k], h5py_module().Dataset) and k not in exclude]
+    candidates = [
+        k for k in sorted(file) if not k.endswith("-coordinate") and isinstance(file[k], h5py_module().Dataset) and k not in exclude
+    ]
     if saved:
         channels = saved["datasets"]
         fields = _saved_fields(saved)
@@ -285,7 +323,10 @@ def _describe_single(file, path: Path, saved, given_bcs, wanted, exclude: set[st
         data = [k for k in candidates if file[k].ndim == 2 + len(axes) and file[k].shape[2:] == shape]
         refused = [f"{k} {file[k].shape}" for k in candidates if k not in data]
         if refused:
-            raise ValueError(f"{where}: a pdekit store holds [sample, time, *space] variables only, not {refused}; leave them out on purpose with exclude=[...]")
+            raise ValueError(
+                f"{where}: a pdekit store holds [sample, time, *space] variables only, not {refused}; leave them out on purpose with "
+                "exclude=[...]"
+            )
         fields, channels = _foreign_fields(data, len(axes))
     if not channels:
         raise ValueError(f"{where}: no [sample, time, *space] datasets to import")
@@ -305,9 +346,15 @@ def _describe_single(file, path: Path, saved, given_bcs, wanted, exclude: set[st
     seeds = read_pdekit_array(file, "seeds", n, where)
     seeds = np.full(n, -1, dtype=np.int64) if seeds is None else seeds.astype(np.int64)
     ensemble = Ensemble(
-        fields=tuple(fields), times=t[:steps], coordinates=coordinates,
+        fields=tuple(fields),
+        times=t[:steps],
+        coordinates=coordinates,
         boundary_conditions=_boundary_conditions(path, len(axes), given_bcs, saved and saved["boundary_conditions"]),
-        parameters=_saved_parameters(saved, values), values=values, seeds=seeds, attributes=_attributes(saved, path, "single"), members=np.arange(n),
+        parameters=_saved_parameters(saved, values),
+        values=values,
+        seeds=seeds,
+        attributes=_attributes(saved, path, "single"),
+        members=np.arange(n),
     )
 
     def read() -> Iterator[np.ndarray]:
@@ -330,7 +377,10 @@ def _describe_multi(file, path: Path, keys: list[str], saved, given_bcs, wanted)
     for key in keys:
         group = file[key]
         if group["data"].shape != shape or not all(np.array_equal(decimal_float64(group["grid"][a][:]), coordinates[a]) for a in axes):
-            raise ValueError(f"{where}: sample {key} has data {group['data'].shape} or a grid unlike sample {keys[0]}'s ({shape}); one store holds one ensemble")
+            raise ValueError(
+                f"{where}: sample {key} has data {group['data'].shape} or a grid unlike sample {keys[0]}'s ({shape}); one store holds one "
+                "ensemble"
+            )
         if not np.array_equal(decimal_float64(group["grid"]["t"][:]), times):
             raise ValueError(f"{where}: sample {key} has other times than sample {keys[0]}; one store holds one time axis")
         config = yaml.safe_load(_text(group.attrs["config"])) if "config" in group.attrs else {}
@@ -349,9 +399,15 @@ def _describe_multi(file, path: Path, keys: list[str], saved, given_bcs, wanted)
     else:
         fields = [Field("data", "data")] if channels == 1 else [Field(f"data_{c}", f"data channel {c}") for c in range(channels)]
     ensemble = Ensemble(
-        fields=tuple(fields), times=times[:steps], coordinates=coordinates,
+        fields=tuple(fields),
+        times=times[:steps],
+        coordinates=coordinates,
         boundary_conditions=_boundary_conditions(path, len(axes), given_bcs, saved and saved["boundary_conditions"]),
-        parameters=_saved_parameters(saved, values), values=values, seeds=seeds, attributes=_attributes(saved, path, "multi"), members=np.arange(len(keys)),
+        parameters=_saved_parameters(saved, values),
+        values=values,
+        seeds=seeds,
+        attributes=_attributes(saved, path, "multi"),
+        members=np.arange(len(keys)),
     )
 
     def read() -> Iterator[np.ndarray]:

@@ -41,7 +41,17 @@ import yaml
 import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.data.store import time_chunk
-from pdekit.io.ensemble import Ensemble, check_axis, decimal_float64, layout_of, member_trajectories, read_ensemble, reverse_space, split_channels, write_ensemble
+from pdekit.io.ensemble import (
+    Ensemble,
+    check_axis,
+    decimal_float64,
+    layout_of,
+    member_trajectories,
+    read_ensemble,
+    reverse_space,
+    split_channels,
+    write_ensemble,
+)
 from pdekit.io.formats import h5py_module, hdf5_files, is_hdf5, read_pdekit_array, replaced_when_written, write_pdekit_arrays
 
 SPLITS = ("train", "valid", "test")
@@ -69,9 +79,13 @@ def _write_header(file, ensemble: Ensemble, name: str) -> None:
     varying = set(ensemble.varying_parameters())
     file.attrs.update(
         {
-            "dataset_name": name, "grid_type": "cartesian", "n_spatial_dims": ensemble.ndim, "n_trajectories": ensemble.n_members,
+            "dataset_name": name,
+            "grid_type": "cartesian",
+            "n_spatial_dims": ensemble.ndim,
+            "n_trajectories": ensemble.n_members,
             "simulation_parameters": _strings([p.name for p in ensemble.parameters]),
-            "pdekit_version": pdekit.__version__, "pdekit_attributes": json.dumps(ensemble.attributes),
+            "pdekit_version": pdekit.__version__,
+            "pdekit_attributes": json.dumps(ensemble.attributes),
         }
     )
     # A parameter shared by all members is also a file attribute, as The Well keeps one value per
@@ -115,7 +129,12 @@ def _create_fields(file, ensemble: Ensemble) -> dict:
         for f in fields:
             tensor = (ensemble.ndim,) * order
             chunk = time_chunk(layout, f)  # at most CHUNK_BYTES a chunk, as the store's own chunks
-            dataset = group.create_dataset(f.name, shape=(ensemble.n_members, len(ensemble.times), *shape, *tensor), dtype="float32", chunks=(1, chunk, *shape, *tensor))
+            dataset = group.create_dataset(
+                f.name,
+                shape=(ensemble.n_members, len(ensemble.times), *shape, *tensor),
+                dtype="float32",
+                chunks=(1, chunk, *shape, *tensor),
+            )
             dataset.attrs.update({"dim_varying": np.ones(ensemble.ndim, dtype=bool), "long_name": f.long_name, "units": f.units})
             _flags(dataset, sample=True, time=True)
             datasets[f.name] = dataset
@@ -123,7 +142,8 @@ def _create_fields(file, ensemble: Ensemble) -> dict:
 
 
 def to_well(part: np.ndarray, vector: bool) -> np.ndarray:
-    """Returns one member's field as The Well lays it out: ``[time, *space]`` or ``[time, component, *space]`` (z, y, x) -> ``[time, x, y, z, (component)]``."""
+    """Returns one member's field as The Well lays it out: ``[time, *space]`` or ``[time, component, *space]`` (z, y, x) -> ``[time, x, y,
+    z, (component)]``."""
     if vector:
         return reverse_space(np.moveaxis(part, 1, -1), leading=1, trailing=1)
     return reverse_space(part, leading=1)
@@ -143,7 +163,8 @@ def export_well(store, directory, *, split: str = "train", name: str | None = No
     at a time to ``<name>.hdf5.partial`` and renamed when whole (incomplete and failed members are
     left out; ``pdekit/members`` lists the store indices of those written). ``directory/stats.yaml``
     (``mean``, ``std``, ``rms`` and their ``_delta`` versions per field, as
-    ``WellDataset(use_normalization=True)`` reads them) is rewritten from every file of the training split; a directory without one gets its statistics
+    ``WellDataset(use_normalization=True)`` reads them) is rewritten from every file of the training split; a directory without one gets its
+    statistics
     from the split exported. Load the result with
     ``WellDataset(path=directory, well_split_name=split, normalization_path=directory/"stats.yaml")``.
     """
@@ -185,15 +206,16 @@ def _moments(values: np.ndarray, order: int) -> tuple[int, np.ndarray, np.ndarra
 def _combine(parts: list[tuple[int, np.ndarray, np.ndarray]]) -> dict[str, object]:
     counts = np.array([c for c, _, _ in parts], dtype=np.float64)
     weights = counts / counts.sum()
-    mean = sum(w * m for w, (_, m, _) in zip(weights, parts))
-    square = sum(w * s for w, (_, _, s) in zip(weights, parts))
+    mean = sum(w * m for w, (_, m, _) in zip(weights, parts, strict=True))
+    square = sum(w * s for w, (_, _, s) in zip(weights, parts, strict=True))
     std = np.sqrt(np.maximum(square - mean**2, 0.0))
-    as_yaml = lambda a: np.asarray(a).tolist()  # a float for a scalar field, a list per component for a vector
-    return {"mean": as_yaml(mean), "std": as_yaml(std), "rms": as_yaml(np.sqrt(square))}
+    # a float for a scalar field, a list per component for a vector
+    return {name: np.asarray(value).tolist() for name, value in (("mean", mean), ("std", std), ("rms", np.sqrt(square)))}
 
 
 def well_statistics(files: Sequence[Path]) -> dict:
-    """Returns The Well's ``stats.yaml`` contents for ``files``: per field, ``mean``, ``std``, ``rms`` and those of its one-step change (``_delta``).
+    """Returns The Well's ``stats.yaml`` contents for ``files``: per field, ``mean``, ``std``, ``rms`` and those of its one-step change
+    (``_delta``).
 
     Moments are over trajectories, times and points (per component for a vector field, as The
     Well's ``compute_statistics`` script takes them), read one trajectory at a time and combined
@@ -259,7 +281,10 @@ def _boundary_conditions(file, where: str) -> dict[str, str]:
         dims = [_text(d) for d in np.atleast_1d(group.attrs["associated_dims"])]
         kind = _text(group.attrs["bc_type"]).upper()
         if len(dims) != 1 or dims[0] not in ends or kind not in known:
-            raise ValueError(f"{where}: boundary_conditions/{key} ({kind} on {dims}) is not one of {sorted(known)} on one axis; pdekit keeps one condition per axis")
+            raise ValueError(
+                f"{where}: boundary_conditions/{key} ({kind} on {dims}) is not one of {sorted(known)} on one axis; pdekit keeps one "
+                "condition per axis"
+            )
         mask = np.asarray(group["mask"][:], dtype=bool)
         for end, index in ((0, 0), (1, -1)):
             if mask[index]:
@@ -276,7 +301,8 @@ def _boundary_conditions(file, where: str) -> dict[str, str]:
 
 
 def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[tuple[str, bool]]]:
-    """Returns the description of one Well file and its fields to read, ``(name, vector)`` in channel order (t0 then t1, as ``WellDataset`` orders them)."""
+    """Returns the description of one Well file and its fields to read, ``(name, vector)`` in channel order (t0 then t1, as ``WellDataset``
+    orders them)."""
     where = str(path)
     grid_type = _text(file.attrs.get("grid_type", "cartesian"))
     if grid_type != "cartesian":
@@ -312,7 +338,9 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
             elif not np.all(dataset.attrs.get("dim_varying", True)) or dataset.shape != expected:
                 refused.append(f"{name} (shape {dataset.shape}, not {expected})")
             else:
-                fields.append(Field(name, _text(dataset.attrs.get("long_name", name)), _text(dataset.attrs.get("units", "1")), vector=order == 1))
+                fields.append(
+                    Field(name, _text(dataset.attrs.get("long_name", name)), _text(dataset.attrs.get("units", "1")), vector=order == 1)
+                )
                 readers.append((f"t{order}_fields/{name}", order == 1))
     parameters, values = [], {}
     scalars = file["scalars"]
@@ -338,17 +366,33 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
             parameters.append(Parameter(name, name))
             values[name] = np.broadcast_to(value, (n,)).copy()
     if refused:
-        raise ValueError(f"{where}: a pdekit store cannot hold {', '.join(refused)}; leave them out on purpose with exclude=[...] (pdekit import --exclude NAME)")
+        raise ValueError(
+            f"{where}: a pdekit store cannot hold {', '.join(refused)}; leave them out on purpose with exclude=[...] (pdekit import "
+            "--exclude NAME)"
+        )
     seeds = read_pdekit_array(file, "seeds", n, where)
     seeds = np.full(n, -1, dtype=np.int64) if seeds is None else seeds.astype(np.int64)
     if "pdekit_attributes" in file.attrs:
         attributes = json.loads(_text(file.attrs["pdekit_attributes"]))
     else:
         dataset = _text(file.attrs.get("dataset_name", path.stem))
-        attributes = {"pde": dataset, "solver": "unknown", "scheme": "unknown", "title": f"{dataset}, imported from The Well", "recipe": {"name": dataset, "source": "the_well"}}
+        attributes = {
+            "pde": dataset,
+            "solver": "unknown",
+            "scheme": "unknown",
+            "title": f"{dataset}, imported from The Well",
+            "recipe": {"name": dataset, "source": "the_well"},
+        }
     ensemble = Ensemble(
-        fields=tuple(fields), times=times, coordinates=coordinates, boundary_conditions=_boundary_conditions(file, where),
-        parameters=tuple(parameters), values=values, seeds=seeds, attributes=attributes, members=np.arange(n),
+        fields=tuple(fields),
+        times=times,
+        coordinates=coordinates,
+        boundary_conditions=_boundary_conditions(file, where),
+        parameters=tuple(parameters),
+        values=values,
+        seeds=seeds,
+        attributes=attributes,
+        members=np.arange(n),
     )
     return ensemble, readers
 
@@ -392,14 +436,19 @@ def import_well(source, store, *, split: str = "train", name: str | None = None,
     if unknown:
         raise ValueError(f"{source}: exclude names {unknown}, which no file holds (fields and scalars: {sorted(mentioned)})")
     first, readers = described[0]
-    for path, (other, _) in zip(files[1:], described[1:]):
+    for path, (other, _) in zip(files[1:], described[1:], strict=True):
         _same_shape(first, other, str(path))
     if first.attributes.get("recipe", {}).get("source") == "the_well":
         first.attributes["recipe"]["files"] = [p.name for p in files]
     ensemble = Ensemble(
-        fields=first.fields, times=first.times, coordinates=first.coordinates, boundary_conditions=first.boundary_conditions,
-        parameters=first.parameters, values={p.name: np.concatenate([e.values[p.name] for e, _ in described]) for p in first.parameters},
-        seeds=np.concatenate([e.seeds for e, _ in described]), attributes=first.attributes,
+        fields=first.fields,
+        times=first.times,
+        coordinates=first.coordinates,
+        boundary_conditions=first.boundary_conditions,
+        parameters=first.parameters,
+        values={p.name: np.concatenate([e.values[p.name] for e, _ in described]) for p in first.parameters},
+        seeds=np.concatenate([e.seeds for e, _ in described]),
+        attributes=first.attributes,
         members=np.arange(sum(e.n_members for e, _ in described)),
     )
     return write_ensemble(store, ensemble, _trajectories(files, readers), str(source))

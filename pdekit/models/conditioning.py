@@ -9,11 +9,15 @@ def append_parameters(x: torch.Tensor, params: torch.Tensor | None, n_params: in
     """Returns ``x [B, C, *S]`` with ``params [B, n_params]`` appended as constant channels: ``[B, C + n_params, *S]``."""
     if n_params == 0:
         if params is not None and params.numel() > 0:
-            raise ValueError(f"this model was built without parameter conditioning (n_params=0) but got params of shape {tuple(params.shape)}")
+            raise ValueError(
+                f"this model was built without parameter conditioning (n_params=0) but got params of shape {tuple(params.shape)}"
+            )
         return x
     if params is None or params.shape != (x.shape[0], n_params):
         got = None if params is None else tuple(params.shape)
-        raise ValueError(f"this model is conditioned on {n_params} parameters: expected params of shape ({x.shape[0]}, {n_params}), got {got}")
+        raise ValueError(
+            f"this model is conditioned on {n_params} parameters: expected params of shape ({x.shape[0]}, {n_params}), got {got}"
+        )
     constant = params.to(x.dtype).view(*params.shape, *([1] * (x.ndim - 2))).expand(-1, -1, *x.shape[2:])
     return torch.cat([x, constant], dim=1)
 

@@ -150,7 +150,10 @@ class FactorizedAttention(nn.Module):
         u = self.norm(z)
         v = self.to_value(u).unflatten(-1, (self.heads, -1)).movedim(-2, 1)  # [B, h, *S, dim_head]
         u = self.to_input(u)
-        kernels = [kernel(projection(u, axis), positions[axis]) for axis, (projection, kernel) in enumerate(zip(self.projections, self.kernels))]
+        kernels = [
+            kernel(projection(u, axis), positions[axis])
+            for axis, (projection, kernel) in enumerate(zip(self.projections, self.kernels, strict=True))
+        ]
         v = integrate_along_axes(v, kernels)
         domain = tuple(range(2, v.ndim))  # each head's points and channels together
         v = (v - v.mean(dim=domain, keepdim=True)) / torch.sqrt(v.var(dim=domain, unbiased=False, keepdim=True) + GROUP_NORM_EPS)
@@ -158,7 +161,8 @@ class FactorizedAttention(nn.Module):
 
 
 class GaussianFourierFeatures(nn.Module):
-    """Returns ``[sin 2 pi x B, cos 2 pi x B]`` of points ``x [..., dim]`` for a fixed ``B [dim, width/2] ~ N(0, scale^2)``: ``[..., width]``.
+    """Returns ``[sin 2 pi x B, cos 2 pi x B]`` of points ``x [..., dim]`` for a fixed ``B [dim, width/2] ~ N(0, scale^2)``: ``[...,
+    width]``.
 
     Tancik et al., "Fourier features let networks learn high frequency functions in low dimensional
     domains", NeurIPS 2020. ``B`` is drawn once and saved with the weights (a buffer).
@@ -216,14 +220,20 @@ class FactFormer(nn.Module):
         if config.heads < 1 or config.dim_head < 1 or config.kernel_multiplier < 1 or config.layers < 1:
             raise ValueError(f"FactFormer heads, dim_head, kernel_multiplier and layers must be positive; got {config}")
         if config.dim_head * config.kernel_multiplier % 2:
-            raise ValueError(f"FactFormer dim_head * kernel_multiplier must be even (RoPE rotates pairs); got {config.dim_head} * {config.kernel_multiplier}")
+            raise ValueError(
+                f"FactFormer dim_head * kernel_multiplier must be even (RoPE rotates pairs); got {config.dim_head} * "
+                f"{config.kernel_multiplier}"
+            )
         if not config.domain_length > 0:
             raise ValueError(f"FactFormer domain_length must be positive; got {config.domain_length}")
         self.dim, self.n_params, self.domain_length = dim, n_params, config.domain_length
         latent = 2 * width
         self.lift = nn.Linear(in_channels + n_params, width)
         self.position_features = nn.ModuleList(
-            [nn.Sequential(GaussianFourierFeatures(dim, width, config.fourier_feature_scale), nn.Linear(width, width)) for _ in range(config.layers)]
+            [
+                nn.Sequential(GaussianFourierFeatures(dim, width, config.fourier_feature_scale), nn.Linear(width, width))
+                for _ in range(config.layers)
+            ]
         )
         self.blocks = nn.ModuleList(
             [FactorizedAttention(width, dim, config.heads, config.dim_head, config.kernel_multiplier) for _ in range(config.layers)]
@@ -242,12 +252,14 @@ class FactFormer(nn.Module):
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         b, _, *space = x.shape
         if len(space) != self.dim:
-            raise ValueError(f"this FactFormer was built for dim={self.dim}: expected input [B, C, {', '.join('n' * self.dim)}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"this FactFormer was built for dim={self.dim}: expected input [B, C, {', '.join('n' * self.dim)}], got {tuple(x.shape)}"
+            )
         dtype = torch.promote_types(x.dtype, torch.float32)
         positions = [self.domain_length * torch.arange(n, device=x.device, dtype=dtype) / n for n in space]
         points = torch.stack(torch.meshgrid(*positions, indexing="ij"), dim=-1)  # [*S, dim]
         z = self.lift(append_parameters(x, params, self.n_params).movedim(1, -1))  # [B, *S, width]
-        for features, block in zip(self.position_features, self.blocks):
+        for features, block in zip(self.position_features, self.blocks, strict=True):
             z = z + features(points)
             z = z + block(z, positions)
         latent = self.expand(z)

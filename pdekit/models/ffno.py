@@ -100,8 +100,11 @@ class FeedForward(nn.Sequential):
     def __init__(self, width: int, expansion: int, dropout: float, normalized: bool):
         hidden = expansion * width
         super().__init__(
-            pointwise(width, hidden, normalized), nn.Dropout(dropout), nn.ReLU(),
-            pointwise(hidden, width, normalized), nn.Dropout(dropout),
+            pointwise(width, hidden, normalized),
+            nn.Dropout(dropout),
+            nn.ReLU(),
+            pointwise(hidden, width, normalized),
+            nn.Dropout(dropout),
         )
 
 
@@ -168,7 +171,9 @@ class FactorizedFNO(nn.Module):
             [FactorizedSpectralConv(width, config.modes, dim, config.fourier_gain, weights=shared) for _ in range(config.layers)]
         )
         self.feed_forward = nn.ModuleList([FeedForward(width, config.expansion, config.dropout, normalized) for _ in range(config.layers)])
-        self.decoder = nn.Sequential(pointwise(width, config.decoder_width, normalized), pointwise(config.decoder_width, out_channels, normalized))
+        self.decoder = nn.Sequential(
+            pointwise(width, config.decoder_width, normalized), pointwise(config.decoder_width, out_channels, normalized)
+        )
 
     @staticmethod
     def _pointwise(layer: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -176,7 +181,7 @@ class FactorizedFNO(nn.Module):
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         z = self.input_dropout(self._pointwise(self.lift, append_coordinates(append_parameters(x, params, self.n_params))))
-        for spectral, feed_forward in zip(self.spectral, self.feed_forward):
+        for spectral, feed_forward in zip(self.spectral, self.feed_forward, strict=True):
             update = self._pointwise(feed_forward, spectral(z))
             z = z + update
         return self._pointwise(self.decoder, update)

@@ -35,8 +35,12 @@ class FourierNeuralOperator(nn.Module):
         super().__init__()
         self.n_params = n_params
         self.network = FNO(
-            n_modes=(config.modes,) * dim, in_channels=in_channels + n_params, out_channels=out_channels,
-            hidden_channels=config.width, n_layers=config.layers, factorization=config.factorization,
+            n_modes=(config.modes,) * dim,
+            in_channels=in_channels + n_params,
+            out_channels=out_channels,
+            hidden_channels=config.width,
+            n_layers=config.layers,
+            factorization=config.factorization,
             rank=config.rank if config.factorization else 1.0,
         )
 

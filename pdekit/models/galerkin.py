@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -60,16 +61,20 @@ class SpectralConvolution(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         space = z.shape[2:]
         if len(space) != self.dim:
-            raise ValueError(f"this spectral convolution is {self.dim}D: expected z of shape [B, C, *S] with {self.dim} space axes; got {tuple(z.shape)}")
+            raise ValueError(
+                f"this spectral convolution is {self.dim}D: expected z of shape [B, C, *S] with {self.dim} space axes; got {tuple(z.shape)}"
+            )
         axes = tuple(range(2, z.ndim))
         # In the weights' precision: under autocast z may be half, which cuFFT takes only at power-of-2 sizes.
         spectrum = torch.fft.rfftn(z.to(self.weights[0].dtype), dim=axes, norm="ortho")
         kept = [min(self.modes, n // 2) for n in space[:-1]] + [min(self.modes, space[-1] // 2 + 1)]
         out = torch.zeros(z.shape[0], self.weights[0].shape[1], *spectrum.shape[2:], dtype=spectrum.dtype, device=z.device)
-        for signs, weight in zip(self.signs, self.weights):
-            grid = [slice(0, m) if s > 0 else slice(-m, None) for s, m in zip(signs, kept)] + [slice(0, kept[-1])]
+        for signs, weight in zip(self.signs, self.weights, strict=True):
+            grid = [slice(0, m) if s > 0 else slice(-m, None) for s, m in zip(signs, kept[:-1], strict=True)] + [slice(0, kept[-1])]
             # weight index j of a negative half is the frequency j - modes, on every grid.
-            own = [slice(0, m) if s > 0 else slice(self.modes - m, None) for s, m in zip(signs, kept)] + [slice(0, kept[-1])]
+            own = [slice(0, m) if s > 0 else slice(self.modes - m, None) for s, m in zip(signs, kept[:-1], strict=True)] + [
+                slice(0, kept[-1])
+            ]
             block = torch.view_as_complex(weight)[(slice(None), slice(None), *own)]
             out[(slice(None), slice(None), *grid)] = torch.einsum("bi...,io...->bo...", spectrum[(slice(None), slice(None), *grid)], block)
         return torch.fft.irfftn(out, s=space, dim=axes, norm="ortho")
@@ -88,8 +93,8 @@ class SpectralRegressor(nn.Module):
         if layers < 1:
             raise ValueError(f"regressor_layers must be a positive integer; got {layers}")
         widths = [in_channels] + [width] * layers
-        self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths, widths[1:])])
-        self.spectral = nn.ModuleList([SpectralConvolution(a, b, modes, dim) for a, b in zip(widths, widths[1:])])
+        self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in pairwise(widths)])
+        self.spectral = nn.ModuleList([SpectralConvolution(a, b, modes, dim) for a, b in pairwise(widths)])
         self.project = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, out_channels))
 
     @staticmethod
@@ -97,7 +102,7 @@ class SpectralRegressor(nn.Module):
         return layer(z.movedim(1, -1)).movedim(-1, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        for linear, spectral in zip(self.linear, self.spectral):
+        for linear, spectral in zip(self.linear, self.spectral, strict=True):
             z = nn.functional.silu(self._pointwise(linear, z) + spectral(z))
         return self._pointwise(self.project, z)
 
@@ -144,7 +149,10 @@ class GalerkinTransformer(nn.Module):
         regressor_width = width // 2 if config.regressor_width is None else config.regressor_width
         self.lift = nn.Linear(in_channels + n_params + dim, width)
         self.attention = nn.ModuleList(
-            [GalerkinAttention(width, config.heads, config.attention, dim, config.xavier_gain, config.diagonal_weight) for _ in range(config.layers)]
+            [
+                GalerkinAttention(width, config.heads, config.attention, dim, config.xavier_gain, config.diagonal_weight)
+                for _ in range(config.layers)
+            ]
         )
         self.feed_forward = nn.ModuleList(
             [nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width)) for _ in range(config.layers)]
@@ -158,7 +166,7 @@ class GalerkinTransformer(nn.Module):
         features = append_coordinates(append_parameters(x, params, self.n_params)).flatten(2).transpose(1, 2)  # [B, n, C+P+d]
         coordinates = features[..., -self.dim :]
         z = self.lift(features)
-        for attention, feed_forward in zip(self.attention, self.feed_forward):
+        for attention, feed_forward in zip(self.attention, self.feed_forward, strict=True):
             z = z + attention(z, coordinates)
             z = z + feed_forward(z)
         return self.regressor(z.transpose(1, 2).reshape(b, -1, *space))

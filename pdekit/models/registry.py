@@ -30,7 +30,8 @@ _EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "
 
 
 def _typed(annotation, value, key: str):
-    """Returns ``value`` checked against ``annotation`` (ints become floats where a float is expected); ValueError naming ``key`` otherwise."""
+    """Returns ``value`` checked against ``annotation`` (ints become floats where a float is expected); ValueError naming ``key``
+    otherwise."""
     origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in arguments:
@@ -102,7 +103,14 @@ def build_model(name: str, in_channels: int, out_channels: int, dim: int = 2, n_
     """
     config = model_config(name, settings)
     model = MODELS[name][0](in_channels, out_channels, dim=dim, n_params=n_params, config=config)
-    model.spec = {"name": name, "in_channels": in_channels, "out_channels": out_channels, "dim": dim, "n_params": n_params, "settings": dict(settings)}
+    model.spec = {
+        "name": name,
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "dim": dim,
+        "n_params": n_params,
+        "settings": dict(settings),
+    }
     return model
 
 

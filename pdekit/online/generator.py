@@ -20,12 +20,12 @@ dead worker process is replaced.
 from __future__ import annotations
 
 import concurrent.futures
-from concurrent.futures.process import BrokenProcessPool
 import logging
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,7 +80,8 @@ def member_parameters(recipe: Recipe, members: Sequence[int]) -> tuple[dict[str,
 
 @dataclass
 class Solved:
-    """A solved batch: ``trajectories [n, time, C, *space]`` (float32, the recipe's fields on its stored grid, physical units) of ``members``, and the members that blew up."""
+    """A solved batch: ``trajectories [n, time, C, *space]`` (float32, the recipe's fields on its stored grid, physical units) of
+    ``members``, and the members that blew up."""
 
     members: list[int]
     trajectories: torch.Tensor
@@ -113,7 +114,9 @@ def _solve(recipe: Recipe, members: list[int], device) -> Solved:
             alive = [m for j, m in enumerate(alive) if j not in set(error.members)]
             continue
         stored = record(recipe, trajectory).float()
-        parameters = torch.tensor(np.stack([values[n][alive] for n in names], -1) if names else np.zeros((len(alive), 0)), dtype=torch.float32)
+        parameters = torch.tensor(
+            np.stack([values[n][alive] for n in names], -1) if names else np.zeros((len(alive), 0)), dtype=torch.float32
+        )
         return Solved([members[i] for i in alive], stored, parameters, failed)
     return Solved([], torch.empty(0), torch.empty(0), failed)
 
@@ -132,7 +135,8 @@ class Windowing:
 
 @dataclass
 class Produced:
-    """A producer's result: ``samples = (inputs, targets, dt, params)`` of ``members``, their trajectories when kept, the members that blew up."""
+    """A producer's result: ``samples = (inputs, targets, dt, params)`` of ``members``, their trajectories when kept, the members that blew
+    up."""
 
     members: list[int]
     samples: tuple[torch.Tensor, ...]
@@ -143,7 +147,9 @@ class Produced:
 _streams: dict = {}
 
 
-def produce(solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device, windowing: Windowing, drop: frozenset = frozenset()) -> Produced:
+def produce(
+    solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device, windowing: Windowing, drop: frozenset = frozenset()
+) -> Produced:
     """Solves ``members`` with ``solve`` and cuts their windows, where the task runs (thread, process or dask worker).
 
     The trainer's side then only copies samples into the reservoir. On CUDA the work runs on a stream
@@ -242,7 +248,9 @@ class Generator:
         if workers is None:
             workers = 0 if self.device.type == "cuda" or client is not None else 1
         self.workers, self.client = workers, client
-        self.in_flight = in_flight or (workers + 1 if workers else (len(client.scheduler_info()["workers"]) + 1 if client is not None else 1))
+        self.in_flight = in_flight or (
+            workers + 1 if workers else (len(client.scheduler_info()["workers"]) + 1 if client is not None else 1)
+        )
         self.retries, self.tee, self.solve = retries, tee, solve
         self.dt = uniform_step((0.0, *recipe.times), f"recipe {recipe.name!r}")
         self.windowing = Windowing(input_steps, target_steps, stride, self.dt, statistics, keep_trajectories=tee is not None)
@@ -289,7 +297,10 @@ class Generator:
             # spawn, not fork: forking a process that runs torch threads can deadlock the child. The
             # initializer makes each worker exit when this process dies, even by SIGKILL.
             return concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=solver_worker_initializer, initargs=(os.getpid(),)
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=solver_worker_initializer,
+                initargs=(os.getpid(),),
             )
         return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pdekit-generator-solver")
 
@@ -328,7 +339,9 @@ class Generator:
     def _submit(self, batch: list[int]):
         if self.client is not None:
             return self.client.submit(produce, self.solve, self.recipe, batch, "cpu", self.windowing, self.dropped(batch), pure=False)
-        return self._executor.submit(produce, self.solve, self.recipe, batch, "cpu" if self.workers else self.device, self.windowing, self.dropped(batch))
+        return self._executor.submit(
+            produce, self.solve, self.recipe, batch, "cpu" if self.workers else self.device, self.windowing, self.dropped(batch)
+        )
 
     def _wait_first(self, futures, timeout: float):
         if self.client is not None:
@@ -365,7 +378,9 @@ class Generator:
                     except Exception as error:  # noqa: BLE001 - a producer failed: count it, solve the batch again
                         self.counters.task_failures += 1
                         if attempt >= self.retries:
-                            raise RuntimeError(f"members {batch[0]}..{batch[-1]} failed {attempt + 1} times; last error: {error!r}") from error
+                            raise RuntimeError(
+                                f"members {batch[0]}..{batch[-1]} failed {attempt + 1} times; last error: {error!r}"
+                            ) from error
                         log.warning("members %d..%d failed (%r); submitting them again", batch[0], batch[-1], error)
                         broken = isinstance(error, BrokenProcessPool)
                         if broken:
@@ -400,7 +415,7 @@ class Generator:
         if not produced.members:
             return
         if self._tee_group is not None:
-            for member, trajectory in zip(produced.members, produced.trajectories.cpu().numpy()):
+            for member, trajectory in zip(produced.members, produced.trajectories.cpu().numpy(), strict=True):
                 write_member(self._tee_group, member, trajectory)
         samples = produced.samples
         handled = 0

@@ -84,13 +84,17 @@ class Reservoir:
     ``watermark`` defaults to half the capacity.
     """
 
-    def __init__(self, capacity: int, policy: str = "reservoir", *, min_seen: int = 0, watermark: int | None = None, device=None, seed: int = 0):
+    def __init__(
+        self, capacity: int, policy: str = "reservoir", *, min_seen: int = 0, watermark: int | None = None, device=None, seed: int = 0
+    ):
         if policy not in POLICIES:
             raise ValueError(f"Reservoir policy must be one of {POLICIES}; got {policy!r}")
         if capacity < 1:
             raise ValueError(f"Reservoir capacity must be >= 1; got {capacity}")
         if min_seen < 0 or (min_seen and policy != "reservoir"):
-            raise ValueError(f"min_seen={min_seen}: it must be >= 0 and applies to the 'reservoir' policy only (fifo and firo use every sample once)")
+            raise ValueError(
+                f"min_seen={min_seen}: it must be >= 0 and applies to the 'reservoir' policy only (fifo and firo use every sample once)"
+            )
         watermark = capacity // 2 if watermark is None else watermark
         if not 1 <= watermark <= capacity:
             raise ValueError(f"Reservoir watermark must be in [1, capacity={capacity}]; got {watermark}")
@@ -185,8 +189,10 @@ class Reservoir:
         for slots, sources, tensors in self._pending:
             index = self._device_index(slots)
             contiguous = sources[-1] - sources[0] + 1 == len(sources)
-            for stored, tensor in zip(self._storage, tensors):
-                chosen = tensor[int(sources[0]) : int(sources[-1]) + 1] if contiguous else tensor[torch.as_tensor(sources, device=tensor.device)]
+            for stored, tensor in zip(self._storage, tensors, strict=True):
+                chosen = (
+                    tensor[int(sources[0]) : int(sources[-1]) + 1] if contiguous else tensor[torch.as_tensor(sources, device=tensor.device)]
+                )
                 stored.index_copy_(0, index, chosen.to(self.device, non_blocking=True))
                 if tensor.is_cuda:
                     # The producer allocated it on its own stream: without this, the caching allocator

@@ -25,7 +25,8 @@ class OnlineConfig:
     burns compute. An epoch is ``steps_per_epoch`` batches.
     ``members`` caps the stream (0: no end). Producers: ``workers`` CPU processes, or the tasks of
     the dask scheduler at ``scheduler``; by default (``workers=0``) one thread on ``solver_device``
-    when that is a GPU (default: the training device), one process on the CPU. Validation uses the held-out members of ``validation_store`` (the last
+    when that is a GPU (default: the training device), one process on the CPU. Validation uses the held-out members of ``validation_store``
+    (the last
     ``data.validation_fraction`` of it, as offline training holds out), or, when empty,
     ``validation_members`` members generated once into the run directory with a seed of their own.
     ``tee`` also writes every streamed member into that Zarr store (needs ``members``).
@@ -49,7 +50,15 @@ class OnlineConfig:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"online.policy must be one of {POLICIES}; got {self.policy!r}")
-        for name, lowest in (("capacity", 1), ("steps_per_epoch", 1), ("validation_members", 1), ("members", 0), ("workers", 0), ("min_seen", 0), ("batch_size", 0)):
+        for name, lowest in (
+            ("capacity", 1),
+            ("steps_per_epoch", 1),
+            ("validation_members", 1),
+            ("members", 0),
+            ("workers", 0),
+            ("min_seen", 0),
+            ("batch_size", 0),
+        ):
             if getattr(self, name) < lowest:
                 raise ValueError(f"online.{name} must be >= {lowest}; got {getattr(self, name)}")
         if not 0 <= self.watermark <= self.capacity:
@@ -57,7 +66,10 @@ class OnlineConfig:
         if self.tee and not self.members:
             raise ValueError("online.tee needs online.members (the number of members the store will hold)")
         if self.workers and self.scheduler:
-            raise ValueError(f"online.workers={self.workers} and online.scheduler={self.scheduler!r}: solve in local processes or on a dask cluster, not both")
+            raise ValueError(
+                f"online.workers={self.workers} and online.scheduler={self.scheduler!r}: solve in local processes or on a dask cluster, "
+                "not both"
+            )
 
 
 class ReservoirBatches:
@@ -89,7 +101,8 @@ class ReservoirBatches:
                 self._raise_generator_error()
                 if step == 0:
                     raise ValueError(
-                        f"the stream is used up: every sample of its {self.generator.counters.members if self.generator else 'finite'} members was used "
+                        f"the stream is used up: every sample of its {self.generator.counters.members if self.generator else 'finite'} "
+                        "members was used "
                         f"({self.reservoir.policy} uses each once); stream more members (online.members) or keep samples (policy reservoir)"
                     ) from None
                 return

@@ -2,11 +2,31 @@
 
 from pdekit.pinn.networks import MLP, FourierFeatures, PeriodicEmbedding
 from pdekit.pinn.problems import PROBLEMS, AllenCahnProblem, Convection, Heat2D, Problem, Reaction, ViscousBurgers
-from pdekit.pinn.samplers import RAD, RARD, R3, SAMPLERS, CausalR3, Sampler, UniformResampled, make_sampler
+from pdekit.pinn.samplers import R3, RAD, RARD, SAMPLERS, CausalR3, Sampler, UniformResampled, make_sampler
 from pdekit.pinn.train import PINNConfig, PINNResult, plot_population, relative_l2_error, train_pinn
 
 __all__ = [
-    "AllenCahnProblem", "CausalR3", "Convection", "FourierFeatures", "Heat2D", "MLP", "PINNConfig", "PINNResult",
-    "PROBLEMS", "PeriodicEmbedding", "Problem", "R3", "RAD", "RARD", "Reaction", "SAMPLERS", "Sampler",
-    "UniformResampled", "ViscousBurgers", "make_sampler", "plot_population", "relative_l2_error", "train_pinn",
+    "AllenCahnProblem",
+    "CausalR3",
+    "Convection",
+    "FourierFeatures",
+    "Heat2D",
+    "MLP",
+    "PINNConfig",
+    "PINNResult",
+    "PROBLEMS",
+    "PeriodicEmbedding",
+    "Problem",
+    "R3",
+    "RAD",
+    "RARD",
+    "Reaction",
+    "SAMPLERS",
+    "Sampler",
+    "UniformResampled",
+    "ViscousBurgers",
+    "make_sampler",
+    "plot_population",
+    "relative_l2_error",
+    "train_pinn",
 ]

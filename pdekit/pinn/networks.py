@@ -45,13 +45,30 @@ class FourierFeatures(nn.Module):
 
 
 class MLP(nn.Module):
-    """``u(x, t)``: a tanh multilayer perceptron of ``depth`` hidden layers of ``width``, with Xavier-initialised weights, after optional embeddings.
+    """``u(x, t)``: a tanh multilayer perceptron of ``depth`` hidden layers of ``width``, with Xavier-initialised weights, after optional
+    embeddings.
 
     ``forward(xt [N, d + 1]) -> [N, 1]``.
     """
 
-    def __init__(self, dim: int, width: int = 50, depth: int = 4, *, periods: tuple[float, ...] | None = None, harmonics: int = 1, fourier_features: int = 0, fourier_scale: float = 1.0):
-        for option, value, lowest in (("dim", dim, 1), ("width", width, 1), ("depth", depth, 1), ("harmonics", harmonics, 1), ("fourier_features", fourier_features, 0)):
+    def __init__(
+        self,
+        dim: int,
+        width: int = 50,
+        depth: int = 4,
+        *,
+        periods: tuple[float, ...] | None = None,
+        harmonics: int = 1,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
+    ):
+        for option, value, lowest in (
+            ("dim", dim, 1),
+            ("width", width, 1),
+            ("depth", depth, 1),
+            ("harmonics", harmonics, 1),
+            ("fourier_features", fourier_features, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
                 raise ValueError(f"MLP {option} must be an integer >= {lowest}; got {value!r}")
         if fourier_features and not 0 < fourier_scale < math.inf:

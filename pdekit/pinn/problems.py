@@ -75,7 +75,9 @@ class Problem(ABC):
     def evaluation_grid(self, points: int = 256, times: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(x, t)``: ``points`` periodic grid points per axis (``[points]``) and ``times`` times in ``[0, horizon]``."""
         lo, hi = self.space[0]
-        return lo + (hi - lo) * torch.arange(points, dtype=torch.float64) / points, torch.linspace(0, self.horizon, times, dtype=torch.float64)
+        return lo + (hi - lo) * torch.arange(points, dtype=torch.float64) / points, torch.linspace(
+            0, self.horizon, times, dtype=torch.float64
+        )
 
 
 def _split(network: nn.Module, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,7 +130,8 @@ class Reaction(Problem):
 
 @dataclass(frozen=True)
 class AllenCahnProblem(Problem):
-    """``u_t = 1e-4 u_xx + 5 (u - u^3)`` on ``[-1, 1) x [0, 1]``, ``u(x, 0) = x^2 cos(pi x)``; reference from ``AllenCahn`` (ETDRK4, 2048 points)."""
+    """``u_t = 1e-4 u_xx + 5 (u - u^3)`` on ``[-1, 1) x [0, 1]``, ``u(x, 0) = x^2 cos(pi x)``; reference from ``AllenCahn`` (ETDRK4, 2048
+    points)."""
 
     name: str = "allen_cahn"
     space: tuple = ((-1.0, 1.0),)
@@ -149,7 +152,11 @@ class AllenCahnProblem(Problem):
         grid_x = -1.0 + 2.0 * torch.arange(fine, dtype=torch.float64) / fine
         u0 = self.initial(grid_x[:, None]).view(1, 1, fine)
         times = t.tolist()
-        trajectory = torch.cat([u0[:, None], solver.solve(u0, [s for s in times if s > 0], 1e-3)], dim=1) if times[0] == 0 else solver.solve(u0, times, 1e-3)
+        trajectory = (
+            torch.cat([u0[:, None], solver.solve(u0, [s for s in times if s > 0], 1e-3)], dim=1)
+            if times[0] == 0
+            else solver.solve(u0, times, 1e-3)
+        )
         return _sample_periodic(trajectory[0, :, 0], grid_x, x, 2.0)
 
 

@@ -74,7 +74,18 @@ class RAD(Sampler):
 
     name = "rad"
 
-    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, k: float = 1.0, c: float = 1.0, candidates: int = 10_000, seed: int = 0, device=None):
+    def __init__(
+        self,
+        problem: Problem,
+        size: int = 1000,
+        *,
+        every: int = 1000,
+        k: float = 1.0,
+        c: float = 1.0,
+        candidates: int = 10_000,
+        seed: int = 0,
+        device=None,
+    ):
         name = type(self).__name__
         _check_at_least(name, every=(every, 1), candidates=(candidates, 1))
         for option, value in (("k", k), ("c", c)):
@@ -83,7 +94,10 @@ class RAD(Sampler):
         super().__init__(problem, size, seed=seed, device=device)
         self.every, self.k, self.c, self.candidates = every, k, c, candidates
         if candidates < self.drawn_per_update():
-            raise ValueError(f"{name} draws {self.drawn_per_update()} points without replacement from its candidates: candidates must be >= that; got {candidates}")
+            raise ValueError(
+                f"{name} draws {self.drawn_per_update()} points without replacement from its candidates: candidates must be >= that; got "
+                f"{candidates}"
+            )
 
     def drawn_per_update(self) -> int:
         """Returns how many points an update draws from the candidates (the whole population)."""
@@ -106,7 +120,19 @@ class RARD(RAD):
 
     name = "rar_d"
 
-    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1000, added: int = 100, k: float = 2.0, c: float = 0.0, candidates: int = 10_000, seed: int = 0, device=None):
+    def __init__(
+        self,
+        problem: Problem,
+        size: int = 1000,
+        *,
+        every: int = 1000,
+        added: int = 100,
+        k: float = 2.0,
+        c: float = 0.0,
+        candidates: int = 10_000,
+        seed: int = 0,
+        device=None,
+    ):
         _check_at_least(type(self).__name__, added=(added, 1))
         self.added = added  # before RAD's checks, which compare it with the candidates
         super().__init__(problem, size, every=every, k=k, c=c, candidates=candidates, seed=seed, device=device)

@@ -39,7 +39,15 @@ class PINNConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        lowest = {"iterations": 0, "lbfgs_iterations": 0, "population_every": 0, "decay_steps": 1, "initial_points": 1, "boundary_points": 1, "log_every": 1}
+        lowest = {
+            "iterations": 0,
+            "lbfgs_iterations": 0,
+            "population_every": 0,
+            "decay_steps": 1,
+            "initial_points": 1,
+            "boundary_points": 1,
+            "log_every": 1,
+        }
         for name, low in lowest.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -75,7 +83,9 @@ def relative_l2_error(problem: Problem, network: nn.Module, points: int = 256, t
     return ((u - reference).norm() / reference.norm()).item()
 
 
-def train_pinn(problem: Problem, network: nn.Module, sampler: Sampler, config: PINNConfig = PINNConfig(), *, failure_dir: str | Path = ".") -> PINNResult:
+def train_pinn(
+    problem: Problem, network: nn.Module, sampler: Sampler, config: PINNConfig = PINNConfig(), *, failure_dir: str | Path = "."
+) -> PINNResult:
     """Trains ``network`` on ``problem`` with collocation points from ``sampler``; returns the history and final error.
 
     A residual that turns NaN or infinite stops training with ``FloatingPointError`` naming the
@@ -102,7 +112,9 @@ def train_pinn(problem: Problem, network: nn.Module, sampler: Sampler, config: P
             path = Path(failure_dir) / f"pinn_nonfinite_{iteration}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"iteration": iteration, "points": bad}, path)
-            raise FloatingPointError(f"the PDE residual of {problem.name} is not finite at iteration {iteration} at {len(bad)} points (saved to {path})")
+            raise FloatingPointError(
+                f"the PDE residual of {problem.name} is not finite at iteration {iteration} at {len(bad)} points (saved to {path})"
+            )
         weights = sampler.loss_weights(points)
         residual_loss = (r.square() * weights).mean() if weights is not None else r.square().mean()
         loss = residual_loss + config.initial_weight * (network(initial_points).squeeze(-1) - u0).square().mean()
@@ -164,9 +176,11 @@ def plot_population(result: PINNResult, problem: Problem, path: str | Path, colu
 
     if not result.populations:
         raise ValueError("no population snapshots: train with PINNConfig(population_every=...)")
-    picks = [result.populations[round(i)] for i in torch.linspace(0, len(result.populations) - 1, min(columns, len(result.populations))).tolist()]
+    picks = [
+        result.populations[round(i)] for i in torch.linspace(0, len(result.populations) - 1, min(columns, len(result.populations))).tolist()
+    ]
     figure, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks), 3), squeeze=False)
-    for ax, (iteration, points) in zip(axes[0], picks):
+    for ax, (iteration, points) in zip(axes[0], picks, strict=True):
         ax.scatter(points[:, -1], points[:, 0], s=1)
         ax.set_xlim(0, problem.horizon)
         ax.set_ylim(*problem.space[0])

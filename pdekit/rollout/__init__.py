@@ -1,7 +1,14 @@
 """Rollouts: surrogate steppers (state or time derivative), long-rollout metrics, and the hybrid solver."""
 
 from pdekit.rollout.derivatives import DERIVATIVE_TARGETS, derivative_target
-from pdekit.rollout.evaluate import correlation_per_step, correlation_time, energy_spectrum, enstrophy, relative_l2_per_field, relative_l2_per_step
+from pdekit.rollout.evaluate import (
+    correlation_per_step,
+    correlation_time,
+    energy_spectrum,
+    enstrophy,
+    relative_l2_per_field,
+    relative_l2_per_step,
+)
 from pdekit.rollout.hybrid import HybridSolver, energy_drift, pde_residual
 from pdekit.rollout.integrators import INTEGRATORS, integrate
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining

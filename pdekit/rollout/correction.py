@@ -99,8 +99,13 @@ class MemberSolvers:
     """
 
     def __init__(
-        self, recipe: Recipe, parameter_names: Sequence[str] | None = None, *, shape: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32, device=None,
+        self,
+        recipe: Recipe,
+        parameter_names: Sequence[str] | None = None,
+        *,
+        shape: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device=None,
     ):
         if dtype not in DTYPES.values():
             raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
@@ -188,8 +193,15 @@ class CorrectedSolver(nn.Module):
     input_steps = 1
 
     def __init__(
-        self, solvers: MemberSolvers | SpectralSolver, model: nn.Module, *, dt: float, solver_dt: float | None = None,
-        statistics: FieldStatistics | None = None, scale: float = 1.0, params: torch.Tensor | None = None,
+        self,
+        solvers: MemberSolvers | SpectralSolver,
+        model: nn.Module,
+        *,
+        dt: float,
+        solver_dt: float | None = None,
+        statistics: FieldStatistics | None = None,
+        scale: float = 1.0,
+        params: torch.Tensor | None = None,
     ):
         super().__init__()
         if not (dt > 0 and math.isfinite(dt)):
@@ -205,7 +217,9 @@ class CorrectedSolver(nn.Module):
 
     def with_params(self, params: torch.Tensor | None) -> CorrectedSolver:
         """Returns this corrected solver (same network, solver and settings) for members with ``params [B, P]``."""
-        return CorrectedSolver(self.solvers, self.model, dt=self.dt, solver_dt=self.solver_dt, statistics=self.statistics, scale=self.scale, params=params)
+        return CorrectedSolver(
+            self.solvers, self.model, dt=self.dt, solver_dt=self.solver_dt, statistics=self.statistics, scale=self.scale, params=params
+        )
 
     def solver(self, params: torch.Tensor | None = None) -> SpectralSolver:
         """Returns the coarse solver for ``params`` (default: those given at construction)."""
@@ -233,7 +247,8 @@ class CorrectedSolver(nn.Module):
         return v + update
 
     def coarse_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
-        """Returns the uncorrected coarse solver's state ``dt`` after the physical state ``u [B, C, *S]``, in the solver's dtype (differentiable)."""
+        """Returns the uncorrected coarse solver's state ``dt`` after the physical state ``u [B, C, *S]``, in the solver's dtype
+        (differentiable)."""
         solver = self.solver(params)
         return _solve_over(solver, u.to(device=solver.device, dtype=solver.dtype), self.dt, self.solver_dt)
 
@@ -270,7 +285,9 @@ class CorrectedSolver(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.solvers.dtype
 
-    def initial_condition(self, batch: int, generator: torch.Generator | None = None, *, seeds: Sequence[int] | None = None) -> torch.Tensor:
+    def initial_condition(
+        self, batch: int, generator: torch.Generator | None = None, *, seeds: Sequence[int] | None = None
+    ) -> torch.Tensor:
         return self.solver().initial_condition(batch, generator, seeds=seeds)
 
     def time_derivative(self, u: torch.Tensor) -> torch.Tensor:
@@ -287,7 +304,12 @@ class CorrectedSolver(nn.Module):
         self._check_dt(dt)
         times = torch.as_tensor(t_out, dtype=torch.float64).reshape(-1).tolist()
         indices = [round(t / dt) for t in times]
-        if not times or any(abs(n * dt - t) > 1e-9 * max(1.0, abs(t)) for n, t in zip(indices, times)) or indices != sorted(indices) or indices[0] < 0:
+        if (
+            not times
+            or any(abs(n * dt - t) > 1e-9 * max(1.0, abs(t)) for n, t in zip(indices, times, strict=True))
+            or indices != sorted(indices)
+            or indices[0] < 0
+        ):
             raise ValueError(f"CorrectedSolver.solve needs non-decreasing output times on multiples of dt={dt}; got {times[:5]}...")
         solver = self.solver()
         u = u0.to(solver.dtype)
@@ -323,7 +345,9 @@ class CorrectionTraining:
         if self.unroll < 1:
             raise ValueError(f"correction.unroll must be >= 1; got {self.unroll}")
         if self.solver_dt < 0 or self.scale < 0:
-            raise ValueError(f"correction.solver_dt and correction.scale must be >= 0 (0: from the data); got {self.solver_dt}, {self.scale}")
+            raise ValueError(
+                f"correction.solver_dt and correction.scale must be >= 0 (0: from the data); got {self.solver_dt}, {self.scale}"
+            )
         if self.solver_dtype not in DTYPES:
             raise ValueError(f"correction.solver_dtype must be one of {sorted(DTYPES)}; got {self.solver_dtype!r}")
 
@@ -339,12 +363,21 @@ class CorrectionObjective:
     ``decode`` expects. Without statistics (a store trained unnormalised) the windows are physical.
     """
 
-    def __init__(self, solvers: MemberSolvers | SpectralSolver, training: CorrectionTraining = CorrectionTraining(), *, dt: float, statistics: FieldStatistics | None):
+    def __init__(
+        self,
+        solvers: MemberSolvers | SpectralSolver,
+        training: CorrectionTraining = CorrectionTraining(),
+        *,
+        dt: float,
+        statistics: FieldStatistics | None,
+    ):
         self.solvers, self.training, self.dt, self.statistics = solvers, training, float(dt), statistics
         self.scale = training.scale or 1.0
 
     @classmethod
-    def from_store(cls, store, training: CorrectionTraining = CorrectionTraining(), *, statistics: FieldStatistics | None, device=None) -> CorrectionObjective:
+    def from_store(
+        cls, store, training: CorrectionTraining = CorrectionTraining(), *, statistics: FieldStatistics | None, device=None
+    ) -> CorrectionObjective:
         """Returns the objective for windows of ``store``: its recipe's solver on its stored grid, its parameters' order and step.
 
         Raises ValueError unless the store records exactly the solver's state (the PDE's default
@@ -357,9 +390,13 @@ class CorrectionObjective:
         recipe = recipe_from_attrs(attrs)
         default = PDES[recipe.pde].default_fields
         if tuple(recipe.field_names) != tuple(default):
-            raise ValueError(f"{store}: records fields {list(recipe.field_names)}; a solver correction needs the solver's state {list(default)}")
+            raise ValueError(
+                f"{store}: records fields {list(recipe.field_names)}; a solver correction needs the solver's state {list(default)}"
+            )
         dt = uniform_step(np.asarray(group["time"][:]), str(store))
-        solvers = MemberSolvers(recipe, names(group.attrs, "parameter_names"), shape=space_shape(group), dtype=DTYPES[training.solver_dtype], device=device)
+        solvers = MemberSolvers(
+            recipe, names(group.attrs, "parameter_names"), shape=space_shape(group), dtype=DTYPES[training.solver_dtype], device=device
+        )
         return cls(solvers, training, dt=dt, statistics=statistics)
 
     @staticmethod
@@ -370,7 +407,13 @@ class CorrectionObjective:
     def corrected_solver(self, network: nn.Module, params: torch.Tensor | None = None) -> CorrectedSolver:
         """Returns the ``CorrectedSolver`` of ``network`` with this objective's solver, interval, statistics and scale."""
         return CorrectedSolver(
-            self.solvers, network, dt=self.dt, solver_dt=self.training.solver_dt or None, statistics=self.statistics, scale=self.scale, params=params
+            self.solvers,
+            network,
+            dt=self.dt,
+            solver_dt=self.training.solver_dt or None,
+            statistics=self.statistics,
+            scale=self.scale,
+            params=params,
         )
 
     def _physical(self, x: torch.Tensor) -> torch.Tensor:
@@ -381,7 +424,10 @@ class CorrectionObjective:
 
     def _check(self, inputs: torch.Tensor, targets: torch.Tensor, steps: int) -> None:
         if inputs.ndim < 4 or inputs.shape[1] != 1 or targets.shape[2:] != inputs.shape[2:]:
-            raise ValueError(f"correction training needs windows inputs [B, 1, C, *S] (data.input_steps = 1) and targets [B, m, C, *S]; got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+            raise ValueError(
+                "correction training needs windows inputs [B, 1, C, *S] (data.input_steps = 1) and targets [B, m, C, *S]; got "
+                f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
+            )
         if targets.shape[1] < steps:
             raise ValueError(f"correction.unroll={steps} needs windows of at least that many target steps; got {targets.shape[1]}")
 

@@ -42,13 +42,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from numbers import Integral, Real
 
 import torch
 
 
-@lru_cache(maxsize=None)
+@cache
 def stencil_weights(offsets: tuple[int, ...]) -> tuple[float, ...]:
     """Returns the weights ``w`` with ``du/dt(t_n) ~ sum_j w_j u(t_n + offsets[j] dt) / dt``, exact to degree ``len(offsets) - 1``.
 

@@ -122,7 +122,11 @@ class HybridSolver:
             return self.solver.solve(u0, t_out, dt)
         times = torch.as_tensor(t_out, dtype=torch.float64).tolist()
         indices = [round(t / dt) for t in times]
-        if any(abs(n * dt - t) > 1e-9 * max(1.0, abs(t)) for n, t in zip(indices, times)) or indices != sorted(indices) or indices[0] < 0:
+        if (
+            any(abs(n * dt - t) > 1e-9 * max(1.0, abs(t)) for n, t in zip(indices, times, strict=True))
+            or indices != sorted(indices)
+            or indices[0] < 0
+        ):
             raise ValueError(f"HybridSolver.solve needs increasing output times on multiples of dt={dt}; got {times[:5]}...")
         self.reset()
         out = torch.empty(u0.shape[0], len(indices), *u0.shape[1:], dtype=u0.dtype, device=u0.device)

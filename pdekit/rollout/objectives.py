@@ -11,7 +11,6 @@ from pdekit.rollout.derivatives import DERIVATIVE_TARGETS, derivative_target
 from pdekit.rollout.integrators import INTEGRATORS
 from pdekit.rollout.steppers import Stepper
 
-
 MODES = ("state", "derivative", "correction")  # correction: pdekit.rollout.correction, with the run's [correction] section
 
 
@@ -64,13 +63,18 @@ class RolloutTraining:
     def stepper(self, model: nn.Module, dt: float, input_steps: int) -> Stepper:
         """Returns the Stepper that advances states with ``model`` as this training defines it."""
         return Stepper(
-            model, self.mode, integrator=self.integrator, substeps=self.substeps, training_dt=dt,
-            input_steps=input_steps, derivative_scale=self.derivative_scale or 1.0,
+            model,
+            self.mode,
+            integrator=self.integrator,
+            substeps=self.substeps,
+            training_dt=dt,
+            input_steps=input_steps,
+            derivative_scale=self.derivative_scale or 1.0,
         )
 
-
     def derivative(self, history: torch.Tensor, following: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns the finite-difference ``du/dt [B, C, *S]`` at the newest state of ``history [B, k, C, *S]``, ``following [B, m, C, *S]`` after it."""
+        """Returns the finite-difference ``du/dt [B, C, *S]`` at the newest state of ``history [B, k, C, *S]``, ``following [B, m, C, *S]``
+        after it."""
         states = torch.cat([history, following], dim=1)
         name = self.derivative_target
         if name == "auto":
@@ -98,9 +102,14 @@ class RolloutObjective:
 
     def _split(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if inputs.ndim < 4 or inputs.shape[1] != self.input_steps or targets.shape[2:] != inputs.shape[2:]:
-            raise ValueError(f"rollout training needs windows inputs [B, {self.input_steps}, C, *S] and targets [B, m, C, *S]; got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+            raise ValueError(
+                f"rollout training needs windows inputs [B, {self.input_steps}, C, *S] and targets [B, m, C, *S]; got "
+                f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
+            )
         if targets.shape[1] < self.training.unroll:
-            raise ValueError(f"rollout.unroll={self.training.unroll} needs windows of at least that many target steps; got {targets.shape[1]}")
+            raise ValueError(
+                f"rollout.unroll={self.training.unroll} needs windows of at least that many target steps; got {targets.shape[1]}"
+            )
         return inputs, targets
 
     def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:

@@ -55,7 +55,9 @@ class Stepper(nn.Module):
             raise ValueError(f"history must be [batch, {self.input_steps} input steps, channel, *space]; got shape {tuple(history.shape)}")
         if self.mode == "state":
             if not math.isclose(dt, self.training_dt, rel_tol=1e-6):
-                raise ValueError(f"a state-mode Stepper steps dt={self.training_dt} (its training step); got dt={dt}. Derivative mode can change dt")
+                raise ValueError(
+                    f"a state-mode Stepper steps dt={self.training_dt} (its training step); got dt={dt}. Derivative mode can change dt"
+                )
             return self.model(history.flatten(1, 2), params)
         context = history[:, :-1]
 

@@ -13,8 +13,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pdekit.models.registry import model_config, typed_values
 from pdekit.atomic import write_atomically
+from pdekit.models.registry import model_config, typed_values
 from pdekit.online.stream import OnlineConfig
 from pdekit.rollout.correction import CorrectionTraining
 from pdekit.rollout.objectives import RolloutTraining
@@ -67,7 +67,11 @@ class ModelConfig:
 
 
 SECTIONS = {
-    "data": DataConfig, "model": ModelConfig, "trainer": TrainerConfig, "rollout": RolloutTraining, "online": OnlineConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "trainer": TrainerConfig,
+    "rollout": RolloutTraining,
+    "online": OnlineConfig,
     "correction": CorrectionTraining,
 }
 

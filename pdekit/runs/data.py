@@ -51,8 +51,11 @@ def statistics_of(config: DataConfig, training_members: list[int]) -> FieldStati
 
 def windows(config: DataConfig, members: list[int] | None, statistics: FieldStatistics | None, store: str | None = None) -> Windows:
     return Windows(
-        store or config.store, config.input_steps, config.target_steps, config.stride,
-        members=members, normalize=statistics or False, members_per_read=config.members_per_read,
+        store or config.store,
+        config.input_steps,
+        config.target_steps,
+        config.stride,
+        members=members,
+        normalize=statistics or False,
+        members_per_read=config.members_per_read,
     )
-
-

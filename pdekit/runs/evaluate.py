@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 
 from pdekit.data import FieldStatistics, Windows, open_store
 from pdekit.data.store import channel_names, field_channels
+from pdekit.io.formats import require_zarr_store
 from pdekit.rollout import correlation_time, relative_l2_per_field, rollout
 from pdekit.runs.config import ExperimentConfig
-from pdekit.io.formats import require_zarr_store
 from pdekit.runs.data import validation_members, windows
 from pdekit.runs.integrity import check_store, load_run_data, trained_statistics, write_atomically
 from pdekit.runs.train import load_run
@@ -107,8 +107,11 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
     target_times = [float(times[s + config.data.input_steps]) for s in test.starts]
     per_time = by_field.mean(0)  # [starts, fields]
     result = Evaluation(
-        store=str(store or config.data.store), members=len(test.members), l2=per_time.mean().item(),
-        times=target_times, l2_per_time=per_time.mean(1).tolist(),
+        store=str(store or config.data.store),
+        members=len(test.members),
+        l2=per_time.mean().item(),
+        times=target_times,
+        l2_per_time=per_time.mean(1).tolist(),
         fields={name: by_field[..., i].mean().item() for i, (name, _) in enumerate(fields)},
         channels={name: by_channel[..., i].mean().item() for i, (name, _) in enumerate(per_channel)},
         fields_per_time={name: per_time[:, i].tolist() for i, (name, _) in enumerate(fields)},
@@ -148,7 +151,13 @@ class RolloutEvaluation:
 
 @torch.no_grad()
 def evaluate_rollout(
-    run_dir: str | Path, store: str | None = None, *, dt: float | None = None, steps: int | None = None, start_time: float = 0.0, device=None
+    run_dir: str | Path,
+    store: str | None = None,
+    *,
+    dt: float | None = None,
+    steps: int | None = None,
+    start_time: float = 0.0,
+    device=None,
 ) -> RolloutEvaluation:
     """Rolls the run's surrogate out from ``input_steps`` states of every test member and compares it with the stored trajectory.
 
@@ -192,14 +201,31 @@ def evaluate_rollout(
         correlation[name] = correlation_time(prediction[:, :, part], reference[:, :, part]).double().mean().item() * stored_dt
         channel += channels
     result = RolloutEvaluation(
-        store=str(store or config.data.store), members=len(full.members), dt=dt, times=times.tolist(),
-        l2_per_time=torch.stack(list(per_field.values())).mean(0).tolist(), correlation_time=min(correlation.values()),
-        prediction=prediction.cpu(), reference=reference.cpu(),
-        fields_per_time={name: e.tolist() for name, e in per_field.items()}, fields_correlation_time=correlation, channels=full.channels,
+        store=str(store or config.data.store),
+        members=len(full.members),
+        dt=dt,
+        times=times.tolist(),
+        l2_per_time=torch.stack(list(per_field.values())).mean(0).tolist(),
+        correlation_time=min(correlation.values()),
+        prediction=prediction.cpu(),
+        reference=reference.cpu(),
+        fields_per_time={name: e.tolist() for name, e in per_field.items()},
+        fields_correlation_time=correlation,
+        channels=full.channels,
     )
     summary = {
         name: getattr(result, name)
-        for name in ("store", "members", "dt", "times", "l2_per_time", "correlation_time", "fields_per_time", "fields_correlation_time", "channels")
+        for name in (
+            "store",
+            "members",
+            "dt",
+            "times",
+            "l2_per_time",
+            "correlation_time",
+            "fields_per_time",
+            "fields_correlation_time",
+            "channels",
+        )
     }
     write_atomically(run_dir / "rollout.json", json.dumps(summary, indent=1))
     return result

@@ -1,4 +1,5 @@
-"""The cost-accuracy frontier: every route to a trajectory (solver settings, surrogates, hybrids, corrected solvers) run, timed and scored alike.
+"""The cost-accuracy frontier: every route to a trajectory (solver settings, surrogates, hybrids, corrected solvers) run, timed and scored
+alike.
 
 A surrogate's speed-up means something only against the cheapest solver setting of equal accuracy
 (McGreivy and Hakim, "Weak baselines and reporting biases lead to overoptimism in machine learning
@@ -57,7 +58,8 @@ PHYSICS = ("pde", "parameters", "forcing", "lengths", "fields")
 
 
 def fourier_resample(u: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Returns ``u [..., *old]`` on the periodic grid ``shape``: its Fourier modes ``|m| <= (min(n_old, n_new) - 1) // 2`` per axis, the rest zero.
+    """Returns ``u [..., *old]`` on the periodic grid ``shape``: its Fourier modes ``|m| <= (min(n_old, n_new) - 1) // 2`` per axis, the
+    rest zero.
 
     Coarsening is ``pdekit.grid.fourier_truncate``; refining is band-limited (zero-padded)
     interpolation, exact for a field that the coarse grid resolves. Axes may be coarsened and
@@ -70,7 +72,7 @@ def fourier_resample(u: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         return u
     dims = tuple(range(-d, 0))
     v = torch.fft.rfftn(u, dim=dims)
-    for axis, (n_old, n_new) in enumerate(zip(old, shape)):
+    for axis, (n_old, n_new) in enumerate(zip(old, shape, strict=True)):
         dim, keep = axis - d, (min(n_old, n_new) - 1) // 2
         if axis == d - 1:
             v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 + 1 - (keep + 1))], dim=dim)
@@ -190,7 +192,8 @@ class Problem:
 
 
 class Route(Protocol):
-    """One way to a trajectory: ``prepare(problem)`` returns the call that is timed, which returns the recorded fields ``[B, T, C, *shape]``."""
+    """One way to a trajectory: ``prepare(problem)`` returns the call that is timed, which returns the recorded fields ``[B, T, C,
+    *shape]``."""
 
     name: str
     kind: str
@@ -268,7 +271,8 @@ class SurrogateRoute:
 
 @dataclass
 class HybridRoute:
-    """``HybridSolver``: ``surrogate_steps`` steps of a trained surrogate, then ``numerical_steps`` of the recipe's solver, on the surrogate's grid."""
+    """``HybridSolver``: ``surrogate_steps`` steps of a trained surrogate, then ``numerical_steps`` of the recipe's solver, on the
+    surrogate's grid."""
 
     name: str
     surrogate: SurrogateRoute
@@ -285,12 +289,19 @@ class HybridRoute:
         if s.stored_recipe is not None:
             _check_physics(self.name, s.stored_recipe, problem.recipe)
         if tuple(problem.recipe.field_names) != tuple(PDES[problem.recipe.pde].default_fields):
-            raise ValueError(f"route {self.name!r}: a hybrid needs the recorded fields to be the solver's state; recipe {problem.recipe.name!r} records {list(problem.recipe.field_names)}")
+            raise ValueError(
+                f"route {self.name!r}: a hybrid needs the recorded fields to be the solver's state; recipe {problem.recipe.name!r} "
+                f"records {list(problem.recipe.field_names)}"
+            )
         _check_interval(self.name, problem.interval, s.dt)
         solver = problem.solver(self.shape, cfl=problem.recipe.cfl)
         hybrid = HybridSolver(
-            solver, PhysicalStepper(s.stepper, s.statistics), surrogate_steps=self.surrogate_steps, numerical_steps=self.numerical_steps,
-            params=problem.params(s.parameter_names), numerical_dt=problem.recipe.dt,
+            solver,
+            PhysicalStepper(s.stepper, s.statistics),
+            surrogate_steps=self.surrogate_steps,
+            numerical_steps=self.numerical_steps,
+            params=problem.params(s.parameter_names),
+            numerical_dt=problem.recipe.dt,
         )
         u0 = problem.initial_state(self.shape)
         return lambda: hybrid.solve(u0, problem.times, s.dt)
@@ -320,7 +331,8 @@ class CorrectionRoute:
 
 
 def route_from_run(run_dir: str | Path, device=None, name: str | None = None) -> SurrogateRoute | CorrectionRoute:
-    """Returns the route of a trained run directory: a ``CorrectionRoute`` when ``load_run`` gives a ``CorrectedSolver``, else a ``SurrogateRoute``."""
+    """Returns the route of a trained run directory: a ``CorrectionRoute`` when ``load_run`` gives a ``CorrectedSolver``, else a
+    ``SurrogateRoute``."""
     from pdekit.runs.integrity import trained_statistics
     from pdekit.runs.train import load_run
 
@@ -332,11 +344,16 @@ def route_from_run(run_dir: str | Path, device=None, name: str | None = None) ->
     if isinstance(stepper, CorrectedSolver):
         return CorrectionRoute(label, stepper, parameter_names, stored_recipe)
     dt = uniform_step(np.asarray(group["time"][:]), str(config.data.store))
-    return SurrogateRoute(label, stepper, tuple(space_shape(group)), dt, trained_statistics(run_dir, config), parameter_names, stored_recipe)
+    return SurrogateRoute(
+        label, stepper, tuple(space_shape(group)), dt, trained_statistics(run_dir, config), parameter_names, stored_recipe
+    )
 
 
-def hybrid_from_run(run_dir: str | Path, surrogate_steps: int = 3, numerical_steps: int = 1, device=None, name: str | None = None) -> HybridRoute:
-    """Returns the ``HybridRoute`` of a trained surrogate run: ``surrogate_steps`` of it, then ``numerical_steps`` of the solver, repeated."""
+def hybrid_from_run(
+    run_dir: str | Path, surrogate_steps: int = 3, numerical_steps: int = 1, device=None, name: str | None = None
+) -> HybridRoute:
+    """Returns the ``HybridRoute`` of a trained surrogate run: ``surrogate_steps`` of it, then ``numerical_steps`` of the solver,
+    repeated."""
     surrogate = route_from_run(run_dir, device)
     if not isinstance(surrogate, SurrogateRoute):
         raise ValueError(f"{run_dir}: a hybrid needs a surrogate run, not a corrected solver")
@@ -378,10 +395,7 @@ def pareto_front(rows: Sequence, error: str = "mean_error", cost: str = "seconds
     """
     points = [(r, getattr(r, error), getattr(r, cost)) for r in rows]
     finite = [(r, e, c) for r, e, c in points if math.isfinite(e) and math.isfinite(c)]
-    front = [
-        (r, e, c) for r, e, c in finite
-        if not any(e2 <= e and c2 <= c and (e2 < e or c2 < c) for _, e2, c2 in finite)
-    ]
+    front = [(r, e, c) for r, e, c in finite if not any(e2 <= e and c2 <= c and (e2 < e or c2 < c) for _, e2, c2 in finite)]
     return [r for r, _, _ in sorted(front, key=lambda p: (p[2], p[1]))]
 
 
@@ -411,14 +425,16 @@ class FrontierResult:
             f"{self.recipe}: reference {'x'.join(map(str, self.reference_shape))} (float64), {self.members} held-out members, "
             f"t = {self.start_time:g} .. {self.start_time + self.horizon:g}; errors on {'x'.join(map(str, self.measure_shape))}; "
             f"{self.device}, {self.dtype}, medians of {self.repeats} warm calls\n\n"
-            "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | s / member / time unit | speed-up vs solver of equal accuracy | on front |\n"
+            "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | s / member / time unit | speed-up vs solver of equal "
+            "accuracy | on front |\n"
             "|---|---|---|---|---|---|---|---|---|\n"
         )
         lines = []
         for r in self.rows:
             speedup = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
             lines.append(
-                f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.kind} | {'x'.join(map(str, r.grid))} | {r.error_at_T:.3g} | {r.mean_error:.3g} | "
+                f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.kind} | {'x'.join(map(str, r.grid))} | {r.error_at_T:.3g} | "
+                f"{r.mean_error:.3g} | "
                 f"{r.correlation_time:.3g} | {r.seconds_per_member_time:.3g} | {speedup} | {'yes' if r.on_front else ''} |"
             )
         return head + "\n".join(lines)
@@ -436,7 +452,8 @@ class FrontierResult:
 
 
 def frontier_seed(recipe: Recipe) -> int:
-    """Returns the seed of the frontier's held-out members: independent of the recipe's store and of ``pdekit online``'s validation members."""
+    """Returns the seed of the frontier's held-out members: independent of the recipe's store and of ``pdekit online``'s validation
+    members."""
     return int(np.random.SeedSequence([recipe.seed, 0xF407, 1]).generate_state(1, np.uint32)[0])
 
 
@@ -505,16 +522,17 @@ def frontier(
     settings = [(dt or recipe.dt, recipe.cfl if cfl is None else cfl or None) for dt in (dts or [None]) for cfl in (cfls or [None])]
     routes: list = [
         SolverRoute(f"solver {'x'.join(map(str, shape))}" + (f", dt {dt:g}, cfl {cfl}" if len(settings) > 1 else ""), shape, dt, cfl)
-        for shape in dict.fromkeys([reference_shape, *shapes]) for dt, cfl in settings
+        for shape in dict.fromkeys([reference_shape, *shapes])
+        for dt, cfl in settings
     ]
     learned = [route_from_run(r, device) if isinstance(r, (str, Path)) else r for r in runs]
     if measure_shape is None:
         grids = {tuple(r.shape) for r in learned}
         if len(grids) > 1:
             raise ValueError(f"the runs' grids differ ({sorted(grids)}); pass measure_shape to say where errors are measured")
-        measure_shape = grids.pop() if grids else tuple(min(s, n) for s, n in zip(recipe.stored_grid.shape, reference_shape))
+        measure_shape = grids.pop() if grids else tuple(min(s, n) for s, n in zip(recipe.stored_grid.shape, reference_shape, strict=True))
     measure_shape = _shape(measure_shape, ndim, "measure_shape")
-    if any(m > n for m, n in zip(measure_shape, reference_shape)):
+    if any(m > n for m, n in zip(measure_shape, reference_shape, strict=True)):
         raise ValueError(f"measure_shape {measure_shape} must not exceed reference_shape {reference_shape}")
     routes += learned
 
@@ -526,7 +544,9 @@ def frontier(
             k = getattr(inner.stepper, "input_steps", 1)
             earliest = start_time - (k - 1) * inner.dt
             if earliest < -1e-9:
-                raise ValueError(f"route {route.name!r} needs {k} input states, from t={earliest:g}: raise start_time to at least {(k - 1) * inner.dt:g}")
+                raise ValueError(
+                    f"route {route.name!r} needs {k} input states, from t={earliest:g}: raise start_time to at least {(k - 1) * inner.dt:g}"
+                )
             needed += [round(start_time - j * inner.dt, 9) for j in range(k)]
     parameters, reference = _reference(recipe, reference_shape, members, frontier_seed(recipe) if seed is None else seed, needed, device)
     problem = Problem(recipe, reference_shape, parameters, reference, start_time, times, interval, device, dtype)
@@ -548,16 +568,33 @@ def frontier(
         if prediction is not None and not torch.isfinite(prediction).all():
             note, prediction = "non-finite output", None
         if prediction is None:
-            rows.append(FrontierRow(route.name, route.kind, tuple(route.shape), math.inf, math.inf, 0.0, seconds / (members * horizon), warm_up, note=note))
+            rows.append(
+                FrontierRow(
+                    route.name, route.kind, tuple(route.shape), math.inf, math.inf, 0.0, seconds / (members * horizon), warm_up, note=note
+                )
+            )
             continue
         per_field = relative_l2_per_field(prediction, truth, channels)  # {name: [B, T]}
         error = torch.stack(list(per_field.values())).mean(0).mean(0)  # [T]: mean over fields, then members
         correlation, first = [], 0
         for _, n in channels:
-            correlation.append(correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n]).double().mean().item() * interval)
+            correlation.append(
+                correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n]).double().mean().item() * interval
+            )
             first += n
         curves[route.name] = error.tolist()
-        rows.append(FrontierRow(route.name, route.kind, tuple(route.shape), error[-1].item(), error.mean().item(), min(correlation), seconds / (members * horizon), warm_up))
+        rows.append(
+            FrontierRow(
+                route.name,
+                route.kind,
+                tuple(route.shape),
+                error[-1].item(),
+                error.mean().item(),
+                min(correlation),
+                seconds / (members * horizon),
+                warm_up,
+            )
+        )
 
     front = {id(r) for r in pareto_front(rows)}
     solvers = [r for r in rows if r.kind == "solver" and math.isfinite(r.mean_error)]
@@ -576,6 +613,16 @@ def frontier(
                 note = note or "more accurate than every solver setting tried"
         finished.append(replace(r, speedup=speedup, on_front=id(r) in front, note=note))
     return FrontierResult(
-        recipe.name, reference_shape, measure_shape, start_time, horizon, times, members, str(device), str(dtype).replace("torch.", ""),
-        repeats, finished, curves,
+        recipe.name,
+        reference_shape,
+        measure_shape,
+        start_time,
+        horizon,
+        times,
+        members,
+        str(device),
+        str(dtype).replace("torch.", ""),
+        repeats,
+        finished,
+        curves,
     )

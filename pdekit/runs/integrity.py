@@ -1,4 +1,5 @@
-"""A run directory that agrees with itself: what it records (config, data, statistics), and the checks that keep a resume and an evaluation honest.
+"""A run directory that agrees with itself: what it records (config, data, statistics), and the checks that keep a resume and an evaluation
+honest.
 
 A run directory holds, besides ``checkpoint.pt`` and ``metrics.jsonl``:
 
@@ -81,7 +82,8 @@ def store_address(store: str | os.PathLike) -> str:
 
 
 def store_fingerprint(store) -> dict:
-    """Returns what identifies an ensemble without reading its data: its recipe (and the recipe's SHA-256), members, fields, grid, times and completed members.
+    """Returns what identifies an ensemble without reading its data: its recipe (and the recipe's SHA-256), members, fields, grid, times and
+    completed members.
 
     Two stores with equal recipes were generated alike (generation is deterministic per member);
     the rest also tells apart stores without a recipe (imported data).
@@ -102,7 +104,8 @@ def store_fingerprint(store) -> dict:
 
 
 def fingerprint_differences(recorded: dict, store, members_used: list[int]) -> list[str]:
-    """Returns how the store at ``store`` differs from the ``recorded`` fingerprint, and the ``members_used`` it no longer completes; empty if it is the same ensemble.
+    """Returns how the store at ``store`` differs from the ``recorded`` fingerprint, and the ``members_used`` it no longer completes; empty
+    if it is the same ensemble.
 
     Members completed since (a resumed generation) are not a difference: the run's members are recorded.
     """
@@ -126,7 +129,8 @@ def fingerprint_differences(recorded: dict, store, members_used: list[int]) -> l
 
 @dataclass(frozen=True)
 class RunData:
-    """``data.json``: the store a run trained on (absolute path or URL), its fingerprint, the members it trained and validated on, and the stored time step."""
+    """``data.json``: the store a run trained on (absolute path or URL), its fingerprint, the members it trained and validated on, and the
+    stored time step."""
 
     store: str
     fingerprint: dict
@@ -175,7 +179,18 @@ def save_run_statistics(run_dir: str | os.PathLike, statistics: FieldStatistics 
     if statistics is None:
         path.unlink(missing_ok=True)
         return
-    write_atomically(path, json.dumps({"channels": list(statistics.channels), "mean": list(statistics.mean), "std": list(statistics.std), "space_dims": statistics.space_dims}, indent=1))
+    write_atomically(
+        path,
+        json.dumps(
+            {
+                "channels": list(statistics.channels),
+                "mean": list(statistics.mean),
+                "std": list(statistics.std),
+                "space_dims": statistics.space_dims,
+            },
+            indent=1,
+        ),
+    )
 
 
 def load_run_statistics(run_dir: str | os.PathLike) -> FieldStatistics | None:
@@ -191,7 +206,8 @@ def load_run_statistics(run_dir: str | os.PathLike) -> FieldStatistics | None:
 
 
 def trained_statistics(run_dir: str | os.PathLike, config: ExperimentConfig) -> FieldStatistics | None:
-    """Returns the statistics the run in ``run_dir`` (with ``config``) trained with, for anything that reads the run; never computes them, never writes a store.
+    """Returns the statistics the run in ``run_dir`` (with ``config``) trained with, for anything that reads the run; never computes them,
+    never writes a store.
 
     Its ``normalization.json``; for a run from before pdekit wrote it, those saved in its store (read
     only); None when the run does not normalise. A ValueError if neither exists.
@@ -204,7 +220,10 @@ def trained_statistics(run_dir: str | os.PathLike, config: ExperimentConfig) -> 
     try:
         return load_statistics(config.data.store)
     except StoreError as error:
-        raise ValueError(f"{run_dir} has no {NORMALIZATION} and its store has no saved statistics ({error}); reading a run never computes them into its store") from None
+        raise ValueError(
+            f"{run_dir} has no {NORMALIZATION} and its store has no saved statistics ({error}); reading a run never computes them into "
+            "its store"
+        ) from None
 
 
 # ----- resuming -----------------------------------------------------------------------------------
@@ -246,7 +265,8 @@ def flat_settings(values: dict) -> dict[str, object]:
 
 
 def resume_differences(recorded: dict, asked: dict, safe=RESUMABLE) -> list[str]:
-    """Returns ``"section.key: run has A, asked B"`` for every setting of ``asked`` that differs from ``recorded`` (both ``flat_settings``), less ``safe`` and ``data.store``."""
+    """Returns ``"section.key: run has A, asked B"`` for every setting of ``asked`` that differs from ``recorded`` (both ``flat_settings``),
+    less ``safe`` and ``data.store``."""
     keys = sorted((set(recorded) | set(asked)) - set(safe) - {"data.store"})
     missing = object()
     return [
@@ -258,7 +278,8 @@ def resume_differences(recorded: dict, asked: dict, safe=RESUMABLE) -> list[str]
 
 @dataclass(frozen=True)
 class Resumption:
-    """What a run directory holds for a resume: the config that trains on (``asked``, resolved from the run), the checkpoint, and the run's data and statistics (None for older runs)."""
+    """What a run directory holds for a resume: the config that trains on (``asked``, resolved from the run), the checkpoint, and the run's
+    data and statistics (None for older runs)."""
 
     config: ExperimentConfig
     checkpoint: dict
@@ -277,7 +298,9 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu", required=CHECKPOINT_KEYS)
     if not (run_dir / CONFIG).is_file():
-        raise ValueError(f"{run_dir} has a checkpoint but no {CONFIG}: what it trained is unknown, so it cannot be resumed; start a new run")
+        raise ValueError(
+            f"{run_dir} has a checkpoint but no {CONFIG}: what it trained is unknown, so it cannot be resumed; start a new run"
+        )
     run = load_config(run_dir / CONFIG)
     if asked.rollout.derivative_scale == 0:  # "resolve from the data": the run resolved it
         asked = asked.with_overrides(rollout={"derivative_scale": run.rollout.derivative_scale})
@@ -292,7 +315,9 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
         recorded.update(flat_settings({"model": {"name": spec["name"], "settings": spec.get("settings", {})}}))
     differences = resume_differences(recorded, flat_settings(asked.to_dict()))
     data = load_run_data(run_dir)
-    if data is None and asked.data.store and store_address(asked.data.store) != store_address(run.data.store):  # no fingerprint to recognise a moved store by
+    if (
+        data is None and asked.data.store and store_address(asked.data.store) != store_address(run.data.store)
+    ):  # no fingerprint to recognise a moved store by
         differences.append(f"data.store: run has {run.data.store!r}, asked {asked.data.store!r}")
     if differences:
         raise ValueError(
@@ -302,7 +327,9 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
         )
     done = int(state["epoch"])
     if asked.trainer.epochs < done:
-        raise ValueError(f"{run_dir}: trainer.epochs={asked.trainer.epochs} is below the {done} epochs the checkpoint has done; ask for at least {done}")
+        raise ValueError(
+            f"{run_dir}: trainer.epochs={asked.trainer.epochs} is below the {done} epochs the checkpoint has done; ask for at least {done}"
+        )
     return Resumption(asked, state, data, load_run_statistics(run_dir))
 
 

@@ -14,11 +14,11 @@ from pdekit.data.schema import json_attribute
 from pdekit.data.store import channel_names, space_shape
 from pdekit.online import Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
-from pdekit.training.distributed import init_from_environment
 from pdekit.runs.config import ExperimentConfig
 from pdekit.runs.data import validation_members, windows
 from pdekit.runs.integrity import check_store, lock_run, store_address
 from pdekit.runs.train import build_trainer, resumption, training_statistics
+from pdekit.training.distributed import init_from_environment
 from pdekit.training.trainer import Trainer
 
 VALIDATION_STORE = "validation.zarr"
@@ -55,12 +55,19 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     group = open_store(store)
     channels, shape = channel_names(group), space_shape(group)
     if (channels, shape) != (recipe.channel_names, recipe.stored_grid.shape):
-        raise ValueError(f"{store}: holds channels {list(channels)} on {shape}; the recipe {recipe.name} streams {list(recipe.channel_names)} on {recipe.stored_grid.shape}")
-    same_members = not differing_settings(json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",))  # the batch size changes no member's seed or parameters (only its last bits)
+        raise ValueError(
+            f"{store}: holds channels {list(channels)} on {shape}; the recipe {recipe.name} streams {list(recipe.channel_names)} on "
+            f"{recipe.stored_grid.shape}"
+        )
+    same_members = not differing_settings(
+        json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",)
+    )  # the batch size changes no member's seed or parameters (only its last bits)
     return config, held_out if same_members and config.online.validation_store else []
 
 
-def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None, client=None, recipe: Recipe | None = None) -> Trainer:
+def train_online(
+    config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None, client=None, recipe: Recipe | None = None
+) -> Trainer:
     """Trains ``config.model`` on ``config.online.recipe``'s simulations as they are solved; returns the finished Trainer.
 
     The same Trainer, checkpoints, metrics and ``config.toml`` as ``pdekit train``; every epoch's
@@ -97,13 +104,23 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
         statistics = training_statistics(config, resumed, held_out)
         validation = windows(config.data, held_out, statistics)
         config, trainer = build_trainer(
-            config, validation, run_dir, statistics=statistics, process=process, resume=resume, device=device, split=(None, held_out), resumed=resumed
+            config,
+            validation,
+            run_dir,
+            statistics=statistics,
+            process=process,
+            resume=resume,
+            device=device,
+            split=(None, held_out),
+            resumed=resumed,
         )
         history = resumed.checkpoint["history"] if resumed is not None else []
         start_member = history[-1].get("next_member", 0) if history else 0
         online = config.online
         min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
-        reservoir = Reservoir(online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed)
+        reservoir = Reservoir(
+            online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed
+        )
         own_client = None
         try:
             if client is None and online.scheduler:
@@ -114,9 +131,19 @@ def train_online(config: ExperimentConfig, run_dir: str | Path, *, resume: bool 
                 except OSError as error:  # unreachable or refused
                     raise ValueError(f"online.scheduler {online.scheduler!r}: cannot reach a dask scheduler there ({error})") from error
             generator = Generator(
-                recipe, reservoir, input_steps=config.data.input_steps, target_steps=config.data.target_steps, stride=config.data.stride,
-                statistics=statistics, start_member=start_member, members=online.members or None, exclude=exclude,
-                device=online.solver_device or trainer.device, workers=online.workers or None, client=client, tee=online.tee or None,
+                recipe,
+                reservoir,
+                input_steps=config.data.input_steps,
+                target_steps=config.data.target_steps,
+                stride=config.data.stride,
+                statistics=statistics,
+                start_member=start_member,
+                members=online.members or None,
+                exclude=exclude,
+                device=online.solver_device or trainer.device,
+                workers=online.workers or None,
+                client=client,
+                tee=online.tee or None,
             )
             with generator:
                 batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)

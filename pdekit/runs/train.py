@@ -16,8 +16,17 @@ from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
 from pdekit.runs.config import CONFIG, ExperimentConfig, load_config, save_config
 from pdekit.runs.data import split_members, statistics_of, windows
 from pdekit.runs.integrity import (
-    Resumption, check_store, load_run_data, lock_run, model_differences, prepare_resume, record_data, save_run_data,
-    save_run_statistics, store_address, trained_statistics,
+    Resumption,
+    check_store,
+    load_run_data,
+    lock_run,
+    model_differences,
+    prepare_resume,
+    record_data,
+    save_run_data,
+    save_run_statistics,
+    store_address,
+    trained_statistics,
 )
 from pdekit.training.checkpoint import load_checkpoint, weight_differences
 from pdekit.training.distributed import init_from_environment
@@ -55,18 +64,32 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
         statistics = training_statistics(config, resumed, training_members)
         training, validation = windows(config.data, training_members, statistics), windows(config.data, held_out, statistics)
         config, trainer = build_trainer(
-            config, training, run_dir, statistics=statistics, process=process, resume=resume, device=device,
-            split=(training.members.tolist(), held_out), resumed=resumed,
+            config,
+            training,
+            run_dir,
+            statistics=statistics,
+            process=process,
+            resume=resume,
+            device=device,
+            split=(training.members.tolist(), held_out),
+            resumed=resumed,
         )
         sampler = ChunkLocalSampler(training, seed=config.seed, rank=process.rank, replicas=process.replicas)
-        loader = DataLoader(training, batch_size=config.data.batch_size, sampler=sampler, num_workers=config.data.workers, pin_memory=torch.cuda.is_available())
+        loader = DataLoader(
+            training,
+            batch_size=config.data.batch_size,
+            sampler=sampler,
+            num_workers=config.data.workers,
+            pin_memory=torch.cuda.is_available(),
+        )
         validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
         trainer.fit(loader, validation_loader, resume=resume)
     return trainer
 
 
 def resumption(config: ExperimentConfig, run_dir: Path, resume: bool) -> Resumption | None:
-    """Returns what a resume of ``run_dir`` continues (``prepare_resume``), None for a new run; FileExistsError for a checkpoint without ``resume``."""
+    """Returns what a resume of ``run_dir`` continues (``prepare_resume``), None for a new run; FileExistsError for a checkpoint without
+    ``resume``."""
     if not (run_dir / CHECKPOINT).exists():
         return None
     if not resume:
@@ -75,7 +98,8 @@ def resumption(config: ExperimentConfig, run_dir: Path, resume: bool) -> Resumpt
 
 
 def training_statistics(config: ExperimentConfig, resumed: Resumption | None, members: list[int]) -> FieldStatistics | None:
-    """Returns the statistics a run trains with: on resume those it started with (its ``normalization.json``), else ``statistics_of`` the store's ``members``."""
+    """Returns the statistics a run trains with: on resume those it started with (its ``normalization.json``), else ``statistics_of`` the
+    store's ``members``."""
     if not config.data.normalize:
         return None
     if resumed is not None and resumed.statistics is not None:
@@ -84,8 +108,16 @@ def training_statistics(config: ExperimentConfig, resumed: Resumption | None, me
 
 
 def build_trainer(
-    config: ExperimentConfig, example: Windows, run_dir: Path, *, statistics: FieldStatistics | None, process, resume: bool, device,
-    split: tuple[list[int] | None, list[int]] | None = None, resumed: Resumption | None = None,
+    config: ExperimentConfig,
+    example: Windows,
+    run_dir: Path,
+    *,
+    statistics: FieldStatistics | None,
+    process,
+    resume: bool,
+    device,
+    split: tuple[list[int] | None, list[int]] | None = None,
+    resumed: Resumption | None = None,
 ) -> tuple[ExperimentConfig, Trainer]:
     """Returns the resolved config and a Trainer for ``config.model`` on windows shaped like ``example``'s; records the run in ``run_dir``.
 
@@ -110,11 +142,15 @@ def build_trainer(
         config, objective = correction_objective(config, example, statistics, training_device(device, process))
     else:
         if config.data.target_steps < config.rollout.unroll:
-            raise ValueError(f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}")
+            raise ValueError(
+                f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}"
+            )
         if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
             config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example, config.rollout)})
         objective = RolloutObjective(config.rollout, input_steps=config.data.input_steps, dt=example.dt)
-    model = build_model(config.model.name, steps * channels, channels, dim=inputs.ndim - 2, n_params=params.numel(), **config.model.settings)
+    model = build_model(
+        config.model.name, steps * channels, channels, dim=inputs.ndim - 2, n_params=params.numel(), **config.model.settings
+    )
     if resumed is not None:
         check_checkpoint_model(run_dir, resumed.checkpoint, model)
     if process.is_main:
@@ -123,17 +159,26 @@ def build_trainer(
         save_run_data(run_dir, record_data(example.store, example.dt, training_members, validation_members))
         save_config(config, run_dir / CONFIG)
     trainer = Trainer(
-        model, config.trainer, run_dir=run_dir, device=device, decode=statistics.denormalize if statistics else None, process=process, objective=objective
+        model,
+        config.trainer,
+        run_dir=run_dir,
+        device=device,
+        decode=statistics.denormalize if statistics else None,
+        process=process,
+        objective=objective,
     )
     return config, trainer
 
 
 def check_checkpoint_model(run_dir: Path, checkpoint: dict, model: torch.nn.Module) -> None:
-    """Raises a one-line ValueError naming ``run_dir`` if ``checkpoint`` holds another model than ``model`` (its spec's settings, or its weights' shapes)."""
+    """Raises a one-line ValueError naming ``run_dir`` if ``checkpoint`` holds another model than ``model`` (its spec's settings, or its
+    weights' shapes)."""
     problems = model_differences(checkpoint.get("model_spec"), model) if checkpoint.get("model_spec") is not None else []
     problems = problems or weight_differences(model, checkpoint["model"])
     if problems:
-        raise ValueError(f"{run_dir}: the checkpoint holds another model than the one asked, so it cannot be resumed: {'; '.join(problems[:6])}")
+        raise ValueError(
+            f"{run_dir}: the checkpoint holds another model than the one asked, so it cannot be resumed: {'; '.join(problems[:6])}"
+        )
 
 
 def training_device(device, process) -> torch.device:
@@ -144,11 +189,17 @@ def training_device(device, process) -> torch.device:
 
 
 def correction_objective(config: ExperimentConfig, example: Windows, statistics, device) -> tuple[ExperimentConfig, CorrectionObjective]:
-    """Returns the config with ``correction.scale`` resolved from the data (when 0), and the objective training a coarse-solver correction on ``example``'s store."""
+    """Returns the config with ``correction.scale`` resolved from the data (when 0), and the objective training a coarse-solver correction
+    on ``example``'s store."""
     if config.data.input_steps != 1:
-        raise ValueError(f"rollout.mode = 'correction' needs data.input_steps = 1 (a solver step sees one state); got {config.data.input_steps}")
+        raise ValueError(
+            f"rollout.mode = 'correction' needs data.input_steps = 1 (a solver step sees one state); got {config.data.input_steps}"
+        )
     if config.data.target_steps < config.correction.unroll:
-        raise ValueError(f"correction.unroll={config.correction.unroll} needs data.target_steps >= {config.correction.unroll}; got {config.data.target_steps}")
+        raise ValueError(
+            f"correction.unroll={config.correction.unroll} needs data.target_steps >= {config.correction.unroll}; got "
+            f"{config.data.target_steps}"
+        )
     objective = CorrectionObjective.from_store(example.store, config.correction, statistics=statistics, device=device)
     if not config.correction.scale:
         config = config.with_overrides(correction={"scale": objective.scale_from(example)})
@@ -156,7 +207,8 @@ def correction_objective(config: ExperimentConfig, example: Windows, statistics,
 
 
 def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: int = 256) -> float:
-    """Returns the standard deviation of the finite-difference ``du/dt`` (``rollout``'s target) over up to ``windows_used`` evenly spread training windows."""
+    """Returns the standard deviation of the finite-difference ``du/dt`` (``rollout``'s target) over up to ``windows_used`` evenly spread
+    training windows."""
     indices = np.linspace(0, len(training) - 1, min(windows_used, len(training))).round().astype(int).tolist()
     items = training.__getitems__(indices)
     history = torch.stack([item.inputs for item in items])  # [N, k, C, *S]
@@ -189,7 +241,9 @@ def load_run(run_dir: str | Path, device=None):
     dt = data.dt if data is not None else float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
     if config.rollout.mode == "correction":  # the coarse solver and its learned correction: a Stepper in the run's units
         device = torch.device(device or "cpu")
-        objective = CorrectionObjective.from_store(config.data.store, config.correction, statistics=trained_statistics(run_dir, config), device=device)
+        objective = CorrectionObjective.from_store(
+            config.data.store, config.correction, statistics=trained_statistics(run_dir, config), device=device
+        )
         return config, objective.corrected_solver(model.to(device)).eval()
     stepper = config.rollout.stepper(model, dt, config.data.input_steps)
     return config, stepper.to(device or "cpu").eval()

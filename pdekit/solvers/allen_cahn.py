@@ -14,7 +14,8 @@ class AllenCahn(SpectralSolver):
     """``u_t = diffusivity u_xx + reaction (u - u^3)`` on a periodic 1D grid, by ETDRK4.
 
     The linear part ``diffusivity d_xx + reaction`` is integrated exactly and ``-reaction u^3`` is the
-    nonlinear term, taken on the full grid (reference solutions use grids that resolve it). The defaults ``1e-4`` and ``5`` are the PINN benchmark's
+    nonlinear term, taken on the full grid (reference solutions use grids that resolve it). The defaults ``1e-4`` and ``5`` are the PINN
+    benchmark's
     (Raissi et al. 2019; Wight and Zhao 2020). ``u: [batch, 1, n]``.
     """
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import torch
 
+from pdekit.devices import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from pdekit.grid import Grid
 from pdekit.solvers.fields import FieldSampler, draw_seeds
 from pdekit.solvers.time_stepping import Nonlinear, Scheme, make_scheme
@@ -47,23 +49,7 @@ class Solver(Protocol):
     def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor: ...
 
 
-def default_device() -> torch.device:
-    """Returns the first CUDA device when there is one, else the CPU."""
-    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return default_device()
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def member_parameter(
-    name: str, value: float | torch.Tensor, *, allow_zero: bool = False, dtype=torch.float64, device=None
-) -> torch.Tensor:
+def member_parameter(name: str, value: float | torch.Tensor, *, allow_zero: bool = False, dtype=torch.float64, device=None) -> torch.Tensor:
     """Returns ``value`` as a float64 tensor of shape ``[]`` or ``[batch]``, checked to be positive.
 
     Raises ValueError naming the parameter and the first offending member otherwise.
@@ -110,7 +96,7 @@ class SpectralSolver(ABC):
         self.grid = grid
         self.scheme = make_scheme(scheme)
         self.cfl = cfl
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = dtype
         self.initial_field = initial_field
         self.batch_size: int | None = None
@@ -180,16 +166,15 @@ class SpectralSolver(ABC):
         if u.ndim != 2 + self.grid.ndim or tuple(u.shape[1:]) != expected[1:]:
             raise ValueError(f"{name} has shape {tuple(u.shape)}; {type(self).__name__} expects [batch, channel, *space] = {expected}")
         if self.batch_size is not None and u.shape[0] != self.batch_size:
-            raise ValueError(
-                f"{name} has {u.shape[0]} members but the solver's per-member parameters have {self.batch_size}"
-            )
+            raise ValueError(f"{name} has {u.shape[0]} members but the solver's per-member parameters have {self.batch_size}")
         if u.dtype != self.dtype:
             raise ValueError(f"{name} has dtype {u.dtype}; the solver was built for {self.dtype}")
         if u.device != self.device:
             raise ValueError(f"{name} is on {u.device}; the solver was built for {self.device}")
 
     def check_finite(self, u: torch.Tensor, time: float | None = None, name: str = "u") -> None:
-        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (and ``time``, when given); syncs with the device once."""
+        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (and ``time``, when given); syncs with the device
+        once."""
         bad = ~torch.isfinite(u).flatten(1).all(dim=1)
         if bad.any():
             members = bad.nonzero().flatten().tolist()
@@ -254,7 +239,7 @@ class SpectralSolver(ABC):
         """
         self.check_state(u0, "u0")
         times = [float(t) for t in (t_out.tolist() if isinstance(t_out, torch.Tensor) else t_out)]
-        if not times or times[0] < 0 or any(b < a for a, b in zip(times, times[1:])) or not all(map(math.isfinite, times)):
+        if not times or times[0] < 0 or any(b < a for a, b in pairwise(times)) or not all(map(math.isfinite, times)):
             raise ValueError(f"t_out must be a non-empty, non-decreasing sequence of times >= 0; got {times}")
         if not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be positive and finite; got {dt}")

@@ -64,7 +64,11 @@ class GaussianRandomField:
         # One transform per member: a batched FFT's rounding depends on the batch size on some
         # CPUs (MKL with AVX-512), which would make a member's field depend on its batch-mates.
         fields = [
-            torch.fft.irfftn(torch.fft.rfftn(torch.randn(grid.shape, generator=member_generator(s), dtype=torch.float64), dim=dims) * amplitude, s=grid.shape, dim=dims)
+            torch.fft.irfftn(
+                torch.fft.rfftn(torch.randn(grid.shape, generator=member_generator(s), dtype=torch.float64), dim=dims) * amplitude,
+                s=grid.shape,
+                dim=dims,
+            )
             for s in seeds
         ]
         return torch.stack(fields).unsqueeze(1).to(device=device, dtype=dtype)
@@ -99,8 +103,8 @@ class RandomFourierModes:
             amplitudes = self.amplitude * torch.rand(self.waves, generator=g, dtype=torch.float64)
             phases = 2 * math.pi * torch.rand(self.waves, generator=g, dtype=torch.float64)
             field = torch.zeros(grid.shape, dtype=torch.float64)
-            for m, a, phi in zip(modes.tolist(), amplitudes, phases):
-                angle = sum(2 * math.pi * mi * x / l for mi, x, l in zip(m, coords, grid.lengths))
+            for m, a, phi in zip(modes.tolist(), amplitudes, phases, strict=True):
+                angle = sum(2 * math.pi * mi * x / length for mi, x, length in zip(m, coords, grid.lengths, strict=True))
                 field += a * torch.sin(angle + phi)
             fields.append(field)
         return torch.stack(fields).unsqueeze(1).to(device=device, dtype=dtype)

@@ -115,7 +115,7 @@ class RandomGaussians:
         # A Gaussian is a product over axes, and so is its sum over the periodic images of a box:
         # one [m, n] profile per axis, then a single contraction, instead of m * 3^d full fields.
         profiles = []
-        for axis, (x, length) in enumerate(zip(grid.coordinates(torch.float64), grid.lengths)):
+        for axis, (x, length) in enumerate(zip(grid.coordinates(torch.float64), grid.lengths, strict=True)):
             images = max(1, math.ceil(math.sqrt(40 / self.sharpness[0]) / length))
             offsets = length * torch.arange(-images, images + 1, dtype=torch.float64)
             distance = x[None, :, None] - centres[:, axis, None, None] - offsets[None, None, :]  # [m, n, images]
@@ -188,11 +188,11 @@ def trigonometric_interpolant(values: torch.Tensor, shape: tuple[int, ...]) -> t
     symmetric interpolant; it passes through ``values`` at the coarse points.
     """
     coarse = tuple(values.shape)
-    if len(coarse) != len(shape) or any(m < n for n, m in zip(coarse, shape)):
+    if len(coarse) != len(shape) or any(m < n for n, m in zip(coarse, shape, strict=True)):
         raise ValueError(f"trigonometric_interpolant refines {coarse} to a grid at least as fine; got {tuple(shape)}")
     d = len(shape)
     c = torch.fft.rfftn(values, dim=tuple(range(d)))
-    for axis, (n, m) in enumerate(zip(coarse, shape)):
+    for axis, (n, m) in enumerate(zip(coarse, shape, strict=True)):
         if m == n:
             continue
         half = n // 2
@@ -211,7 +211,7 @@ def trigonometric_interpolant(values: torch.Tensor, shape: tuple[int, ...]) -> t
 def _pad_spectrum(v: torch.Tensor, shape: tuple[int, ...], padded: tuple[int, ...]) -> torch.Tensor:
     """Returns the rfft coefficients ``v`` of a field on ``shape`` in the rfft layout of ``padded``, modes ``|m| < n/2`` only."""
     d = len(shape)
-    for axis, (n, m) in enumerate(zip(shape, padded)):
+    for axis, (n, m) in enumerate(zip(shape, padded, strict=True)):
         dim, keep = v.ndim - d + axis, (n - 1) // 2
         if axis == d - 1:
             v = torch.cat([v.narrow(dim, 0, keep + 1), _zeros_along(v, dim, m // 2 - keep)], dim=dim)
@@ -223,7 +223,7 @@ def _pad_spectrum(v: torch.Tensor, shape: tuple[int, ...], padded: tuple[int, ..
 def _truncate_spectrum(w: torch.Tensor, shape: tuple[int, ...], padded: tuple[int, ...]) -> torch.Tensor:
     """Returns the modes ``|m| < n/2`` of the rfft coefficients ``w`` on ``padded``, in the rfft layout of ``shape``."""
     d = len(shape)
-    for axis, (n, m) in enumerate(zip(shape, padded)):
+    for axis, (n, m) in enumerate(zip(shape, padded, strict=True)):
         dim, keep = w.ndim - d + axis, (n - 1) // 2
         if axis == d - 1:
             w = torch.cat([w.narrow(dim, 0, keep + 1), _zeros_along(w, dim, n // 2 - keep)], dim=dim)

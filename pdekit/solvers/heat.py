@@ -73,4 +73,4 @@ class Heat(SpectralSolver):
         """Returns ``div((kappa - kappa_max) grad u)`` in rfft space (variable diffusivity only)."""
         gradient = self.to_physical(torch.stack([k * v for k in self._ik]))
         flux = self.to_spectral(self._excess * gradient)
-        return sum(k * f for k, f in zip(self._ik, flux))
+        return sum(k * f for k, f in zip(self._ik, flux, strict=True))

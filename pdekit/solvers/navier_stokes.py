@@ -88,7 +88,12 @@ class NavierStokes2D(SpectralSolver):
         # (x modes) that the 2/3 rule keeps, so the inverse transform along y skips the others.
         self._kept_columns = (grid.shape[1] - 1) // 3 + 1
         mask = self._dealias
-        multipliers = (self._iky * self._inverse_laplacian * mask, -self._ikx * self._inverse_laplacian * mask, self._ikx * mask, self._iky * mask)
+        multipliers = (
+            self._iky * self._inverse_laplacian * mask,
+            -self._ikx * self._inverse_laplacian * mask,
+            self._ikx * mask,
+            self._iky * mask,
+        )
         self._fields_multiplier = torch.stack(torch.broadcast_tensors(*multipliers))[..., : self._kept_columns].contiguous()
         self._negative_dealias = (-mask).to(self.complex_dtype)
 

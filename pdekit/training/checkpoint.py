@@ -45,7 +45,8 @@ def load_checkpoint(path: str | os.PathLike, map_location=None, *, required: Ite
 
 
 def weight_differences(model: nn.Module, weights) -> list[str]:
-    """Returns why ``weights`` (a state dict) would not load into ``model``: missing, unexpected and differently shaped tensors; empty if it would."""
+    """Returns why ``weights`` (a state dict) would not load into ``model``: missing, unexpected and differently shaped tensors; empty if it
+    would."""
     if not isinstance(weights, Mapping):
         return [f"the weights are a {type(weights).__name__}, not a state dict"]
     expected = model.state_dict()

@@ -16,7 +16,8 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def relative_l2(dim: int) -> Loss:
-    """Returns ``loss(prediction, target)``: ``||prediction - target|| / ||target||`` over ``dim`` space axes, mean over batch and channels."""
+    """Returns ``loss(prediction, target)``: ``||prediction - target|| / ||target||`` over ``dim`` space axes, mean over batch and
+    channels."""
     return LpLoss(d=dim, p=2, reduction="mean")
 
 

@@ -74,7 +74,8 @@ class TrainerConfig:
 
 
 class LearningRateSchedule:
-    """The learning rate of every epoch as a factor of ``TrainerConfig.learning_rate``: a function of the epoch (and of how the run was extended) alone.
+    """The learning rate of every epoch as a factor of ``TrainerConfig.learning_rate``: a function of the epoch (and of how the run was
+    extended) alone.
 
     - ``"cosine"``: ``(1 + cos θ(e)) / 2``, the phase ``θ`` rising linearly from 0 at epoch 0 to π at
       the planned end ``T = schedule_epochs or epochs`` (the annealing of Loshchilov and Hutter, "SGDR:
@@ -123,7 +124,12 @@ class LearningRateSchedule:
     def load_state_dict(self, state: dict, epochs_done: int) -> None:
         """Continues the schedule saved in ``state`` after ``epochs_done`` epochs, extended to this config's end as the class says."""
         if "end" not in state:  # a torch.optim.lr_scheduler state, from an older pdekit: a cosine from epoch 0 to T_max
-            state = {"schedule": "cosine" if "T_max" in state else self.kind, "end": int(state.get("T_max", self.end)), "anchor_epoch": 0, "anchor_phase": 0.0}
+            state = {
+                "schedule": "cosine" if "T_max" in state else self.kind,
+                "end": int(state.get("T_max", self.end)),
+                "anchor_epoch": 0,
+                "anchor_phase": 0.0,
+            }
         if state["schedule"] != self.kind or self.kind != "cosine":
             return  # step and constant are functions of the epoch alone; another kind starts its own curve
         end, anchor_epoch, anchor_phase = int(state["end"]), int(state["anchor_epoch"]), float(state["anchor_phase"])
@@ -134,7 +140,8 @@ class LearningRateSchedule:
 
 
 def cosine_phase(epoch: int, anchor_epoch: int, anchor_phase: float, end: int) -> float:
-    """Returns the phase at ``epoch`` of a cosine anneal at phase ``anchor_phase`` at ``anchor_epoch``, reaching π at ``end`` and staying there."""
+    """Returns the phase at ``epoch`` of a cosine anneal at phase ``anchor_phase`` at ``anchor_epoch``, reaching π at ``end`` and staying
+    there."""
     if epoch >= end:
         return math.pi
     return anchor_phase + (math.pi - anchor_phase) * (epoch - anchor_epoch) / (end - anchor_epoch)
@@ -246,7 +253,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores a ``state_dict()``; a cosine schedule planned for other epochs is extended as ``LearningRateSchedule.load_state_dict`` says."""
+        """Restores a ``state_dict()``; a cosine schedule planned for other epochs is extended as ``LearningRateSchedule.load_state_dict``
+        says."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"], epochs_done=int(state["epoch"]))
@@ -296,7 +304,12 @@ class Trainer:
             self.network.train()
             total_loss = torch.zeros((), device=self.device)
             samples = 0
-            batches = tqdm(train, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False, disable=not (self.config.progress and self.process.is_main))
+            batches = tqdm(
+                train,
+                desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                leave=False,
+                disable=not (self.config.progress and self.process.is_main),
+            )
             for batch in batches:
                 inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
                 if loss_fn is None:
@@ -312,7 +325,10 @@ class Trainer:
             seconds = time.perf_counter() - started
             train_loss = (sum_across_processes(total_loss, self.process) / (samples * self.process.replicas)).item()
             if not math.isfinite(train_loss):
-                raise FloatingPointError(f"the training loss became {train_loss} in epoch {self.epoch}; lower the learning rate, clip gradients or check the data")
+                raise FloatingPointError(
+                    f"the training loss became {train_loss} in epoch {self.epoch}; lower the learning rate, clip gradients or check the "
+                    "data"
+                )
             record = {
                 "epoch": self.epoch,
                 "train_loss": train_loss,
@@ -366,7 +382,8 @@ class Trainer:
             count += len(inputs)
         if count == 0:
             raise ValueError("the validation data yielded no batches")
-        totals = sum_across_processes(torch.cat([l2_sum, h1_sum[None], torch.tensor([float(count)], device=self.device, dtype=torch.float64)]), self.process)
+        totals = sum_across_processes(
+            torch.cat([l2_sum, h1_sum[None], torch.tensor([float(count)], device=self.device, dtype=torch.float64)]), self.process
+        )
         per_channel = totals[:-2] / totals[-1]
         return {"l2": per_channel.mean().item(), "h1": (totals[-2] / totals[-1]).item(), "l2_per_channel": per_channel.tolist()}
-
