@@ -50,7 +50,7 @@ def train_pdekit(seed, train, tests, output):
         loss="h1",
         progress=False,
     )
-    trainer = Trainer(model, config, device="cpu", decode=output.denormalize)
+    trainer = Trainer(model, config, device="cpu", denormalize=output.denormalize)
     started = time.perf_counter()
     trainer.fit(loader)
     seconds = time.perf_counter() - started

@@ -96,7 +96,7 @@ def make_trainer(seed: int, statistics) -> Trainer:
     torch.manual_seed(seed)
     model = build_model("fno", 1, 1, dim=2, n_params=1, modes=12, width=32, layers=4)
     config = TrainerConfig(epochs=1, optimizer="adam", weight_decay=0, schedule="constant", gradient_clip=0, progress=False)
-    return Trainer(model, config, device="cpu", decode=statistics.denormalize)
+    return Trainer(model, config, device="cpu", denormalize=statistics.denormalize)
 
 
 def run(

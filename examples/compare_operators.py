@@ -8,6 +8,7 @@ held-out trajectories. For the measured comparison at a fixed budget see benchma
 """
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from pdekit.data import generate
@@ -19,14 +20,15 @@ MODELS = ["fno", "tfno", "ffno", "galerkin", "factformer"]
 SETTINGS = {"fno": {"width": 24}, "tfno": {"width": 24}, "ffno": {"width": 24}, "galerkin": {"width": 32}, "factformer": {"width": 32}}
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, float, float, float]]:
+    """Runs the comparison; returns its table's rows: ``(model, weights, seconds per epoch, one-step L2, rollout L2 at the horizon)``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--horizon", type=float, default=5.0)
     parser.add_argument("--models", nargs="*", default=MODELS, choices=MODELS)
     parser.add_argument("--out", default="example-operators")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
     # The FNO paper's flow at nu = 1e-3, solved directly at 64² (it matches the 256² solve there).
     recipe = fno_navier_stokes(1e-3).with_overrides(
@@ -54,6 +56,7 @@ def main() -> None:
     print(f"\n{'model':12} {'weights':>9} {'s/epoch':>8} {'one-step L2':>12} {'rollout L2 at t=' + format(args.horizon, 'g'):>20}")
     for name, weights, seconds, one_step, final in rows:
         print(f"{name:12} {weights:9,d} {seconds:8.1f} {one_step:12.4f} {final:20.4f}")
+    return rows
 
 
 if __name__ == "__main__":

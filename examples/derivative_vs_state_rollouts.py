@@ -10,21 +10,23 @@ For the measured comparison over seeds see benchmarks/rollouts.py.
 """
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from pdekit.data import generate
 from pdekit.data.recipes import burgers_1d
 from pdekit.rollout import RolloutTraining
-from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate_rollout, train
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, RolloutEvaluation, evaluate_rollout, train
 from pdekit.training import TrainerConfig
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> list[tuple[str, str, RolloutEvaluation]]:
+    """Trains both surrogates and rolls them out; returns the table's rows: ``(mode, step, rollout evaluation)``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", default="example-rollouts")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
     recipe = burgers_1d().with_overrides(shape=(256,), stored_shape=(128,), members=args.members, batch_size=args.members)
     store = out / "burgers.zarr"
@@ -47,6 +49,7 @@ def main() -> None:
     for mode, step, result in rows:
         mean = sum(result.l2_per_time) / len(result.l2_per_time)
         print(f"{mode:12} {step:12} {mean:8.4f} {result.l2_per_time[-1]:9.4f} {result.correlation_time:17.3g}")
+    return rows
 
 
 if __name__ == "__main__":

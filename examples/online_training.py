@@ -13,22 +13,25 @@ The same from the command line, with a catalogue recipe:
 """
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from pdekit.data.recipes import fno_navier_stokes
 from pdekit.online import OnlineConfig
-from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate_rollout, train_online
+from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, RolloutEvaluation, evaluate_rollout, train_online
 from pdekit.training import TrainerConfig
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> tuple[list[dict], RolloutEvaluation]:
+    """Trains online and rolls the surrogate out; returns the Trainer's per-epoch records and the rollout's evaluation."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=40)
     parser.add_argument("--validation-members", type=int, default=8)
+    parser.add_argument("--watermark", type=int, default=128, help="windows the reservoir holds before training starts")
     parser.add_argument("--horizon", type=float, default=5.0)
     parser.add_argument("--out", default="example-online")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # The FNO paper's flow at nu = 1e-3, solved directly at 64² (it matches the 256² solve there).
     recipe = fno_navier_stokes(1e-3).with_overrides(
         shape=(64, 64), stored_shape=(64, 64), times=tuple(0.5 * n for n in range(1, round(args.horizon / 0.5) + 1)), batch_size=8
@@ -41,7 +44,7 @@ def main() -> None:
             capacity=512,
             policy="reservoir",
             min_seen=2,
-            watermark=128,
+            watermark=args.watermark,
             steps_per_epoch=args.steps_per_epoch,
             validation_members=args.validation_members,
         ),
@@ -53,7 +56,9 @@ def main() -> None:
             f"{record['unique_samples_drawn']} unique windows drawn (reuse {record['mean_reuse']:.2f}), waiting "
             f"{100 * record['waiting_fraction']:.1f}%"
         )
-    print(evaluate_rollout(args.out))
+    rolled = evaluate_rollout(args.out)
+    print(rolled)
+    return trainer.history, rolled
 
 
 if __name__ == "__main__":

@@ -9,16 +9,24 @@ Bad input is a one-line message on standard error, ``pdekit <command>: <message>
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+import pdekit
 from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.data import PDES, RECIPES, generate, validate
 from pdekit.data.lock import LockedError
@@ -51,6 +59,62 @@ def parse_times(text: str) -> tuple[float, ...]:
             "expected 0:STOP:STEP with STOP a multiple of STEP > 0 (t = 0 is always stored), or increasing positive times t1,t2,...; got "
             f"{text!r}"
         ) from None
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless the option has none, counts (``-v``) or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == [] or action.default == argparse.SUPPRESS
+        if unset or isinstance(action, argparse._CountAction) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class StandardErrorHandler(logging.StreamHandler):
+    """A logging handler writing to whatever ``sys.stderr`` is at the time of each record (pytest swaps it between tests)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def command_logging(verbosity: int) -> Iterator[None]:
+    """Sends pdekit's log records to standard error, one line each, while the block runs, then puts logging and warnings back.
+
+    ``verbosity`` -1 (``-q``): errors only, and Python warnings silenced; 0 (the default): progress lines
+    (a batch generated, an epoch trained, a frontier route) and warnings; 1 or more (``-v``): debugging
+    detail too. Lines and a progress bar on the same terminal do not overwrite each other.
+    """
+    log = logging.getLogger("pdekit")
+    saved = log.handlers[:], log.level
+    handler = StandardErrorHandler()
+    handler.setFormatter(logging.Formatter("pdekit: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.ERROR if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
+    try:
+        with warnings.catch_warnings(), logging_redirect_tqdm(loggers=[log]):
+            if verbosity < 0:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.handlers[:], log.level = saved
+
+
+def add_verbosity_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """Adds ``-q/--quiet`` and ``-v/--verbose`` (repeatable) to ``parser``, into ``<prefix>quiet`` and ``<prefix>verbose``."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", dest=f"{prefix}quiet", help="errors only: no progress bar, no warnings")
+    group.add_argument("-v", "--verbose", action="count", default=0, dest=f"{prefix}verbose", help="debugging detail on standard error")
 
 
 class Parser(argparse.ArgumentParser):
@@ -145,7 +209,7 @@ def device_type(text: str) -> str:
     if device.type == "mps":
         count = 1 if torch.backends.mps.is_available() else 0
     else:
-        backend = getattr(torch, device.type, None)
+        backend: Any = getattr(torch, device.type, None)
         available = callable(getattr(backend, "is_available", None)) and backend.is_available()
         count = backend.device_count() if available and callable(getattr(backend, "device_count", None)) else int(bool(available))
     if count == 0:
@@ -186,7 +250,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None =
     parser.add_argument("--out", required=True, help="the Zarr store: a directory or any fsspec URL")
     parser.add_argument("--members", type=positive_int, help="ensemble size (default: the recipe's)")
     parser.add_argument("--batch-size", type=positive_int, help="members per solver call (default: the recipe's)")
-    parser.add_argument("--seed", type=int, help="base seed of parameters and initial conditions")
+    parser.add_argument("--seed", type=int, help="base seed of parameters and initial conditions (default: the recipe's)")
     parser.add_argument(
         "--shape", type=positive_int, nargs="+", metavar="N", help="the solver's grid, e.g. --shape 64 64 (default: the recipe's)"
     )
@@ -387,13 +451,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=sorted(MODELS), help="the operator (model.name)")
     parser.add_argument("--config", help="a TOML or YAML configuration file")
     parser.add_argument("--out", required=True, help="the run directory")
-    parser.add_argument("--epochs", type=positive_int)
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--learning-rate", type=positive_float)
+    parser.add_argument("--epochs", type=positive_int, help="training epochs (trainer.epochs; default 20)")
+    parser.add_argument("--batch-size", type=positive_int, help="windows per batch (data.batch_size; default 16)")
+    parser.add_argument(
+        "--learning-rate", type=positive_float, help="the optimiser's initial learning rate (trainer.learning_rate; default 1e-3)"
+    )
     parser.add_argument("--input-steps", type=positive_int, help="states in (the FNO paper's Navier-Stokes setting uses 10)")
     parser.add_argument("--target-steps", type=positive_int, help="states out")
     parser.add_argument("--loss", choices=sorted(LOSSES), help="training loss (default l2)")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, help="seed of the weights, the batch order and the noise (seed; default 0)")
     parser.add_argument(
         "--mode",
         choices=MODES,
@@ -411,7 +477,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -480,8 +546,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"ensemble {args.path}: {attrs.get('pde')} ({attrs.get('solver')}, scheme {attrs.get('scheme')})")
         print(f"  {int(completed.sum())} of {len(completed)} members completed, {int(failed.sum())} failed")
         for name in store_fields(group):
-            field = group[name]
-            print(f"  {name}{tuple(field.metadata.dimension_names)} {field.shape} {field.dtype}")
+            field = cast(zarr.Array, group[name])
+            print(f"  {name}{tuple(getattr(field.metadata, 'dimension_names', None) or ())} {field.shape} {field.dtype}")
         print(f"  parameters {names(attrs, 'parameter_names')}; recipe {json_attribute(attrs, 'recipe', {}).get('name')}")
         print(f"  {report}")
         return 0 if report.ok else 1
@@ -498,17 +564,14 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_pinn(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import replace
 
     import torch
 
     from pdekit.pinn import MLP, PROBLEMS, PINNConfig, make_sampler, plot_population, train_pinn
 
-    problem = PROBLEMS[args.problem]()
-    if args.beta is not None:
-        if args.problem != "convection":
-            raise ValueError(f"--beta applies to the convection problem, not {args.problem}")
-        problem = replace(problem, beta=args.beta)
+    if args.beta is not None and args.problem != "convection":
+        raise ValueError(f"--beta applies to the convection problem, not {args.problem}")
+    problem = PROBLEMS[args.problem](**({} if args.beta is None else {"beta": args.beta}))
     out = writable_directory(args.out, "--out")  # before training: a bad path must not lose a finished run
     torch.manual_seed(args.seed)
     network = MLP(problem.dim, args.width, args.depth, periods=problem.periods if args.periodic else None)
@@ -578,7 +641,7 @@ def add_validate_parser(commands) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "validate", help="check a Zarr ensemble against the schema", description="Check a Zarr ensemble against pdekit's schema."
     )
-    parser.add_argument("store")
+    parser.add_argument("store", help="the Zarr store: a directory or any fsspec URL")
     parser.set_defaults(func=run_validate)
     return parser
 
@@ -591,7 +654,7 @@ def add_upgrade_parser(commands) -> argparse.ArgumentParser:
         description="Rewrite a schema-version-1 store's metadata and flags as version 2 in place (the field data is not touched); "
         "safe to run again after an interruption.",
     )
-    parser.add_argument("store")
+    parser.add_argument("store", help="the Zarr store: a directory or any fsspec URL")
     parser.set_defaults(func=run_upgrade)
     return parser
 
@@ -634,7 +697,10 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
     parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
     parser.add_argument(
-        "--workers", type=non_negative_int, help="CPU processes solving (default: a thread on a GPU solver device, one process on the CPU)"
+        "--workers",
+        type=non_negative_int,
+        help="CPU processes solving (0: one thread of the training process; "
+        "default: a thread on a GPU solver device, one process on the CPU)",
     )
     parser.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers solve")
     parser.add_argument("--solver-device", type=device_type, help="device of the solver thread (default: the training device)")
@@ -690,7 +756,7 @@ def add_info_parser(commands) -> argparse.ArgumentParser:
         help="what a store, run directory or checkpoint holds",
         description="Summarise a Zarr ensemble, a run directory or a checkpoint.",
     )
-    parser.add_argument("path")
+    parser.add_argument("path", help="a Zarr store or a run directory")
     parser.set_defaults(func=run_info)
     return parser
 
@@ -714,7 +780,7 @@ def add_quickstart_parser(commands) -> argparse.ArgumentParser:
         help="fields to learn (default vorticity; vorticity velocity: three channels)",
     )
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_quickstart_command)
     return parser
 
@@ -734,15 +800,15 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--sampler", default="r3", choices=sorted(SAMPLERS), help="collocation sampler (default: %(default)s)")
     parser.add_argument("--points", type=positive_int, default=1000, help="collocation population")
     parser.add_argument("--iterations", type=positive_int, default=5000, help="Adam iterations")
-    parser.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--lbfgs", type=non_negative_int, default=0, help="L-BFGS iterations after Adam")
     parser.add_argument("--beta", type=finite_float, help="convection speed (convection only; default 50)")
     parser.add_argument("--width", type=positive_int, default=50, help="hidden units per layer")
     parser.add_argument("--depth", type=positive_int, default=4, help="hidden layers")
     parser.add_argument("--periodic", action="store_true", help="embed x periodically (exact periodic boundary)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the collocation points")
     parser.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png (checked before training)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_pinn)
     return parser
 
@@ -767,10 +833,14 @@ SUBCOMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     """Returns the ``pdekit`` parser: one subparser per command, each built by its own ``add_*_parser`` and dispatching through its ``func``
     default."""
-    parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.")
+    parser = Parser(prog="pdekit", description="Neural surrogates of PDEs: data, training, evaluation.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {pdekit.__version__}")
+    add_verbosity_arguments(parser, prefix="command_")  # pdekit -q CMD as well as pdekit CMD -q
     commands = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
-        add(commands)
+        command = add(commands)
+        command.formatter_class = HelpFormatter
+        add_verbosity_arguments(command)
     return parser
 
 
@@ -781,7 +851,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     retain_freed_memory_unless_disabled()
     args = build_parser().parse_args(argv)
-    return reported(args.command, args.func, args)
+    quiet = args.quiet or args.command_quiet
+    if quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    with command_logging(-1 if quiet else args.verbose + args.command_verbose):
+        return reported(args.command, args.func, args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def grid_shape(text: str) -> tuple[int, ...]:
@@ -38,33 +40,29 @@ def run_frontier(args: argparse.Namespace) -> int:
     from pdekit.data import RECIPES
     from pdekit.runs.frontier import frontier, hybrid_from_run
 
-    try:
-        options = {}
-        if args.viscosity is not None:
-            if args.recipe != "fno_navier_stokes":
-                raise ValueError(f"--viscosity applies to fno_navier_stokes, not {args.recipe}")
-            options["viscosity"] = args.viscosity
-        recipe = RECIPES[args.recipe](**options)
-        ndim = len(recipe.shape)
-        runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
-        result = frontier(
-            recipe,
-            _expand(args.reference_shape, ndim),
-            args.horizon,
-            coarse_shapes=[_expand(s, ndim) for s in args.coarse_shapes],
-            dts=args.dts,
-            cfls=args.cfls,
-            runs=runs,
-            members=args.members,
-            device=args.device,
-            start_time=args.start_time,
-            measure_shape=_expand(args.measure_shape, ndim) if args.measure_shape else None,
-            repeats=args.repeats,
-            progress=None if args.no_progress else (lambda name: print(f"running {name}", file=sys.stderr, flush=True)),
-        )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"pdekit frontier: {error}", file=sys.stderr)
-        return 2
+    options = {}
+    if args.viscosity is not None:
+        if args.recipe != "fno_navier_stokes":
+            raise ValueError(f"--viscosity applies to fno_navier_stokes, not {args.recipe}")
+        options["viscosity"] = args.viscosity
+    recipe = RECIPES[args.recipe](**options)
+    ndim = len(recipe.shape)
+    runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
+    result = frontier(
+        recipe,
+        _expand(args.reference_shape, ndim),
+        args.horizon,
+        coarse_shapes=[_expand(s, ndim) for s in args.coarse_shapes],
+        dts=args.dts,
+        cfls=args.cfls,
+        runs=runs,
+        members=args.members,
+        device=args.device,
+        start_time=args.start_time,
+        measure_shape=_expand(args.measure_shape, ndim) if args.measure_shape else None,
+        repeats=args.repeats,
+        progress=None if args.no_progress else (lambda name: log.info("running %s", name)),
+    )
     from pdekit.viz import plot_frontier
 
     files = [*result.save(args.out), plot_frontier(result, f"{args.out}/frontier.png", error=args.error)]
@@ -126,6 +124,6 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--viscosity", type=float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
     parser.add_argument("--device", help="torch device (default: CUDA when present)")
     parser.add_argument("--out", default="frontier", help="folder for frontier.json, frontier.md and frontier.png (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines (they show with -v)")
     parser.set_defaults(func=run_frontier)
     return parser

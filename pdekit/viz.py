@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from pdekit.rollout.evaluate import energy_spectrum
+
+if TYPE_CHECKING:  # the figures read results of the runs layer below; importing it here would cost every import of viz
+    from pdekit.runs.evaluate import RolloutEvaluation
+    from pdekit.runs.frontier import FrontierResult
 
 
 def _pyplot():
@@ -98,7 +103,7 @@ def _save(figure, path: str | Path) -> Path:
     return path
 
 
-def rollout_figures(result, folder: str | Path) -> list[Path]:
+def rollout_figures(result: RolloutEvaluation, folder: str | Path) -> list[Path]:
     """Writes the figures of a ``RolloutEvaluation`` (fields, error over time, spectra) into ``folder``; returns the files.
 
     With several channels, ``fields_<channel>.png`` per channel and one error curve per field.
@@ -127,7 +132,7 @@ def rollout_figures(result, folder: str | Path) -> list[Path]:
     ]
 
 
-def plot_frontier(result, path: str | Path, error: str = "mean_error") -> Path:
+def plot_frontier(result: FrontierResult, path: str | Path, error: str = "mean_error") -> Path:
     """Writes every route of a ``FrontierResult`` as error against cost (log-log), one marker per kind, the Pareto front drawn; returns the
     file.
 

@@ -475,3 +475,11 @@ def test_generate_command_refuses_a_memory_store_in_one_line(capsys):
     assert main([*SMALL_GENERATE, "--out", "memory://pdekit-test/vanishing.zarr"]) == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and "would vanish" in message
+
+
+def test_a_store_missing_a_per_member_variable_is_a_store_error_naming_it(tmp_path):
+    store = tmp_path / "store.zarr"
+    generate(small_burgers(members=2, batch_size=2), store, device="cpu", progress=False)
+    del zarr.open_group(store, mode="r+")["viscosity"]
+    with pytest.raises(StoreError, match="no variable 'viscosity'"):
+        Windows(store)

@@ -9,6 +9,7 @@ from pdekit.grid import fourier_truncate
 from pdekit.solvers import GrayScott, PerturbedSteadyState, RandomGaussians
 from pdekit.solvers.fields import member_generator
 from pdekit.solvers.gray_scott import WELL_LENGTHS, WELL_PATTERNS, WELL_SHAPE, steady_states
+from pdekit.solvers.time_stepping import SCHEMES
 
 F64 = dict(dtype=torch.float64, device="cpu")
 SHAPES = [((24,), (2.0,)), ((16, 12), (1.0, 2.0)), ((8, 6, 10), (1.0, 1.5, 2.0))]
@@ -115,14 +116,16 @@ def _nonlinear_run() -> tuple[Grid, torch.Tensor, dict]:
     return grid, torch.stack([u0, v0])[None], dict(feed=0.04, kill=0.06, diffusivity_u=2e-3, diffusivity_v=1e-3, **F64)
 
 
-@pytest.mark.parametrize("scheme", ["etdrk4", "cn-heun"])
+@pytest.mark.parametrize("scheme", [name for name, scheme in SCHEMES.items() if not scheme.exact])
 def test_temporal_convergence_order_matches_the_scheme(scheme):
     grid, w0, settings = _nonlinear_run()
     t = 20.0
     reference = GrayScott(grid, **settings).solve(w0, [t], dt=t / 1024)
     assert (reference - w0).abs().max() > 0.5  # the reaction reshapes the state: a nonlinear run
     solver = GrayScott(grid, scheme=scheme, **settings)
-    errors = [(solver.solve(w0, [t], dt=t / n) - reference).abs().max().item() for n in (16, 32, 64)]
+    # A first-order scheme's error shrinks slowly: smaller steps to be in its asymptotic range.
+    steps = (16, 32, 64) if solver.scheme.order > 1 else (64, 128, 256)
+    errors = [(solver.solve(w0, [t], dt=t / n) - reference).abs().max().item() for n in steps]
     orders = [math.log2(a / b) for a, b in pairwise(errors)]
     assert all(abs(p - solver.scheme.order) < 0.3 for p in orders), (errors, orders)
 

@@ -1,4 +1,6 @@
+import dataclasses
 import math
+import pickle
 
 import pytest
 import torch
@@ -61,3 +63,19 @@ def test_fourier_truncate_keeps_resolved_modes_and_drops_the_rest():
     assert torch.allclose(fourier_truncate(u, coarse.shape)[0, 0], expected, atol=1e-13)
     with pytest.raises(ValueError, match="refines nothing"):
         fourier_truncate(u, (128, 48))
+
+
+def test_grid_normalises_its_arguments_to_tuples_and_compares_by_value():
+    grid = Grid([8, 4], [1, 2])
+    assert grid.shape == (8, 4) and grid.lengths == (1.0, 2.0)
+    assert Grid((5,)).lengths == (1.0,)
+    assert grid == Grid((8, 4), (1.0, 2.0)) and hash(grid) == hash(Grid((8, 4), (1.0, 2.0)))
+    assert pickle.loads(pickle.dumps(grid)) == grid
+    assert dataclasses.replace(grid, shape=(4, 4)) == Grid((4, 4), (1.0, 2.0))
+
+
+def test_wavenumber_squared_is_the_sum_of_the_squared_wavenumbers_of_every_axis():
+    grid = Grid((6, 5, 8), lengths=(1.0, 2.0, 3.0))
+    kz, ky, kx = grid.wavenumbers()
+    assert torch.equal(grid.wavenumber_squared(), kz**2 + ky**2 + kx**2)
+    assert Grid((8,)).wavenumber_squared().shape == (5,)

@@ -1,7 +1,5 @@
 """pdekit.io: Zarr ensembles to and from The Well's and PDEBench's HDF5, checked with The Well's own WellDataset."""
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -9,12 +7,12 @@ import yaml
 
 import pdekit.io.pdebench
 import pdekit.io.well
+from pdekit.cli import main
 from pdekit.data import Field, Layout, Parameter, create_store, generate, open_store, validate
 from pdekit.data.recipes import fno_navier_stokes, heat_2d
 from pdekit.data.store import channel_names, mark_failed, read_members, store_fields, write_member
 from pdekit.grid import Grid
 from pdekit.io import export_pdebench, export_well, import_pdebench, import_well, require_zarr_store
-from pdekit.io.cli import add_export_parser, add_import_parser
 from pdekit.io.ensemble import Ensemble, decimal_float64, member_trajectories, write_ensemble
 
 h5py = pytest.importorskip("h5py")
@@ -332,12 +330,7 @@ def test_pdebench_files_as_pdebench_writes_them_import_with_x_first_axes(tmp_pat
 
 
 def command(argv):
-    parser = argparse.ArgumentParser(prog="pdekit")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_export_parser(commands)
-    add_import_parser(commands)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_cli_exits_2_with_one_line_on_a_missing_file_and_0_on_a_round_trip(navier_stokes, tmp_path, capsys):

@@ -6,6 +6,7 @@ import torch
 
 from pdekit import Grid
 from pdekit.solvers import BlowUpError, NavierStokes2D, fno_forcing, kolmogorov_forcing
+from pdekit.solvers.time_stepping import SCHEMES
 
 F64 = dict(dtype=torch.float64, device="cpu")
 TORUS = (2 * math.pi, 2 * math.pi)
@@ -78,12 +79,14 @@ def test_nonlinear_term_conserves_energy_and_enstrophy():
     assert (psi * n).flatten(1).mean(1).abs().max() < 1e-14 * scale * psi.abs().max() / w.abs().max()
 
 
-@pytest.mark.parametrize("scheme, order", [("etdrk4", 4), ("cn-heun", 2), ("cn-euler", 1)])
-def test_temporal_convergence_order_matches_the_scheme(scheme, order):
+@pytest.mark.parametrize("scheme", [name for name, scheme in SCHEMES.items() if not scheme.exact])
+def test_temporal_convergence_order_matches_the_scheme(scheme):
     grid = Grid((32, 32))
     solver = NavierStokes2D(grid, 1e-2, forcing=fno_forcing(grid), scheme=scheme, **F64)
+    order = solver.scheme.order
     w0 = 10 * solver.initial_condition(2, seeds=[3, 4])
     reference = NavierStokes2D(grid, 1e-2, forcing=fno_forcing(grid), **F64).solve(w0, [0.5], dt=0.5 / 1024)
+    # A first-order scheme's error shrinks slowly: smaller steps to be in its asymptotic range.
     steps = (16, 32, 64) if order > 1 else (64, 128, 256)
     errors = [(solver.solve(w0, [0.5], dt=0.5 / n) - reference).abs().max().item() for n in steps]
     orders = [math.log2(a / b) for a, b in pairwise(errors)]

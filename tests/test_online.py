@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pdekit.data import LogUniform, Recipe, Windows, generate
-from pdekit.online import Generator, Reservoir, ReservoirClosed, member_parameters, solve_members
+from pdekit.online import Generator, Reservoir, ReservoirClosed, solve_members, stream_parameters_and_seeds
 
 
 def ids(n, start=0):
@@ -234,7 +234,7 @@ def test_dask_producers_stream_as_they_finish_and_failed_tasks_are_resubmitted(t
             _, _, _, params = collect(reservoir)
     assert generator.counters.task_failures == 1 and generator.counters.members == 12
     arrival = params[::6, 0].tolist()  # one diffusivity per member, in the order members reached the reservoir
-    member_zero = member_parameters(recipe, [0])[0]["diffusivity"][0]
+    member_zero = stream_parameters_and_seeds(recipe, [0])[0]["diffusivity"][0]
     assert arrival.index(pytest.approx(member_zero, rel=1e-6)) >= 4  # the slow batch did not hold the others up
 
 

@@ -8,6 +8,8 @@ from torch import nn
 
 from pdekit import Grid
 from pdekit.rollout import (
+    INTEGRATORS,
+    STEPPER_MODES,
     HybridSolver,
     RolloutObjective,
     RolloutTraining,
@@ -16,10 +18,13 @@ from pdekit.rollout import (
     energy_drift,
     energy_spectrum,
     integrate,
+    make_integrator,
+    make_stepper_mode,
     pde_residual,
     relative_l2_per_step,
     rollout,
 )
+from pdekit.rollout.objectives import MODES
 from pdekit.solvers import Burgers, GaussianRandomField, Heat
 
 
@@ -34,15 +39,53 @@ class ExactDerivative(nn.Module):
         return self.solver.time_derivative(x)
 
 
-@pytest.mark.parametrize("integrator, order", [("euler", 1), ("heun", 2), ("rk4", 4)])
-def test_integrator_has_its_order_on_a_linear_ode(integrator, order):
+@pytest.mark.parametrize("integrator", sorted(INTEGRATORS))
+def test_integrator_has_its_declared_order_on_a_linear_ode(integrator):
     rate = torch.tensor([-1.0, -0.3], dtype=torch.float64)
     exact = torch.exp(rate)
     errors = [
         (integrate(lambda u: rate * u, torch.ones(2, dtype=torch.float64), 1.0, integrator, substeps=n) - exact).abs().max().item()
         for n in (16, 32)
     ]
-    assert math.log2(errors[0] / errors[1]) == pytest.approx(order, abs=0.1)
+    assert math.log2(errors[0] / errors[1]) == pytest.approx(INTEGRATORS[integrator].order, abs=0.1)
+
+
+def test_the_integrators_are_euler_heun_and_rk4_of_orders_one_two_and_four():
+    assert {name: integrator.order for name, integrator in INTEGRATORS.items()} == {"euler": 1, "heun": 2, "rk4": 4}
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Stepper(nn.Identity(), "states"), r"^Stepper mode must be one of \['derivative', 'state'\]; got 'states'$"),
+        (lambda: Stepper(nn.Identity(), integrator="rk5"), r"^integrator must be one of \['euler', 'heun', 'rk4'\]; got 'rk5'$"),
+        (lambda: RolloutTraining(mode="states"), r"^rollout.mode must be one of \['state', 'derivative', 'correction'\]; got 'states'$"),
+        (lambda: RolloutTraining(integrator="rk5"), r"^rollout.integrator must be one of \['euler', 'heun', 'rk4'\]; got 'rk5'$"),
+        (lambda: integrate(lambda u: u, torch.ones(1), 1.0, "rk5"), r"^integrator must be one of"),
+        (lambda: Stepper(nn.Identity(), substeps=0), r"^Stepper substeps must be >= 1; got 0$"),
+    ],
+)
+def test_unknown_modes_and_integrators_are_one_line_errors_naming_the_option_and_the_choices(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_rollout_modes_are_the_stepper_modes_and_correction():
+    assert MODES == (*STEPPER_MODES, "correction") and set(STEPPER_MODES) == {"state", "derivative"}
+    assert make_stepper_mode("state") is STEPPER_MODES["state"] and make_integrator("heun") is INTEGRATORS["heun"]
+
+
+class Negate(nn.Module):
+    def forward(self, x, params=None):
+        return -x
+
+
+def test_a_state_mode_stepper_has_no_time_derivative_and_a_derivative_one_scales_its_model():
+    u = torch.arange(4.0).view(1, 1, 1, 4)
+    with pytest.raises(ValueError, match="no time derivative"):
+        Stepper(Negate(), "state", training_dt=0.1).time_derivative(u)
+    assert torch.equal(Stepper(Negate(), "derivative", derivative_scale=0.5).time_derivative(u), -0.5 * u[:, 0])
+    assert torch.equal(Stepper(Negate(), "state", training_dt=0.1)(u, 0.1), -u[:, 0])  # state mode: the model's output itself
 
 
 def heat_solver():

@@ -1,5 +1,7 @@
 """A run directory that cannot lie: resume checks, schedule extension, the recorded store and statistics, the run lock, bad checkpoints."""
 
+import dataclasses
+import importlib
 import json
 import math
 import shutil
@@ -7,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import typing
 from itertools import pairwise
 
 import numpy as np
@@ -16,13 +19,24 @@ import xarray as xr
 import zarr
 from torch.utils.data import DataLoader, TensorDataset
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import pdekit.devices
 from pdekit.data import EpochSampler, generate
 from pdekit.data.lock import LockedError
 from pdekit.data.recipes import burgers_1d
 from pdekit.data.store import consolidate
 from pdekit.models import build_model
 from pdekit.runs import ExperimentConfig, evaluate, evaluate_rollout, load_config, load_run, save_config, train
+from pdekit.runs.config import SECTIONS
+from pdekit.runs.train import training_device
 from pdekit.training import Trainer, TrainerConfig, load_checkpoint
+from pdekit.training.distributed import Process
+
+TRAIN = importlib.import_module("pdekit.runs.train")  # the module: pdekit.runs.train is the function train
 
 
 def tiny_burgers(**changes):
@@ -276,3 +290,68 @@ def test_training_on_a_missing_store_or_hdf5_data_touches_no_run_directory(tmp_p
     with pytest.raises(ValueError, match="pdekit import"):
         train(config(str(well)), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# ----- devices, configs and the kind of run a resume continues -------------------------------------
+def test_evaluation_without_a_device_runs_where_default_device_says(store, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(config(store), run, device="cpu")
+    asked = []
+
+    def default_device(local_rank=None):
+        asked.append(local_rank)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(pdekit.devices, "default_device", default_device)
+    evaluate(run)
+    evaluate_rollout(run)
+    assert asked == [None, None]
+
+
+def test_the_training_device_is_the_one_asked_else_the_default_device_of_the_local_rank(monkeypatch):
+    monkeypatch.setattr(TRAIN, "default_device", lambda local_rank=None: torch.device("meta", local_rank))
+    process = Process(rank=1, replicas=2, local_rank=1)
+    assert training_device(None, process) == torch.device("meta", 1)
+    assert training_device("cpu", process) == torch.device("cpu")
+
+
+def test_batches_are_pinned_only_for_a_cuda_trainer(store, tmp_path, monkeypatch):
+    # A CPU run on a machine with CUDA: page-locking its batches would only cost host memory.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    pinned = []
+
+    class Loader(DataLoader):
+        def __init__(self, *args, pin_memory=False, **kwargs):
+            pinned.append(pin_memory)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(TRAIN, "DataLoader", Loader)
+    train(config(store), tmp_path / "run", device="cpu")
+    assert pinned == [False, False]
+
+
+def test_a_run_trained_on_a_stream_is_not_resumed_as_a_store_run(store, tmp_path):
+    run = tmp_path / "run"
+    train(config(store), run)
+    record = json.loads((run / "data.json").read_text())
+    (run / "data.json").write_text(json.dumps({**record, "training_members": None}))  # what pdekit online records
+    before = files(run)
+    with pytest.raises(ValueError, match="was trained on a stream .*pdekit online --resume"):
+        train(config(store, trainer={"epochs": 2}), run, resume=True)
+    assert files(run) == before
+
+
+def test_a_config_with_unset_settings_round_trips_through_its_file(tmp_path):
+    asked = ExperimentConfig.from_dict({"online": {"workers": None, "recipe": "burgers_1d"}})
+    save_config(asked, tmp_path / "config.toml")
+    assert "workers" not in tomllib.loads((tmp_path / "config.toml").read_text())["online"]
+    assert load_config(tmp_path / "config.toml") == asked
+
+
+def test_every_setting_that_may_be_none_defaults_to_none():
+    # What lets save_config leave None out of the file: reading it back restores None.
+    for section in SECTIONS.values():
+        hints = typing.get_type_hints(section)
+        for setting in dataclasses.fields(section):
+            if type(None) in typing.get_args(hints[setting.name]):
+                assert setting.default is None, f"{section.__name__}.{setting.name}"

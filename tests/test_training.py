@@ -1,6 +1,7 @@
 """The Trainer: losses, atomic checkpoints, exact resume, metrics, DDP equivalence."""
 
 import json
+import logging
 import os
 import pickle
 import subprocess
@@ -15,7 +16,19 @@ from pdekit import Grid
 from pdekit.data import EpochSampler, shard
 from pdekit.models import build_model, model_from_spec
 from pdekit.solvers import GaussianRandomField, Heat
-from pdekit.training import Trainer, TrainerConfig, load_checkpoint, relative_h1, relative_l2, save_checkpoint
+from pdekit.training import (
+    MetricsLog,
+    Process,
+    Trainer,
+    TrainerConfig,
+    init_from_environment,
+    load_checkpoint,
+    make_loss,
+    relative_h1,
+    relative_l2,
+    save_checkpoint,
+)
+from pdekit.training.trainer import OneStep
 
 
 def heat_data(count=64, points=32):
@@ -171,3 +184,103 @@ def test_a_cosine_schedule_that_ends_before_the_last_epoch_is_refused():
     with pytest.raises(ValueError, match="would train at learning rate 0"):
         TrainerConfig(epochs=10, schedule_epochs=5)
     assert TrainerConfig(epochs=10, schedule_epochs=20).schedule_epochs == 20
+
+
+@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_optimizer_names_build_their_torch_optimizer_with_the_configured_rate_and_decay(name, cls):
+    trainer = Trainer(small_fno(), TrainerConfig(optimizer=name, learning_rate=3e-3, weight_decay=1e-5, progress=False), device="cpu")
+    assert type(trainer.optimizer) is cls
+    assert trainer.optimizer.defaults["lr"] == 3e-3 and trainer.optimizer.defaults["weight_decay"] == 1e-5
+
+
+def test_an_unknown_optimizer_is_a_one_line_error_naming_the_option_and_the_choices():
+    with pytest.raises(ValueError, match=r"^trainer.optimizer must be one of \['adam', 'adamw'\]; got 'sgd'$"):
+        TrainerConfig(optimizer="sgd")
+
+
+def test_the_default_device_is_pdekits_default_for_the_process_local_rank(monkeypatch):
+    asked = []
+    monkeypatch.setattr("pdekit.training.trainer.default_device", lambda rank=None: asked.append(rank) or torch.device("cpu"))
+    trainer = Trainer(small_fno(), TrainerConfig(progress=False), process=Process(rank=0, replicas=1, local_rank=3))
+    assert asked == [3] and trainer.device == torch.device("cpu")
+    assert Trainer(small_fno(), TrainerConfig(progress=False), device="cpu").device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device, backend", [(torch.device("cpu"), "gloo"), (torch.device("cuda", 1), "nccl")])
+def test_torchrun_processes_use_nccl_on_their_default_gpu_and_gloo_on_the_cpu(monkeypatch, device, backend):
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr("pdekit.training.distributed.default_device", lambda rank=None: calls.append(("device", rank)) or device)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda b: calls.append(("backend", b)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    assert init_from_environment() == Process(rank=1, replicas=2, local_rank=1)
+    expected = [("device", 1)] + ([("set_device", device)] if backend == "nccl" else []) + [("backend", backend)]
+    assert calls == expected
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_false_turns_the_epoch_bar_off(monkeypatch, progress):
+    import pdekit.training.trainer as trainer_module
+
+    enabled, real = [], trainer_module.progress_bar
+    monkeypatch.setattr(
+        trainer_module, "progress_bar", lambda iterable=None, **options: enabled.append(options["enabled"]) or real(iterable, **options)
+    )
+    Trainer(small_fno(), TrainerConfig(epochs=2, progress=progress), device="cpu").fit(loaders(heat_data(16))[0])
+    assert enabled == [progress, progress]
+
+
+def test_each_epoch_record_is_logged_at_info_and_nothing_is_printed(caplog, capsys):
+    with caplog.at_level(logging.INFO, logger="pdekit.training.trainer"):
+        Trainer(small_fno(), TrainerConfig(epochs=2, progress=True), device="cpu").fit(loaders(heat_data(16))[0])
+    lines = [r.getMessage() for r in caplog.records if r.name == "pdekit.training.trainer"]
+    assert [line.split(",")[0] for line in lines] == ["epoch 0", "epoch 1"] and all("train_loss" in line for line in lines)
+    assert capsys.readouterr().out == ""
+
+
+class AddOne(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, params=None):
+        return x + self.offset
+
+
+def test_denormalize_maps_predictions_and_targets_before_the_validation_metrics():
+    x = torch.linspace(1.0, 2.0, 8).view(1, 1, 8)
+    trainer = Trainer(AddOne(), TrainerConfig(progress=False), device="cpu", denormalize=lambda u: 2 * u + 5)
+    # physical prediction 2 (x + 1) + 5 and target 2 x + 5: the error is ||2|| / ||2 x + 5||
+    expected = (2 * torch.ones(8)).norm() / (2 * x + 5).norm()
+    assert trainer.evaluate([(x, x)])["l2"] == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_decode_is_a_deprecated_name_of_denormalize():
+    def double(u):
+        return 2 * u
+
+    with pytest.warns(DeprecationWarning, match="denormalize"):
+        trainer = Trainer(AddOne(), TrainerConfig(progress=False), device="cpu", decode=double)
+    assert trainer.denormalize is double
+    with pytest.raises(ValueError, match="give denormalize only"):
+        Trainer(AddOne(), TrainerConfig(progress=False), device="cpu", decode=double, denormalize=double)
+
+
+def test_a_train_step_before_fit_trains_the_one_step_objective():
+    data = heat_data(16)
+    trainer = Trainer(small_fno(), TrainerConfig(progress=False), device="cpu")
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = trainer.train_step(data.tensors[0], data.tensors[1], None, make_loss("l2", 1))
+    assert torch.isfinite(loss) and isinstance(trainer.objective, OneStep)
+    assert any(not torch.equal(p, q) for p, q in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_metrics_log_truncation_keeps_the_epochs_a_checkpoint_covers(tmp_path):
+    metrics = MetricsLog(tmp_path / "run" / "metrics.jsonl")
+    for epoch in range(4):
+        metrics.write({"epoch": epoch, "train_loss": 1.0 / (epoch + 1)})
+    metrics.truncate_after(1)
+    assert [r["epoch"] for r in metrics.read()] == [0, 1]

@@ -1,19 +1,32 @@
 """The FNO paper's Burgers row, on data pdekit generates: FNO (16 modes, width 64, 4 layers), 500 epochs, s = 1024, zero-shot at 8192.
 
 Li et al., "Fourier neural operator for parametric partial differential equations", ICLR 2021,
-section 5.1: viscous Burgers on the unit circle, nu = 0.1, the map from u(x, 0) ~ N(0, 625 (-Delta
-+ 25 I)^-2) to u(x, 1); 1000 training and 200 test pairs; FNO with 16 Fourier modes and width 64,
-4 Fourier layers, Adam at 1e-3 halved every 100 epochs, 500 epochs, batch 20, relative L2 loss.
+section 5.1: viscous Burgers on the unit circle, the map from u(x, 0) to u(x, 1); 1000 training and
+200 test pairs; FNO with 16 Fourier modes and width 64, 4 Fourier layers, Adam at 1e-3 with weight
+decay 1e-4 halved every 100 epochs, 500 epochs, batch 20, relative L2 loss.
 
-pdekit's data: ``GaussianRandomField(alpha=2, tau=5, sigma=25)`` (covariance 625 (-Delta + 25)^-2),
-``Burgers`` with ETDRK4 under a CFL limit, solved at 1024 points. A refinement check (printed) solves
-a few members at 2048 too: when the 1024 solution agrees with it, its modes above 512 are negligible
-and the 8192-point data of the zero-shot test is the 1024 solution spectrally interpolated (zero
-padding), which is exact for a band-limited field. neuraloperator's FNO counts modes over both signs
-(``modes // 2 + 1`` rfft coefficients): ``modes=30`` keeps the paper's 16.
+The data setting is that of the authors' generator, not of the paper's text. The text states nu = 0.1
+and u0 ~ N(0, 625 (-Delta + 25 I)^-2); the script that wrote the published ``burgers_data_R10.mat``
+(``data_generation/burgers/gen_burgers1.m`` in neuraloperator/neuraloperator) uses nu = 1/1000 and the
+prior GRF1(gamma = 2.5, tau = 7, sigma = 7^2), solved at 8192 points, and the authors' FNO script
+trains on every 8th point (s = 1024). At nu = 0.1 the solution decays to 2% of the initial field's
+size by t = 1 and forms no shock (noted by S. Cao in neuraloperator/neuraloperator#35); pdekit's
+FNO reached only ~0.18 there after 15 epochs on 200 pairs, so that setting is not the one the
+published figures were measured on.
+
+pdekit's data: ``GaussianRandomField(alpha=2.5, tau=7)`` (its default scale is the FNO code's
+``sqrt(2) * tau^(alpha - d/2)``, 7^2 with the code's sqrt(2) in 1D), ``Burgers`` at nu = 1e-3 with
+ETDRK4 under a CFL limit, solved at 2048 points in float64: six members solved at 2048 and at 8192
+agreed to 5.3e-7 relative L2 at t = 1 (a refinement check against 4096 is printed on every run), so
+the 8192-point zero-shot data is the 2048-point solution spectrally interpolated, exact to that
+figure. Training and the s = 1024 test take every other point, as the authors take every 8th of 8192.
+neuraloperator's FNO counts modes over both signs (``modes // 2 + 1`` rfft coefficients): ``modes=30`` keeps the paper's 16.
 
     python benchmarks/papers/fno_burgers.py [--epochs 500] [--train 1000] [--test 200]
     python benchmarks/papers/fno_burgers.py --epochs 2 --train 40 --test 10     # a smoke run
+
+``--epochs`` below 500 shortens the schedule in proportion (the learning rate halves every
+``epochs / 5`` epochs): a shorter run than the paper's, to be reported as such.
 """
 
 from __future__ import annotations
@@ -29,12 +42,16 @@ from pdekit.models import build_model
 from pdekit.solvers import Burgers, GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig, relative_l2_per_sample
 
-FIELD = GaussianRandomField(alpha=2.0, tau=5.0, sigma=25.0)
+FIELD = GaussianRandomField(alpha=2.5, tau=7.0)
+VISCOSITY = 1e-3
+POINTS = 2048  # resolved: 5e-7 from an 8192-point solve at T = 1 (the refinement check prints its own figure)
+SUBSAMPLE = 2  # s = 1024 by taking every other point, as the authors take every 8th of 8192
+ZERO_SHOT = 8192
 
 
 def solve(u0: torch.Tensor, batch: int = 100) -> torch.Tensor:
     """Returns ``u(T=1)`` from the initial states ``u0 [n, 1, points]`` (float64), batch by batch."""
-    solver = Burgers(Grid((u0.shape[-1],)), 0.1, cfl=0.5, initial_field=FIELD, device="cpu", dtype=torch.float64)
+    solver = Burgers(Grid((u0.shape[-1],)), VISCOSITY, cfl=0.5, initial_field=FIELD, device="cpu", dtype=torch.float64)
     return torch.cat([solver.solve(part, [1.0], dt=1e-3)[:, 0] for part in u0.split(batch)])
 
 
@@ -63,15 +80,16 @@ def main() -> None:
 
     started = time.perf_counter()
     seeds = list(range(args.seed * 10_000, args.seed * 10_000 + args.train + args.test))
-    u0 = FIELD(Grid((1024,)), seeds, dtype=torch.float64)
+    u0 = FIELD(Grid((POINTS,)), seeds, dtype=torch.float64)
     u1 = solve(u0)
-    check = solve(interpolate(u0[:8], 2048))  # the same initial states on twice the points
-    refinement = relative_l2_per_sample(interpolate(u1[:8], 2048), check).max().item()
+    check = solve(interpolate(u0[:8], 2 * POINTS))  # the same initial states on twice the points
+    refinement = relative_l2_per_sample(u1[:8], check[..., ::2]).max().item()
     print(
-        f"data: {len(seeds)} members at 1024 points in {time.perf_counter() - started:.0f} s; "
-        f"refinement check, 1024 against 2048 at T=1: max relative L2 {refinement:.1e}"
+        f"data: {len(seeds)} members at {POINTS} points in {time.perf_counter() - started:.0f} s; "
+        f"refinement check, {POINTS} against {2 * POINTS} at T=1: max relative L2 {refinement:.1e}",
+        flush=True,
     )
-    x, y = u0.float(), u1.float()
+    x, y = u0[..., ::SUBSAMPLE].float(), u1[..., ::SUBSAMPLE].float()
     train = DataLoader(
         TensorDataset(x[: args.train], y[: args.train]), batch_size=20, shuffle=True, generator=torch.Generator().manual_seed(args.seed)
     )
@@ -82,9 +100,11 @@ def main() -> None:
         epochs=args.epochs,
         optimizer="adam",
         learning_rate=1e-3,
-        weight_decay=1e-4,
+        # the authors sum the per-sample loss over a batch of 20 and the Trainer averages it: Adam does not see the
+        # scale, but its coupled L2 decay does, so the authors' 1e-4 is 1e-4 / 20 here
+        weight_decay=1e-4 / 20,
         schedule="step",
-        step_epochs=100,
+        step_epochs=max(1, args.epochs // 5),
         gamma=0.5,
         gradient_clip=0.0,
         loss="l2",
@@ -96,7 +116,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     model.eval()
     test_1024 = relative_l2(model, x[args.train :], y[args.train :])
-    test_8192 = relative_l2(model, interpolate(u0[args.train :], 8192).float(), interpolate(u1[args.train :], 8192).float())
+    test_8192 = relative_l2(model, interpolate(u0[args.train :], ZERO_SHOT).float(), interpolate(u1[args.train :], ZERO_SHOT).float())
     print(
         f"FNO, {args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads), {args.train} training pairs: "
         f"test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192"

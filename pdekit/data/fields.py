@@ -22,7 +22,14 @@ AXES = ("x", "y", "z")
 
 @dataclass(frozen=True)
 class Field:
-    """A recorded field: a scalar, or a vector with one component per spatial axis (``x, y, z`` order)."""
+    """A recorded field: a scalar, or a vector with one component per spatial axis (``x, y, z`` order).
+
+    Args:
+        name: the store's variable name.
+        long_name: its CF ``long_name``.
+        units: its CF ``units``.
+        vector: whether it has one component per spatial axis.
+    """
 
     name: str
     long_name: str
@@ -40,7 +47,13 @@ class Field:
 
 @dataclass(frozen=True)
 class Parameter:
-    """A per-member PDE parameter."""
+    """A per-member PDE parameter.
+
+    Args:
+        name: the keyword of the solver and the store's variable name.
+        long_name: its CF ``long_name``.
+        units: its CF ``units``.
+    """
 
     name: str
     long_name: str
@@ -63,9 +76,11 @@ class PDE:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
+        """Returns the names of the PDE's parameters."""
         return tuple(p.name for p in self.parameters)
 
     def field(self, name: str) -> Field:
+        """Returns the field ``name`` (a KeyError for another name; ``check_fields`` says which exist)."""
         return self.fields[name][0]
 
     def check_fields(self, names: Sequence[str], where: str) -> None:
@@ -126,3 +141,4 @@ PDES: dict[str, PDE] = {
         ),
     ),
 }
+"""The PDEs pdekit generates, by the name a recipe's ``pde`` gives: their fields, default record and parameters."""

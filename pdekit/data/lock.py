@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import IO
 
 LOCK_FILE = ".pdekit.lock"
 
@@ -44,7 +45,7 @@ class DirectoryLock:
     def __init__(self, directory, what: str, *, beside: bool = False):
         self.directory = local_directory(directory)
         self.what, self.beside = what, beside
-        self._file = None
+        self._file: IO[str] | None = None
 
     @property
     def path(self) -> Path | None:
@@ -54,10 +55,11 @@ class DirectoryLock:
         return self.directory.with_name(self.directory.name + ".lock") if self.beside else self.directory / LOCK_FILE
 
     def __enter__(self) -> DirectoryLock:
-        if self.directory is None:
+        path = self.path
+        if path is None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -19,6 +19,15 @@ class FieldStatistics:
 
     ``normalize`` and ``denormalize`` take ``x [..., channel, *space]`` with ``space_dims`` spatial
     axes (a trajectory ``[T, C, *S]``, a batch of windows ``[B, k, C, *S]``, a state ``[B, C, *S]``).
+
+    Args:
+        mean: one mean per channel.
+        std: one positive standard deviation per channel.
+        space_dims: the number of spatial axes after the channel axis.
+        channels: the channels' names (empty: not recorded).
+
+    Raises:
+        ValueError: ``mean`` and ``std`` differ in length, or a ``std`` is not positive.
     """
 
     mean: tuple[float, ...]
@@ -37,9 +46,11 @@ class FieldStatistics:
         return np.asarray(values, dtype=x.dtype).reshape(shape)
 
     def normalize(self, x):
+        """Returns ``(x - mean) / std`` per channel: ``x [..., C, *space]``, a tensor or a numpy array, in its dtype and device."""
         return (x - self._view(self.mean, x)) / self._view(self.std, x)
 
     def denormalize(self, x):
+        """Returns ``x * std + mean`` per channel, the inverse of ``normalize``: physical units again."""
         return x * self._view(self.std, x) + self._view(self.mean, x)
 
 
@@ -49,6 +60,17 @@ def compute_statistics(store, members=None, *, save: bool = True) -> FieldStatis
     Reads the store chunk by chunk (never whole) through ``xarray.open_zarr``, in one pass. With
     ``save`` (and no ``members``) they are saved in the store's attributes for ``load_statistics``;
     statistics of a subset (a run's training members) are never saved into the store.
+
+    Args:
+        store: the ensemble.
+        members: the store members to use; None: every completed member.
+        save: save them into the store (only without ``members``).
+
+    Returns:
+        Each channel's mean and standard deviation over members, times and points.
+
+    Raises:
+        StoreError: a member in ``members`` is not completed, no member is, or a field is constant.
     """
     group = open_store(store, mode="r+" if save and members is None else "r")
     dataset = xr.open_zarr(store, consolidated=None)
@@ -81,7 +103,11 @@ def compute_statistics(store, members=None, *, save: bool = True) -> FieldStatis
 
 
 def load_statistics(store) -> FieldStatistics:
-    """Returns the statistics saved by ``compute_statistics``; StoreError if there are none."""
+    """Returns the statistics saved in ``store`` by ``compute_statistics``.
+
+    Raises:
+        StoreError: there are none, or they are of other channels than the store holds.
+    """
     group = open_store(store)
     saved = json_attribute(group.attrs, "normalization")
     channels = channel_names(group)

@@ -7,7 +7,9 @@ into a pdekit solver; ``RECIPES`` is the catalogue that ``pdekit generate`` and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -21,7 +23,16 @@ from pdekit.solvers.fields import FieldSampler
 
 @dataclass(frozen=True)
 class Uniform:
-    """A parameter drawn uniformly from ``[low, high]``."""
+    """A parameter drawn uniformly from ``[low, high]``.
+
+    Args:
+        low: the least value.
+        high: the greatest value.
+        log: uniform in ``log(value)`` instead (``LogUniform``).
+
+    Raises:
+        ValueError: ``low > high``, or ``low <= 0`` on a log scale.
+    """
 
     low: float
     high: float
@@ -32,14 +43,14 @@ class Uniform:
             raise ValueError(f"bad parameter range {self}: need low <= high, and low > 0 on a log scale")
 
     def transform(self, unit: float) -> float:
-        """Maps ``unit`` in ``[0, 1]`` into the range (geometrically when ``log``)."""
+        """Returns ``unit`` in ``[0, 1]`` mapped into the range (geometrically when ``log``)."""
         if self.log:
             return math.exp(math.log(self.low) + unit * (math.log(self.high) - math.log(self.low)))
         return self.low + unit * (self.high - self.low)
 
 
 def LogUniform(low: float, high: float) -> Uniform:
-    """A parameter whose logarithm is uniform on ``[log low, log high]``."""
+    """Returns the range of a parameter whose logarithm is uniform on ``[log low, log high]``: ``Uniform(low, high, log=True)``."""
     return Uniform(low, high, log=True)
 
 
@@ -50,7 +61,8 @@ class Recipe:
     Args:
         name: the recipe's name, recorded in the store.
         pde: a name in ``pdekit.data.fields.PDES``.
-        shape, lengths: the grid the solver runs on.
+        shape: the shape of the grid the solver runs on.
+        lengths: the period of each axis; None: the unit torus.
         stored_shape: the grid the store holds (Fourier truncation of the solution); None: ``shape``.
         times: output times; ``t = 0`` (the initial condition) is always stored first.
         dt: the largest time step; ``cfl`` shrinks it where the flow needs (advective PDEs).
@@ -58,9 +70,15 @@ class Recipe:
         sampling: ``"random"``, ``"latin_hypercube"`` or ``"sobol"`` over the ranged parameters.
         forcing: ``"fno"``, ``"kolmogorov"`` or None (Navier-Stokes only).
         initial_field: the sampler of initial states.
-        members, batch_size, seed: ensemble size, members per solver call, base seed.
+        members: the ensemble's size.
+        batch_size: members per solver call.
+        seed: the seed every member's parameters and initial state derive from.
         fields: the fields to record, in channel order (empty: the PDE's default, e.g. vorticity
             for Navier-Stokes; ``("vorticity", "velocity")`` records both).
+
+    Raises:
+        ValueError: an unknown pde, parameter, field or sampling, fewer than one member or one per
+            batch, times that are not positive and increasing, or a ``stored_shape`` larger than ``shape``.
     """
 
     name: str
@@ -102,10 +120,12 @@ class Recipe:
 
     @property
     def grid(self) -> Grid:
+        """Returns the grid the solver runs on."""
         return Grid(self.shape, self.lengths)
 
     @property
     def stored_grid(self) -> Grid:
+        """Returns the grid the store holds."""
         return Grid(self.stored_shape or self.shape, self.grid.lengths)
 
     @property
@@ -120,14 +140,20 @@ class Recipe:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
+        """Returns the names of the parameters the recipe sets, in the PDE's order."""
         return tuple(p for p in PDES[self.pde].parameter_names if p in self.parameters)
 
     @property
     def ranged_parameters(self) -> tuple[str, ...]:
+        """Returns the names of the parameters drawn from a range (``Uniform``), in the PDE's order."""
         return tuple(p for p in self.parameter_names if isinstance(self.parameters[p], Uniform))
 
     def with_overrides(self, **changes) -> Recipe:
-        """Returns a copy with the given fields changed (None values are ignored)."""
+        """Returns a copy with the given fields changed; None values are ignored (so ``cfl=None`` keeps the CFL limit).
+
+        Raises:
+            ValueError: a changed recipe that ``Recipe`` refuses.
+        """
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_attrs(self) -> dict:
@@ -166,11 +192,13 @@ FORCINGS = {"fno": fno_forcing, "kolmogorov": kolmogorov_forcing, None: lambda g
 
 
 def _navier_stokes(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
-    return NavierStokes2D(recipe.grid, forcing=FORCINGS[recipe.forcing](recipe.grid), cfl=recipe.cfl, **parameters, **common)
+    physics: dict[str, Any] = dict(parameters)  # the recipe's parameters are the solver's keywords of the same names
+    return NavierStokes2D(recipe.grid, forcing=FORCINGS[recipe.forcing](recipe.grid), cfl=recipe.cfl, **physics, **common)
 
 
 def _gray_scott(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dict) -> SpectralSolver:
-    return GrayScott(recipe.grid, **parameters, **common)
+    physics: dict[str, Any] = dict(parameters)
+    return GrayScott(recipe.grid, **physics, **common)
 
 
 SOLVERS = {"heat": _heat, "burgers": _burgers, "navier_stokes_2d": _navier_stokes, "gray_scott": _gray_scott}
@@ -304,10 +332,12 @@ def gray_scott(pattern: str = "gliders") -> Recipe:
     )
 
 
-RECIPES = {
+RECIPES: dict[str, Callable[..., Recipe]] = {
     "fno_navier_stokes": fno_navier_stokes,
     "kolmogorov_flow": kolmogorov_flow,
     "heat_2d": heat_2d,
     "burgers_1d": burgers_1d,
     "gray_scott": gray_scott,
 }
+"""The recipe catalogue of ``pdekit generate`` and ``datasets/``: name -> a function returning its ``Recipe`` (some take options,
+e.g. ``fno_navier_stokes(viscosity)``, ``gray_scott(pattern)``)."""

@@ -14,6 +14,14 @@ def shard(order: list[int], rank: int, replicas: int) -> list[int]:
 
     Interleaving keeps each global batch of ``replicas * b`` consecutive indices split as ``b`` per
     process, so DDP over ``replicas`` processes sees the same global batches as one process.
+
+    Args:
+        order: the whole epoch's indices.
+        rank: this process's rank, in ``[0, replicas)``.
+        replicas: the number of processes.
+
+    Returns:
+        ``ceil(len(order) / replicas)`` indices.
     """
     if replicas == 1:
         return order
@@ -26,6 +34,13 @@ class EpochSampler(Sampler[int]):
     """Every index once per epoch, in an order set by ``(seed, epoch)`` alone, so a resumed run replays it.
 
     ``set_epoch`` (called by the Trainer) picks the epoch; ``rank``/``replicas`` shard it for DDP.
+
+    Args:
+        length: the number of indices, ``0 .. length - 1``.
+        shuffle: False visits them in order.
+        seed: with the epoch, sets the order.
+        rank: this process's rank under DDP.
+        replicas: the number of DDP processes.
     """
 
     def __init__(self, length: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0, replicas: int = 1):
@@ -33,6 +48,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Makes the next iteration the order of ``epoch``."""
         self.epoch = epoch
 
     def __len__(self) -> int:

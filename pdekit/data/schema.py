@@ -31,6 +31,7 @@ import numpy as np
 import zarr
 
 SCHEMA_VERSION = 2
+"""The version of the ensemble schema this pdekit writes and reads (``pdekit.data.upgrade_store`` upgrades version 1)."""
 SPACE_DIMS = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}
 BOUNDARY_CONDITIONS = ("periodic", "wall", "open")
 FLAGS = ("completed", "failed")
@@ -57,7 +58,13 @@ def json_attribute(attrs, key: str, default=None):
 
 @dataclass
 class ValidationReport:
-    """What ``validate`` found: ``problems`` make the store unusable, ``notes`` are worth knowing."""
+    """What ``validate`` found: ``problems`` make the store unusable, ``notes`` are worth knowing.
+
+    Args:
+        store: the store validated, as given.
+        problems: departures from the schema, each a sentence naming its place.
+        notes: what is worth knowing but not wrong (incomplete or failed members).
+    """
 
     store: str
     problems: list[str] = field(default_factory=list)
@@ -65,6 +72,7 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """Whether there is no problem."""
         return not self.problems
 
     def __str__(self) -> str:
@@ -88,6 +96,13 @@ def validate(store, check_values: bool = True) -> ValidationReport:
     Checks the schema version, the fields, coordinates and per-member variables and their
     dimensions, incomplete and failed members, and (``check_values``, one read of the data)
     completed members that hold NaN or infinity or whose chunks cannot be read.
+
+    Args:
+        store: a path or an fsspec URL.
+        check_values: also read every completed member's data.
+
+    Returns:
+        The report; a store that cannot be opened is a report with that problem, not an exception.
     """
     report = ValidationReport(str(store))
     try:
@@ -110,12 +125,12 @@ def validate(store, check_values: bool = True) -> ValidationReport:
     arrays = dict(group.arrays())
     params = names(attrs, "parameter_names")
     first = arrays.get(fields[0])
-    ndim = first.ndim - 2 - ("component" in _dims(first)) if first is not None else 0
-    if ndim not in SPACE_DIMS:
+    if first is None or first.ndim - 2 - ("component" in _dims(first)) not in SPACE_DIMS:
         report.problems.append(
             f"{fields[0]} has dims {_dims(first) if first is not None else None}; expected ('member', 'time', [component,] *space)"
         )
         return report
+    ndim = first.ndim - 2 - ("component" in _dims(first))
     space = SPACE_DIMS[ndim]
     required = [*fields, "time", "member", *FLAGS, "failure_time", "seed", *params, *space]
     missing = [v for v in required if v not in arrays]
@@ -131,7 +146,7 @@ def validate(store, check_values: bool = True) -> ValidationReport:
             report.problems.append(
                 f"{name} has dims {dims} and shape {arrays[name].shape}; expected dims {expected} with {members} members and {times} times"
             )
-        elif vector and (arrays[name].shape[2] != ndim or arrays[name].attrs.get("components", "").split() != list("xyz"[:ndim])):
+        elif vector and (arrays[name].shape[2] != ndim or names(arrays[name].attrs, "components") != list("xyz"[:ndim])):
             report.problems.append(
                 f"{name} is a vector field: it needs {ndim} components and the attribute components = {' '.join('xyz'[:ndim])!r}"
             )
@@ -164,7 +179,7 @@ def validate(store, check_values: bool = True) -> ValidationReport:
         for m in np.flatnonzero(completed):
             for name in fields:
                 try:
-                    values = arrays[name][int(m)]
+                    values = np.asarray(arrays[name][int(m)])
                 except Exception as error:  # noqa: BLE001 - a truncated or corrupt chunk: name its place
                     bad.append(f"{name} of member {int(m)} cannot be read ({type(error).__name__}: {error})")
                     continue

@@ -24,12 +24,18 @@ from torch.utils.data import Dataset, Sampler
 from pdekit.data.normalize import FieldStatistics, load_statistics
 from pdekit.data.sampling import shard
 from pdekit.data.schema import StoreError, names
-from pdekit.data.store import channel_names, member_status, open_store, read_members, space_shape, store_fields
+from pdekit.data.store import channel_names, member_status, open_store, read_members, space_shape, store_fields, values
 
 
 class Window(NamedTuple):
-    """One training sample (or, collated, a batch of them): ``inputs [(B,) k, C, *S]``, ``targets [(B,) m, C, *S]``, ``dt``, ``params [(B,)
-    P]``."""
+    """One training sample (or, collated, a batch of them).
+
+    Attributes:
+        inputs: ``[(B,) k, C, *space]``, the ``k`` states the model sees.
+        targets: ``[(B,) m, C, *space]``, the ``m`` states that follow.
+        dt: ``[(B,)]``, the time between consecutive states.
+        params: ``[(B,) P]``, the member's PDE parameters in the store's ``parameter_names`` order.
+    """
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -37,8 +43,16 @@ class Window(NamedTuple):
     params: torch.Tensor
 
 
-def uniform_step(times: Sequence[float], where: str) -> float:
-    """Returns the step of uniformly spaced ``times``; ValueError naming ``where`` otherwise (windows need a fixed dt)."""
+def uniform_step(times: Sequence[float] | np.ndarray, where: str) -> float:
+    """Returns the step of uniformly spaced ``times``; windows need a fixed dt.
+
+    Args:
+        times: ``[T]`` increasing times.
+        where: what the message names (a store, a recipe).
+
+    Raises:
+        ValueError: fewer than two times, or steps that differ (beyond a relative 1e-9).
+    """
     steps = np.diff(np.asarray(times, dtype=np.float64))
     if len(steps) == 0 or not np.allclose(steps, steps[0], rtol=1e-9):
         raise ValueError(f"{where}: time is not uniformly spaced ({list(times)[:5]}...); windows need a fixed dt")
@@ -46,9 +60,19 @@ def uniform_step(times: Sequence[float], where: str) -> float:
 
 
 def cut_windows(trajectories: torch.Tensor, input_steps: int, target_steps: int, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``(inputs [n*W, k, C, *S], targets [n*W, m, C, *S])``: every window of ``trajectories [n, time, C, *S]``, member-major.
+    """Returns every window of ``trajectories``, member-major: the windows ``Windows`` cuts from a store's members.
 
-    The windows start at time indices ``0, stride, 2 stride, ...``: the windows ``Windows`` cuts from a store's members.
+    Args:
+        trajectories: ``[n, time, C, *space]``.
+        input_steps: states per input (``k``).
+        target_steps: states per target (``m``).
+        stride: time indices between window starts ``0, stride, 2 stride, ...``.
+
+    Returns:
+        ``(inputs [n*W, k, C, *space], targets [n*W, m, C, *space])``, ``W`` windows per member.
+
+    Raises:
+        ValueError: a window of ``k + m`` states does not fit in the trajectories' times.
     """
     span = input_steps + target_steps
     if trajectories.shape[1] < span:
@@ -69,6 +93,21 @@ class Windows(Dataset):
     ``params`` holds the member's parameters in the order of ``parameter_names``. With ``normalize=True``,
     inputs and targets are normalised by the statistics saved in the store (``normalize.compute_statistics``);
     with ``normalize=FieldStatistics(...)`` by those (e.g. a training set's, applied to a test store).
+
+    Args:
+        store: the ensemble (a path or an fsspec URL).
+        input_steps: states per input (``k``).
+        target_steps: states per target (``m``).
+        stride: time indices between window starts.
+        members: the store members to use (all completed ones by default).
+        normalize: False, True (the store's statistics) or the ``FieldStatistics`` to apply.
+        members_per_read: neighbouring members read by one Zarr call.
+        cached_members: members kept in memory.
+
+    Raises:
+        ValueError: a step count below 1, or a window that does not fit in the stored times.
+        StoreError: the store is not an ensemble, a member in ``members`` is not completed, the times
+            are not uniformly spaced, or the statistics are of other channels.
     """
 
     def __init__(
@@ -99,7 +138,7 @@ class Windows(Dataset):
                 raise StoreError(f"{store}: members {missing[:10]} are not completed (or do not exist)")
             available = np.array(sorted(members), dtype=np.int64)
         self.members = available
-        times = np.asarray(group["time"][:])
+        times = values(group, "time")
         try:
             self.dt = uniform_step(times, str(store))
         except ValueError as error:
@@ -110,7 +149,7 @@ class Windows(Dataset):
         self.starts = np.arange(0, len(times) - span + 1, stride)
         self.n_times = len(times)
         self.params = (
-            torch.tensor(np.stack([group[p][:][self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32)
+            torch.tensor(np.stack([values(group, p)[self.members] for p in self.parameter_names], axis=-1), dtype=torch.float32)
             if self.parameter_names
             else torch.zeros(len(self.members), 0)
         )
@@ -141,7 +180,11 @@ class Windows(Dataset):
         return len(self.members) * len(self.starts)
 
     def locate(self, index: int) -> tuple[int, int]:
-        """Returns ``(position in self.members, start time index)`` of window ``index``."""
+        """Returns ``(position in self.members, start time index)`` of window ``index``.
+
+        Raises:
+            IndexError: ``index`` is outside ``[0, len(self))``.
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         return divmod(index, len(self.starts))[0], int(self.starts[index % len(self.starts)])
@@ -150,6 +193,11 @@ class Windows(Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[Window]:
+        """Returns the windows ``indices``, reading each member they touch at most once (through the cache).
+
+        Raises:
+            StoreError: a member's chunks cannot be read, or a completed member holds NaN or infinity.
+        """
         span = self.input_steps + self.target_steps
         dt = torch.tensor(self.dt, dtype=torch.float32)
         items = []
@@ -176,13 +224,14 @@ class Windows(Dataset):
         return self._cache[position]
 
     def read_block(self, start: int, stop: int) -> np.ndarray:
-        """Returns the stored trajectories of members ``start .. stop - 1``: ``[n, T, C, *S]`` (one Zarr call per field)."""
+        """Returns the stored (not normalised) trajectories of store members ``start .. stop - 1``: ``[n, T, C, *S]`` (one Zarr call per
+        field)."""
         return read_members(self.group, start, stop)
 
     def _read(self, members: np.ndarray) -> list[torch.Tensor]:
         """Reads the trajectories of ``members`` (sorted store indices), one call per consecutive run."""
         runs = np.split(members, np.flatnonzero(np.diff(members) != 1) + 1)
-        trajectories = []
+        trajectories: list[torch.Tensor] = []
         for run in runs:
             try:
                 block = self.read_block(int(run[0]), int(run[-1]) + 1)
@@ -203,10 +252,10 @@ class Windows(Dataset):
                 )
             if not block.flags.writeable:  # a memory map: torch needs memory it may own
                 block = np.array(block)
-            block = torch.from_numpy(block)
+            read = torch.from_numpy(block)
             if self.statistics is not None:
-                block = self.statistics.normalize(block)
-            trajectories.extend(block.unbind(0))
+                read = self.statistics.normalize(read)
+            trajectories.extend(read.unbind(0))
         return trajectories
 
 
@@ -218,6 +267,14 @@ class ChunkLocalSampler(Sampler[int]):
     themselves. Members are independent draws, so grouping neighbours biases nothing; the order
     depends only on ``(seed, epoch)`` (``set_epoch``), so a resumed run replays it. Under DDP,
     ``rank``/``replicas`` interleave the order (``shard``): each process still reads the same blocks.
+
+    Args:
+        windows: the dataset to order.
+        members_per_block: neighbouring members per block; None: ``windows.members_per_read``.
+        seed: with the epoch, sets the order.
+        shuffle: False visits the windows in order.
+        rank: this process's rank under DDP.
+        replicas: the number of DDP processes.
     """
 
     def __init__(
@@ -235,6 +292,7 @@ class ChunkLocalSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Makes the next iteration the order of ``epoch`` (the Trainer calls it before every epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

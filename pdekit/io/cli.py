@@ -1,21 +1,20 @@
 """The ``pdekit export`` and ``pdekit import`` commands: parsers and handlers (``pdekit.cli`` adds them to its subcommands).
 
-Each ``add_*_parser`` sets ``func`` to its handler; a handler returns 0, or 2 with a one-line
-message on standard error when the input is wrong (a missing file, an existing output, data a
-format or a store cannot hold).
+Each ``add_*_parser`` sets ``func`` to its handler; a handler returns 0, and wrong input (a missing
+file, an existing output, data a format or a store cannot hold) raises the ValueError or OSError that
+``pdekit.cli.main`` turns into one line on standard error and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import cast
+
+import zarr
 
 from pdekit.data.schema import BOUNDARY_CONDITIONS
 from pdekit.io.formats import FORMATS
-
-# What a bad input raises: files missing or unreadable (OSError), layouts and options (ValueError), h5py missing (ImportError).
-INPUT_ERRORS = (OSError, ValueError, ImportError)
 
 
 def add_export_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,28 +64,20 @@ def add_import_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(command: str, error: BaseException) -> int:
-    print(f"pdekit {command}: {' '.join(str(error).split())}", file=sys.stderr)
-    return 2
-
-
 def run_export(args: argparse.Namespace) -> int:
     """Runs ``pdekit export``; returns the exit code."""
-    try:
-        if not Path(args.store).exists() and "://" not in args.store:
-            raise FileNotFoundError(f"{args.store}: no such store")
-        if args.format == "well":
-            from pdekit.io.well import export_well
+    if not Path(args.store).exists() and "://" not in args.store:
+        raise FileNotFoundError(f"{args.store}: no such store")
+    if args.format == "well":
+        from pdekit.io.well import export_well
 
-            written = export_well(args.store, args.out, split=args.split, name=args.name)
-        else:
-            from pdekit.io.pdebench import export_pdebench
+        written = export_well(args.store, args.out, split=args.split, name=args.name)
+    else:
+        from pdekit.io.pdebench import export_pdebench
 
-            written = export_pdebench(
-                args.store, args.out, layout=args.layout, by_parameters=args.by_parameters, drop_parameters=args.drop_parameters
-            )
-    except INPUT_ERRORS as error:
-        return _fail("export", error)
+        written = export_pdebench(
+            args.store, args.out, layout=args.layout, by_parameters=args.by_parameters, drop_parameters=args.drop_parameters
+        )
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -94,24 +85,22 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Runs ``pdekit import``; returns the exit code."""
-    try:
-        source = Path(args.source) / args.name if args.name else Path(args.source)
-        if not source.exists():
-            raise FileNotFoundError(f"{source}: no such file or folder")
-        from pdekit.io.formats import detect_format
+    source = Path(args.source) / args.name if args.name else Path(args.source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    from pdekit.io.formats import detect_format
 
-        kind = args.format or detect_format(source)
-        if kind == "well":
-            from pdekit.io.well import import_well
+    kind = args.format or detect_format(source)
+    if kind == "well":
+        from pdekit.io.well import import_well
 
-            group = import_well(args.source, args.out, split=args.split, name=args.name, exclude=args.exclude)
-        else:
-            from pdekit.io.pdebench import import_pdebench
+        group = import_well(args.source, args.out, split=args.split, name=args.name, exclude=args.exclude)
+    else:
+        from pdekit.io.pdebench import import_pdebench
 
-            group = import_pdebench(
-                args.source, args.out, boundary_conditions=args.boundary_conditions, parameters=args.parameters, exclude=args.exclude
-            )
-    except INPUT_ERRORS as error:
-        return _fail("import", error)
-    print(f"imported {group['completed'].shape[0]} members into {args.out} (check it with pdekit validate {args.out})")
+        group = import_pdebench(
+            args.source, args.out, boundary_conditions=args.boundary_conditions, parameters=args.parameters, exclude=args.exclude
+        )
+    completed = cast(zarr.Array, group["completed"])
+    print(f"imported {completed.shape[0]} members into {args.out} (check it with pdekit validate {args.out})")
     return 0

@@ -20,7 +20,7 @@ import zarr
 
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.data.schema import BOUNDARY_CONDITIONS, SPACE_DIMS, StoreError, json_attribute, names
-from pdekit.data.store import Layout, create_store, member_status, open_store, read_members, store_fields, write_member
+from pdekit.data.store import Layout, create_store, member_status, open_store, read_members, store_fields, values, variable, write_member
 from pdekit.grid import Grid
 
 # Names a store gives its own variables: a field or parameter of these names would overwrite them.
@@ -134,23 +134,24 @@ def read_ensemble(store) -> Ensemble:
         raise ValueError(f"{store}: no completed members to export")
     fields = []
     for name in store_fields(group):
-        attrs = group[name].attrs
-        fields.append(Field(name, attrs.get("long_name", name), attrs.get("units", "1"), vector="components" in attrs))
-    ndim = group[fields[0].name].ndim - 2 - fields[0].vector
+        attrs = variable(group, name).attrs
+        fields.append(Field(name, str(attrs.get("long_name", name)), str(attrs.get("units", "1")), vector="components" in attrs))
+    ndim = variable(group, fields[0].name).ndim - 2 - fields[0].vector
     axes = AXES[:ndim]
-    parameters = tuple(
-        Parameter(p, group[p].attrs.get("long_name", p), group[p].attrs.get("units", "1")) for p in names(group.attrs, "parameter_names")
-    )
+    parameters = []
+    for p in names(group.attrs, "parameter_names"):
+        attrs = variable(group, p).attrs
+        parameters.append(Parameter(p, str(attrs.get("long_name", p)), str(attrs.get("units", "1"))))
     attributes = {k: group.attrs[k] for k in CARRIED_ATTRIBUTES if k in group.attrs}
     attributes["recipe"] = json_attribute(group.attrs, "recipe", {})
     return Ensemble(
         fields=tuple(fields),
-        times=np.asarray(group["time"][:], dtype=np.float64),
-        coordinates={a: np.asarray(group[a][:], dtype=np.float64) for a in axes},
-        boundary_conditions={a: group[a].attrs["boundary_condition"] for a in axes},
-        parameters=parameters,
-        values={p.name: np.asarray(group[p.name][:], dtype=np.float64)[members] for p in parameters},
-        seeds=np.asarray(group["seed"][:], dtype=np.int64)[members],
+        times=values(group, "time").astype(np.float64),
+        coordinates={a: values(group, a).astype(np.float64) for a in axes},
+        boundary_conditions={a: str(variable(group, a).attrs["boundary_condition"]) for a in axes},
+        parameters=tuple(parameters),
+        values={p.name: values(group, p.name).astype(np.float64)[members] for p in parameters},
+        seeds=values(group, "seed").astype(np.int64)[members],
         attributes=attributes,
         members=members,
     )
@@ -217,8 +218,8 @@ def write_ensemble(store, ensemble: Ensemble, trajectories: Iterable[np.ndarray]
     # create_store writes x_j = j L / n; the source's coordinates may start elsewhere (cell centres,
     # [-1, 1]): keep them exactly. Values only, no metadata: the consolidated metadata stays valid.
     for axis in ensemble.axes:
-        if not np.array_equal(group[axis][:], ensemble.coordinates[axis]):
-            group[axis][...] = ensemble.coordinates[axis]
+        if not np.array_equal(values(group, axis), ensemble.coordinates[axis]):
+            variable(group, axis)[...] = ensemble.coordinates[axis]
     written = 0
     for member, trajectory in enumerate(trajectories):
         if member >= ensemble.n_members:

@@ -78,6 +78,12 @@ def require_zarr_store(store) -> None:
 
     Training reads Zarr only (``Windows`` streams whole-member chunks, and the normalisation
     statistics are kept in the store); an HDF5 dataset is converted once, one trajectory at a time.
+
+    Args:
+        store: a local path or a URL; URLs are not looked at.
+
+    Raises:
+        ValueError: ``store`` is an HDF5 file, a folder of them, or a Well dataset folder.
     """
     if "://" in str(store):
         return
@@ -91,7 +97,18 @@ def require_zarr_store(store) -> None:
 
 
 def detect_format(path) -> str:
-    """Returns ``"well"`` or ``"pdebench"`` for the HDF5 data at ``path``; ValueError if there is none or it is neither."""
+    """Returns ``"well"`` or ``"pdebench"`` for the HDF5 data at ``path``, judged by its first file's layout.
+
+    Args:
+        path: an HDF5 file, a folder of them, or a Well dataset folder (``data/<split>/``).
+
+    Returns:
+        ``"well"`` or ``"pdebench"``.
+
+    Raises:
+        ValueError: there is no HDF5 file at ``path``, or its layout is neither format's.
+        ImportError: h5py is not installed.
+    """
     found = hdf5_inside(path)
     if not found:
         raise ValueError(f"{path}: no HDF5 file there (nor in {Path(path) / 'data'}/<split>/)")

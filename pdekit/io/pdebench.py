@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+import zarr
 
 import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
@@ -113,6 +114,23 @@ def export_pdebench(store, path, *, layout: str = "multi", by_parameters: bool =
     parameter as a file attribute only when all members share it; when some vary it raises
     ValueError, unless ``by_parameters`` (one file per distinct combination of the varying values,
     ``<stem>_<name><value>.<suffix>``) or ``drop_parameters`` (the varying parameters are not written).
+
+    Args:
+        store: the Zarr ensemble: a local path or an fsspec URL.
+        path: the HDF5 file to write (the stem of the files, with ``by_parameters``).
+        layout: ``"multi"`` (one group per member) or ``"single"`` (one dataset per channel).
+        by_parameters: with ``layout="single"``, one file per distinct combination of the varying parameters.
+        drop_parameters: with ``layout="single"``, leave the varying parameters out.
+
+    Returns:
+        The files written.
+
+    Raises:
+        ValueError: ``layout`` is unknown, the options contradict each other or the layout, the
+            store has no completed members, or parameters vary in a ``single`` export without
+            ``by_parameters`` or ``drop_parameters``.
+        FileExistsError: a file to write exists.
+        ImportError: h5py is not installed.
     """
     h5py = h5py_module()
     if layout not in LAYOUTS:
@@ -256,7 +274,7 @@ def _chosen(available: dict[str, np.ndarray], wanted: Sequence[str] | None, wher
 
 def import_pdebench(
     path, store, *, boundary_conditions: Sequence[str] | None = None, parameters: Sequence[str] | None = None, exclude: Sequence[str] = ()
-):
+) -> zarr.Group:
     """Creates the Zarr ensemble ``store`` from a PDEBench file (either layout, recognised by its contents) and returns its group.
 
     Samples become members in order, each read with h5py slices and written before the next is
@@ -267,6 +285,23 @@ def import_pdebench(
     outflow: ``open``); a file pdekit wrote carries its own. ``exclude`` names ``single``
     datasets to leave out (those a store cannot hold, such as Darcy flow's time-less ``nu``,
     are refused otherwise).
+
+    Args:
+        path: the PDEBench HDF5 file.
+        store: the Zarr ensemble to create: a local path or an fsspec URL.
+        boundary_conditions: one of ``periodic``, ``wall``, ``open`` per axis, in ``x, y, z`` order;
+            None to take them from the file.
+        parameters: the parameters to keep, by name; None for all.
+        exclude: ``single``-layout datasets to leave out.
+
+    Returns:
+        The new store's root group.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file is in neither layout, holds what a store cannot (naming it), or a
+            trajectory is not finite.
+        ImportError: h5py is not installed.
     """
     h5py = h5py_module()
     path = Path(path)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+import zarr
 
 import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
@@ -167,6 +168,20 @@ def export_well(store, directory, *, split: str = "train", name: str | None = No
     statistics
     from the split exported. Load the result with
     ``WellDataset(path=directory, well_split_name=split, normalization_path=directory/"stats.yaml")``.
+
+    Args:
+        store: the Zarr ensemble: a local path or an fsspec URL.
+        directory: the Well dataset folder to write into.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        name: the file's stem; None for the store's recipe name (else its folder name).
+
+    Returns:
+        The files written: the HDF5 file, then ``stats.yaml`` when it was rewritten.
+
+    Raises:
+        ValueError: ``split`` is unknown, or the store has no completed members.
+        FileExistsError: the HDF5 file exists.
+        ImportError: h5py is not installed.
     """
     h5py = h5py_module()
     if split not in SPLITS:
@@ -220,9 +235,21 @@ def well_statistics(files: Sequence[Path]) -> dict:
     Moments are over trajectories, times and points (per component for a vector field, as The
     Well's ``compute_statistics`` script takes them), read one trajectory at a time and combined
     exactly as mixture moments.
+
+    Args:
+        files: Well HDF5 files.
+
+    Returns:
+        ``{statistic: {field: value}}`` for the statistics ``mean``, ``std``, ``rms``, ``mean_delta``,
+        ``std_delta``, ``rms_delta``; a value is a float for a scalar field, a list per component
+        for a vector field.
+
+    Raises:
+        ImportError: h5py is not installed.
     """
     h5py = h5py_module()
-    values, deltas = {}, {}
+    values: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    deltas: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for path in files:
         with h5py.File(path, "r") as file:
             for order in range(3):
@@ -235,7 +262,7 @@ def well_statistics(files: Sequence[Path]) -> dict:
                         values.setdefault(name, []).append(_moments(block, order))
                         if dataset.attrs["time_varying"] and block.shape[0] > 1:
                             deltas.setdefault(name, []).append(_moments(np.diff(block.astype(np.float64), axis=0), order))
-    statistics = {key: {} for key in STATISTICS}
+    statistics: dict[str, dict[str, object]] = {key: {} for key in STATISTICS}
     for name, parts in values.items():
         for key, value in _combine(parts).items():
             statistics[key][name] = value
@@ -410,7 +437,7 @@ def _same_shape(first: Ensemble, other: Ensemble, where: str) -> None:
             raise ValueError(f"{where}: its {what} differ from the first file's ({b} against {a}); one store holds one ensemble")
 
 
-def import_well(source, store, *, split: str = "train", name: str | None = None, exclude: Sequence[str] = ()):
+def import_well(source, store, *, split: str = "train", name: str | None = None, exclude: Sequence[str] = ()) -> zarr.Group:
     """Creates the Zarr ensemble ``store`` from Well data and returns its group.
 
     ``source`` is a Well file, a folder of them, or a dataset folder (``data/<split>/``); with
@@ -420,19 +447,36 @@ def import_well(source, store, *, split: str = "train", name: str | None = None,
     scalars that do not vary in time (per trajectory or per file); ``exclude`` names fields or
     scalars to leave out, which is how what a store cannot hold is imported without them (it is
     refused otherwise). ``stats.yaml`` is not read: ``pdekit train`` computes its own statistics.
+
+    Args:
+        source: a Well file, a folder of them, or a dataset folder.
+        store: the Zarr ensemble to create: a local path or an fsspec URL.
+        split: the split folder read from a dataset folder: ``"train"``, ``"valid"`` or ``"test"``.
+        name: the dataset ``source/<name>`` of a Well base folder; None for ``source`` itself.
+        exclude: fields or scalars to leave out, by name.
+
+    Returns:
+        The new store's root group.
+
+    Raises:
+        FileNotFoundError: ``source`` holds no HDF5 files.
+        ValueError: a file is not in The Well's layout, holds what a store cannot (naming it), the
+            files disagree on fields, parameters, grid or times, ``exclude`` names what no file
+            holds, or a trajectory is not finite.
+        ImportError: h5py is not installed.
     """
     h5py = h5py_module()
     files = well_files(source, split, name)
-    exclude = set(exclude)
+    excluded = set(exclude)
     described, mentioned = [], set()
     for path in files:
         with h5py.File(path, "r") as file:
             try:
-                described.append(_file_ensemble(file, path, exclude))
+                described.append(_file_ensemble(file, path, excluded))
                 mentioned |= {_text(n) for g in ("t0_fields", "t1_fields", "t2_fields", "scalars") for n in file[g].attrs["field_names"]}
             except KeyError as error:  # h5py's message names the missing group, dataset or attribute
                 raise ValueError(f"{path}: not in The Well's layout (docs/data_format.md): {error}") from None
-    unknown = sorted(exclude - mentioned)
+    unknown = sorted(excluded - mentioned)
     if unknown:
         raise ValueError(f"{source}: exclude names {unknown}, which no file holds (fields and scalars: {sorted(mentioned)})")
     first, readers = described[0]

@@ -25,12 +25,16 @@ class FactFormerConfig:
     domain_length=2*pi, fourier_feature_scale=8``; its 3D models use ``kernel_multiplier=3``. The default
     positions (``domain_length=1, fourier_feature_scale=1``) are those of the authors' unit-square Darcy runs.
 
-    - ``width``: the channels between blocks, a multiple of 8 (the output head's groups).
-    - ``heads``, ``dim_head``: the kernel's heads and each head's value width; queries and keys
-      have ``dim_head * kernel_multiplier`` features, an even number (RoPE rotates pairs).
-    - ``domain_length``: the length of every axis in the units of the positions that RoPE and the
-      Fourier features see (points at ``domain_length * j / n``).
-    - ``fourier_feature_scale``: the standard deviation of the Gaussian Fourier features' frequencies.
+    Args:
+        width: the channels between blocks, a multiple of 8 (the output head's groups).
+        heads: the kernel's heads.
+        dim_head: each head's value width.
+        kernel_multiplier: queries and keys have ``dim_head * kernel_multiplier`` features, an even
+            number (RoPE rotates pairs).
+        layers: the blocks.
+        domain_length: the length of every axis in the units of the positions that RoPE and the
+            Fourier features see (points at ``domain_length * j / n``).
+        fourier_feature_scale: the standard deviation of the Gaussian Fourier features' frequencies.
     """
 
     width: int = 32
@@ -168,6 +172,8 @@ class GaussianFourierFeatures(nn.Module):
     domains", NeurIPS 2020. ``B`` is drawn once and saved with the weights (a buffer).
     """
 
+    frequencies: torch.Tensor  # [dim, width // 2], a buffer
+
     def __init__(self, dim: int, width: int, scale: float):
         super().__init__()
         self.register_buffer("frequencies", torch.randn(dim, width // 2) * scale)
@@ -208,6 +214,17 @@ class FactFormer(nn.Module):
       the latent lift: pdekit's rollouts (``pdekit.rollout``) step the model instead.
     - The same block for 1, 2 and 3 (or more) axes; the authors write 2D and 3D blocks separately,
       and the 1D case is their block with no other axes to average over.
+
+    Args:
+        in_channels: the input's channels ``C_in``.
+        out_channels: the output's channels ``C_out``.
+        dim: the space axes (1 or more).
+        n_params: the PDE parameters per member appended as channels (0: none).
+        config: the settings.
+
+    Raises:
+        ValueError: naming the setting for a ``dim`` below 1, a ``width`` that is not a positive
+            multiple of 8, a non-positive count, an odd query width or a non-positive ``domain_length``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int = 2, n_params: int = 0, config: FactFormerConfig = FactFormerConfig()):
@@ -250,6 +267,18 @@ class FactFormer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns the operator's output ``[B, out_channels, *S]``.
+
+        Args:
+            x: ``[B, in_channels, *S]`` with ``dim`` space axes.
+            params: ``[B, n_params]``, or ``None`` for a model without parameters.
+
+        Returns:
+            ``[B, out_channels, *S]``.
+
+        Raises:
+            ValueError: if ``x`` has another number of space axes, or ``params`` another shape.
+        """
         b, _, *space = x.shape
         if len(space) != self.dim:
             raise ValueError(

@@ -16,15 +16,22 @@ class FFNOConfig:
     """Settings of ``FactorizedFNO``; the defaults other than the size (``modes``, ``width``, ``layers``)
     are those of the authors' Navier-Stokes runs (fourierflow ``experiments/torus_li/markov``).
 
-    - ``modes``: Fourier modes kept along each axis. ``width``: hidden channels. ``layers``: operator layers.
-    - ``share_weights``: one set of Fourier weights for every layer (the authors' Navier-Stokes setting;
-      ``False`` is their "no sharing" ablation). The feed-forward networks are never shared.
-    - ``expansion``: hidden width of each feed-forward network, in multiples of ``width`` (their ``factor``).
-    - ``fourier_gain``: gain of the Xavier-normal initialisation of the Fourier weights.
-    - ``weight_norm``: weight normalisation (Salimans and Kingma, 2016) of every pointwise linear layer:
-      the lift, the feed-forward networks and the decoder.
-    - ``dropout``: after each feed-forward linear layer; ``input_dropout``: after the lift.
-    - ``decoder_width``: hidden width of the decoder's two linear layers.
+    Args:
+        modes: Fourier modes kept along each axis.
+        width: hidden channels.
+        layers: operator layers.
+        share_weights: one set of Fourier weights for every layer (the authors' Navier-Stokes setting;
+            ``False`` is their "no sharing" ablation). The feed-forward networks are never shared.
+        expansion: hidden width of each feed-forward network, in multiples of ``width`` (their ``factor``).
+        fourier_gain: gain of the Xavier-normal initialisation of the Fourier weights.
+        weight_norm: weight normalisation (Salimans and Kingma, 2016) of every pointwise linear layer:
+            the lift, the feed-forward networks and the decoder.
+        dropout: the rate after each feed-forward linear layer.
+        input_dropout: the rate after the lift.
+        decoder_width: hidden width of the decoder's two linear layers.
+
+    Raises:
+        ValueError: if a size is below 1 or a dropout rate outside ``[0, 1)``.
     """
 
     modes: int = 12
@@ -158,6 +165,13 @@ class FactorizedFNO(nn.Module):
       with ``share_weights=False`` to reproduce their "no sharing" ablation).
     - The "fork" variant (a decoder output from every layer, summed), which the authors' code keeps
       behind ``use_fork`` and uses in one ablation only, is not offered.
+
+    Args:
+        in_channels: the input's channels ``C_in``.
+        out_channels: the output's channels ``C_out``.
+        dim: the space axes.
+        n_params: the PDE parameters per member appended as channels (0: none).
+        config: the settings.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int = 2, n_params: int = 0, config: FFNOConfig = FFNOConfig()):
@@ -180,6 +194,18 @@ class FactorizedFNO(nn.Module):
         return layer(z.flatten(2)).view(z.shape[0], -1, *z.shape[2:])
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns the operator's output ``[B, out_channels, *S]``.
+
+        Args:
+            x: ``[B, in_channels, *S]`` on a periodic grid with ``dim`` space axes.
+            params: ``[B, n_params]``, or ``None`` for a model without parameters.
+
+        Returns:
+            ``[B, out_channels, *S]``.
+
+        Raises:
+            ValueError: if ``params`` does not have the shape the model was built for.
+        """
         z = self.input_dropout(self._pointwise(self.lift, append_coordinates(append_parameters(x, params, self.n_params))))
         for spectral, feed_forward in zip(self.spectral, self.feed_forward, strict=True):
             update = self._pointwise(feed_forward, spectral(z))

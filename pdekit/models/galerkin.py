@@ -19,6 +19,17 @@ class GalerkinConfig:
 
     ``xavier_gain=None`` is the authors' gain for the chosen attention (1e-2 Galerkin, 1e-3
     Fourier); ``regressor_width=None`` is ``width // 2`` (their Burgers setting, 48 for 96).
+
+    Args:
+        width: the channels of the encoder.
+        heads: attention heads (a divisor of ``width``).
+        layers: encoder blocks.
+        attention: ``"galerkin"`` or ``"fourier"``.
+        regressor_width: the spectral regressor's channels (``None``: ``width // 2``).
+        regressor_modes: the Fourier modes each regressor layer keeps per axis.
+        regressor_layers: the regressor's Fourier layers.
+        xavier_gain: the Xavier-uniform gain of ``W^Q, W^K, W^V`` (``None``: the authors' for ``attention``).
+        diagonal_weight: the multiple of the identity added to ``W^Q, W^K, W^V`` at initialisation.
     """
 
     width: int = 32
@@ -75,8 +86,10 @@ class SpectralConvolution(nn.Module):
             own = [slice(0, m) if s > 0 else slice(self.modes - m, None) for s, m in zip(signs, kept[:-1], strict=True)] + [
                 slice(0, kept[-1])
             ]
-            block = torch.view_as_complex(weight)[(slice(None), slice(None), *own)]
-            out[(slice(None), slice(None), *grid)] = torch.einsum("bi...,io...->bo...", spectrum[(slice(None), slice(None), *grid)], block)
+            # the index tuples are built first: mypy reads x[(a, *b)] as Python 3.11's x[a, *b]
+            own_index, grid_index = (slice(None), slice(None), *own), (slice(None), slice(None), *grid)
+            block = torch.view_as_complex(weight)[own_index]
+            out[grid_index] = torch.einsum("bi...,io...->bo...", spectrum[grid_index], block)
         return torch.fft.irfftn(out, s=space, dim=axes, norm="ortho")
 
 
@@ -138,6 +151,16 @@ class GalerkinTransformer(nn.Module):
     of this operator.
 
     ``forward(x [B, in_channels, *S], params [B, n_params] | None) -> [B, out_channels, *S]``.
+
+    Args:
+        in_channels: the input's channels ``C_in``.
+        out_channels: the output's channels ``C_out``.
+        dim: the space axes (1 or 2).
+        n_params: the PDE parameters per member appended as channels (0: none).
+        config: the settings.
+
+    Raises:
+        ValueError: if ``dim`` is not 1 or 2, or a setting is out of range.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dim: int = 2, n_params: int = 0, config: GalerkinConfig = GalerkinConfig()):
@@ -160,6 +183,18 @@ class GalerkinTransformer(nn.Module):
         self.regressor = SpectralRegressor(width, regressor_width, out_channels, config.regressor_modes, config.regressor_layers, dim)
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns the operator's output ``[B, out_channels, *S]``.
+
+        Args:
+            x: ``[B, in_channels, *S]`` on a periodic grid.
+            params: ``[B, n_params]``, or ``None`` for a model without parameters.
+
+        Returns:
+            ``[B, out_channels, *S]``.
+
+        Raises:
+            ValueError: if ``x`` has another number of space axes, or ``params`` another shape.
+        """
         if x.ndim != 2 + self.dim:
             raise ValueError(f"this model is {self.dim}D: expected x of shape [B, C, *S] with {self.dim} space axes; got {tuple(x.shape)}")
         b, space = x.shape[0], x.shape[2:]

@@ -10,6 +10,7 @@ import numbers
 import types
 import typing
 from dataclasses import fields
+from typing import Any
 
 from torch import nn
 
@@ -25,6 +26,7 @@ MODELS = {
     "galerkin": (GalerkinTransformer, GalerkinConfig, {}),
     "factformer": (FactFormer, FactFormerConfig, {}),
 }
+"""The models by name: ``(model class, config dataclass, settings over the config's defaults)``."""
 
 _EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table of keys and values"}
 
@@ -94,12 +96,26 @@ def model_config(name: str, settings: dict, where: str = "model"):
     return config_cls(**{**defaults, **typed_values(config_cls, settings, f"{where}.settings")})
 
 
-def build_model(name: str, in_channels: int, out_channels: int, dim: int = 2, n_params: int = 0, **settings) -> nn.Module:
+def build_model(name: str, in_channels: int, out_channels: int, dim: int = 2, n_params: int = 0, **settings: Any) -> nn.Module:
     """Returns the operator model ``name`` (one of ``MODELS``), with ``settings`` overriding its config's defaults.
 
     Every model is called as ``model(x [B, in_channels, *S], params [B, n_params] | None) -> [B, out_channels, *S]``.
     The model's ``spec`` attribute (plain types) is what ``model_from_spec`` needs to rebuild it,
     and what the Trainer saves beside the weights. Settings are checked as ``model_config`` does.
+
+    Args:
+        name: a name in ``MODELS``: ``"fno"``, ``"tfno"``, ``"ffno"``, ``"galerkin"``, ``"factformer"``.
+        in_channels: the input's channels.
+        out_channels: the output's channels.
+        dim: the space axes.
+        n_params: the PDE parameters per member the model is conditioned on (0: none).
+        **settings: fields of the model's config dataclass (``FNOConfig``, ...), over its defaults.
+
+    Returns:
+        The model, with its ``spec``.
+
+    Raises:
+        ValueError: for an unknown model, an unknown setting or a value of the wrong type, naming it.
     """
     config = model_config(name, settings)
     model = MODELS[name][0](in_channels, out_channels, dim=dim, n_params=n_params, config=config)
@@ -115,7 +131,17 @@ def build_model(name: str, in_channels: int, out_channels: int, dim: int = 2, n_
 
 
 def model_from_spec(spec: dict) -> nn.Module:
-    """Returns a freshly initialised model built from ``spec`` (a model's ``spec`` attribute)."""
+    """Returns a freshly initialised model built from ``spec`` (a model's ``spec`` attribute).
+
+    Args:
+        spec: ``{"name", "in_channels", "out_channels", "dim", "n_params", "settings"}`` as ``build_model`` records it.
+
+    Returns:
+        The model (its weights are to be loaded from a checkpoint).
+
+    Raises:
+        ValueError: if ``spec`` is not such a dict, or ``build_model`` refuses it.
+    """
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"a model spec is a dict with name, in_channels, out_channels, dim, n_params and settings; got {spec!r}")
     return build_model(spec["name"], spec["in_channels"], spec["out_channels"], spec["dim"], spec["n_params"], **spec["settings"])

@@ -24,32 +24,35 @@ import logging
 import multiprocessing
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from pdekit.data.generate import member_seeds, sample_parameters
+from pdekit.data.generate import member_seeds, sample_parameters, solve_batch
 from pdekit.data.normalize import FieldStatistics
-from pdekit.data.recipes import Recipe, build_solver, record
+from pdekit.data.recipes import Recipe
 from pdekit.data.schema import StoreError
-from pdekit.data.store import Layout, create_store, open_store, write_member
+from pdekit.data.store import Layout, create_store, open_store, variable, write_member
 from pdekit.data.windows import cut_windows, uniform_step
+from pdekit.devices import Device, resolve_device
 from pdekit.online.reservoir import Reservoir, ReservoirClosed
 from pdekit.online.workers import solver_worker_initializer
-from pdekit.solvers import BlowUpError
+from pdekit.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 
 
 # ----- the stream's members ---------------------------------------------------------------------
 def block_seed(recipe: Recipe, block: int) -> int:
-    """Returns the seed of block ``block`` of the stream: the recipe's own for block 0."""
+    """Returns the seed of block ``block`` of the stream: the recipe's own for block 0, ``derived_seed(recipe.seed, block)`` after."""
     if block == 0:
         return recipe.seed
-    return int(np.random.SeedSequence([recipe.seed, block]).generate_state(1, np.uint32)[0])
+    return derived_seed(recipe.seed, block)
 
 
 _blocks: dict[tuple[str, int], tuple[dict[str, np.ndarray], np.ndarray]] = {}
@@ -65,8 +68,19 @@ def _block(recipe: Recipe, block: int) -> tuple[dict[str, np.ndarray], np.ndarra
     return _blocks[key]
 
 
-def member_parameters(recipe: Recipe, members: Sequence[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Returns ``(parameters name -> [n], initial-condition seeds [n])`` of stream members ``members``."""
+def stream_parameters_and_seeds(recipe: Recipe, members: Sequence[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Returns the parameters and initial-condition seeds of stream members ``members``.
+
+    Member ``i`` is member ``i % recipe.members`` of the recipe drawn with ``block_seed(recipe, i // recipe.members)``.
+
+    Args:
+        recipe: the streamed recipe.
+        members: stream member numbers ``>= 0``.
+
+    Returns:
+        ``(parameters, seeds)``: parameter name -> ``[n]`` float64 for ``recipe.parameter_names``, and
+        ``[n]`` int64 seeds, in the order of ``members``.
+    """
     names = recipe.parameter_names
     parameters = {name: np.empty(len(members)) for name in names}
     seeds = np.empty(len(members), dtype=np.int64)
@@ -80,45 +94,48 @@ def member_parameters(recipe: Recipe, members: Sequence[int]) -> tuple[dict[str,
 
 @dataclass
 class Solved:
-    """A solved batch: ``trajectories [n, time, C, *space]`` (float32, the recipe's fields on its stored grid, physical units) of
-    ``members``, and the members that blew up."""
+    """A solved batch of stream members, as ``solve_members`` returns it.
+
+    Args:
+        members: the stream members solved, in the order of ``trajectories``.
+        trajectories: ``[n, time, C, *space]`` float32, the recipe's fields on its stored grid at
+            ``t = 0`` and ``recipe.times``, in physical units.
+        parameters: ``[n, P]`` float32, in ``recipe.parameter_names`` order.
+        failed: ``(member, time)`` of each member that blew up, and the output time it was found non-finite.
+    """
 
     members: list[int]
     trajectories: torch.Tensor
-    parameters: torch.Tensor  # [n, P] float32, in recipe.parameter_names order
+    parameters: torch.Tensor
     failed: list[tuple[int, float]] = field(default_factory=list)
 
 
-def solve_members(recipe: Recipe, members: Sequence[int], device=None) -> Solved:
+def solve_members(recipe: Recipe, members: Sequence[int], device: Device | None = None) -> Solved:
     """Solves stream members ``members`` together, as ``pdekit generate`` solves a batch; returns their trajectories.
 
     Members that blow up are dropped (and listed in ``failed``) and the rest are solved again, so
-    one unstable member does not cost its batch.
+    one unstable member does not cost its batch (``pdekit.data.generate.solve_batch``, the function
+    ``pdekit generate`` uses).
+
+    Args:
+        recipe: the streamed recipe.
+        members: the stream members to solve, as one solver batch.
+        device: the solver's device; None: ``pdekit.devices.default_device()``.
+
+    Returns:
+        The trajectories and parameters of the members that stayed finite, and those that did not.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return _solve(recipe, list(members), device)
-
-
-def _solve(recipe: Recipe, members: list[int], device) -> Solved:
-    values, seeds = member_parameters(recipe, members)
+    members = list(members)
+    parameters, seeds = stream_parameters_and_seeds(recipe, members)
+    batch = solve_batch(recipe, parameters, seeds, resolve_device(device))
     names = recipe.parameter_names
-    failed: list[tuple[int, float]] = []
-    alive = list(range(len(members)))
-    while alive:
-        solver = build_solver(recipe, {n: torch.as_tensor(values[n][alive]) for n in names}, device=device)
-        u0 = solver.initial_condition(len(alive), seeds=[int(seeds[i]) for i in alive])
-        try:
-            trajectory = solver.solve(u0, (0.0, *recipe.times), dt=recipe.dt)
-        except BlowUpError as error:
-            failed += [(members[alive[i]], error.time) for i in error.members]
-            alive = [m for j, m in enumerate(alive) if j not in set(error.members)]
-            continue
-        stored = record(recipe, trajectory).float()
-        parameters = torch.tensor(
-            np.stack([values[n][alive] for n in names], -1) if names else np.zeros((len(alive), 0)), dtype=torch.float32
-        )
-        return Solved([members[i] for i in alive], stored, parameters, failed)
-    return Solved([], torch.empty(0), torch.empty(0), failed)
+    kept = np.stack([parameters[n][batch.solved] for n in names], -1) if names else np.zeros((len(batch.solved), 0))
+    return Solved(
+        [members[i] for i in batch.solved],
+        batch.trajectories.float(),
+        torch.tensor(kept, dtype=torch.float32),
+        [(members[i], failure_time) for i, failure_time in batch.failed],
+    )
 
 
 @dataclass(frozen=True)
@@ -144,11 +161,16 @@ class Produced:
     failed: list[tuple[int, float]]
 
 
-_streams: dict = {}
+_streams: dict[tuple[int, torch.device], torch.cuda.Stream] = {}
 
 
 def produce(
-    solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device, windowing: Windowing, drop: frozenset = frozenset()
+    solve: Callable[..., Solved],
+    recipe: Recipe,
+    members: Sequence[int],
+    device: Device,
+    windowing: Windowing,
+    drop: frozenset = frozenset(),
 ) -> Produced:
     """Solves ``members`` with ``solve`` and cuts their windows, where the task runs (thread, process or dask worker).
 
@@ -165,7 +187,9 @@ def produce(
     return produced
 
 
-def _produce(solve, recipe, members, device, w: Windowing, drop: frozenset) -> Produced:
+def _produce(
+    solve: Callable[..., Solved], recipe: Recipe, members: Sequence[int], device: torch.device, w: Windowing, drop: frozenset
+) -> Produced:
     solved = solve(recipe, members, device)
     kept = [i for i, m in enumerate(solved.members) if m not in drop]
     if not kept:
@@ -181,10 +205,146 @@ def _produce(solve, recipe, members, device, w: Windowing, drop: frozenset) -> P
     return Produced(solved.members, (inputs, targets, dt, params), trajectories if w.keep_trajectories else None, solved.failed)
 
 
+# ----- where the tasks run ----------------------------------------------------------------------
+class Executor(ABC):
+    """Where a Generator's tasks run: ``task_device`` is the device they solve on, ``in_flight`` the tasks kept submitted by default."""
+
+    task_device: torch.device
+    in_flight: int
+
+    @abstractmethod
+    def start(self) -> None:
+        """Starts the workers (a pool's processes start on the first ``submit``)."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Produced], *args: Any) -> Any:
+        """Submits ``fn(*args)``; returns its future."""
+
+    @abstractmethod
+    def wait_first(self, futures: list, timeout: float) -> list:
+        """Returns the futures of ``futures`` that are done, waiting up to ``timeout`` seconds for the first."""
+
+    @abstractmethod
+    def restart(self) -> None:
+        """Replaces workers that died (a broken process pool); pending futures are lost and must be submitted again."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Cancels what is pending and waits for the workers it started."""
+
+
+class _Pool(Executor):
+    """A ``concurrent.futures`` pool, started by ``start`` and started afresh by ``restart``."""
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.Executor | None = None
+
+    @abstractmethod
+    def _new_pool(self) -> concurrent.futures.Executor: ...
+
+    def start(self) -> None:
+        self._pool = self._new_pool()
+
+    def submit(self, fn: Callable[..., Produced], *args: Any) -> concurrent.futures.Future:
+        if self._pool is None:
+            raise RuntimeError("the executor has not been started")
+        return self._pool.submit(fn, *args)
+
+    def wait_first(self, futures: list, timeout: float) -> list:
+        done, _ = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+        return list(done)
+
+    def restart(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.start()
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+
+class SolverThread(_Pool):
+    """One thread of this process, solving on ``device`` (on CUDA with a stream of its own, so solving overlaps training)."""
+
+    def __init__(self, device: torch.device):
+        super().__init__()
+        self.task_device, self.in_flight = device, 1
+
+    def _new_pool(self) -> concurrent.futures.Executor:
+        return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pdekit-generator-solver")
+
+
+class SolverProcesses(_Pool):
+    """``workers`` CPU processes, spawned, each with one torch thread, that exit when this process dies."""
+
+    def __init__(self, workers: int):
+        super().__init__()
+        self.task_device, self.in_flight, self.workers = torch.device("cpu"), workers + 1, workers
+
+    def _new_pool(self) -> concurrent.futures.Executor:
+        # spawn, not fork: forking a process that runs torch threads can deadlock the child. The
+        # initializer makes each worker exit when this process dies, even by SIGKILL.
+        return concurrent.futures.ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=solver_worker_initializer,
+            initargs=(os.getpid(),),
+        )
+
+
+class DaskWorkers(Executor):
+    """The workers of a ``distributed.Client``'s cluster, solving on their CPUs; the cluster is theirs to start and stop."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.task_device, self.in_flight = torch.device("cpu"), len(client.scheduler_info()["workers"]) + 1
+
+    def start(self) -> None:
+        """Nothing to start: the cluster runs already."""
+
+    def submit(self, fn: Callable[..., Produced], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def restart(self) -> None:
+        """Nothing to replace: the scheduler reruns the tasks of a lost worker on the others."""
+
+    def shutdown(self) -> None:
+        """Nothing to stop: the cluster is its owner's; pending futures are cancelled by the Generator."""
+
+    def wait_first(self, futures: list, timeout: float) -> list:
+        import distributed
+
+        try:
+            distributed.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except distributed.TimeoutError:
+            pass
+        return [f for f in futures if f.done()]
+
+
+def executor(workers: int | None, client: Any, device: torch.device) -> Executor:
+    """Returns where a Generator's tasks run: ``client``'s cluster, ``workers`` processes, or one thread on ``device``.
+
+    ``workers=None`` (the default) is the thread when ``device`` is a GPU and one process on the CPU.
+    """
+    if client is not None:
+        return DaskWorkers(client)
+    if workers is None:
+        workers = 0 if device.type == "cuda" else 1
+    return SolverProcesses(workers) if workers else SolverThread(device)
+
+
 # ----- the generator ----------------------------------------------------------------------------
 @dataclass
 class GeneratorCounters:
-    """Members solved, failed (blew up) and skipped; tasks that raised and were resubmitted; windows put."""
+    """What a Generator did so far.
+
+    ``members``: members whose windows reached the reservoir; ``blown_up``: members that became
+    non-finite (never delivered); ``task_failures``: tasks that raised and were submitted again;
+    ``windows``: windows put; ``next_member``: where a resumed stream starts again (no member before
+    it is missing; some after it may repeat).
+    """
 
     members: int = 0
     blown_up: int = 0
@@ -196,26 +356,43 @@ class GeneratorCounters:
 class Generator:
     """Solves ``recipe``'s members in the background and puts their windows into ``reservoir``.
 
-    Windows are ``(inputs [k, C, *space], targets [m, C, *space], dt [], params [P])`` per sample, normalised
-    by ``statistics`` when given: the layout and values of ``pdekit.data.Windows`` on a store of the
-    same recipe. Members run from ``start_member`` up to ``members`` in all (None: without end);
-    those in ``exclude`` (e.g. held-out validation members) are never solved.
-
-    Executors: ``workers=0`` solves in one thread on ``device`` (its own CUDA stream on a GPU);
-    ``workers=N`` in ``N`` CPU processes; ``client`` (a ``distributed.Client``) on a dask cluster. The
-    default (``None``) is the thread on a CUDA device and one process on the CPU: torch work in a
-    second thread of the training process starts a second OpenMP thread team, which slowed CPU
-    training by 30% on 2 cores (measured). Each task solves a batch and cuts its windows where it
-    runs. Processes are spawned: a script that starts them needs the ``if __name__ == "__main__":``
-    guard, as for DataLoader workers. ``in_flight`` tasks are kept submitted (default: one per worker plus one). ``tee`` names a
-    new Zarr store that receives every solved member's trajectory as ``pdekit generate`` would write
-    it (needs a finite ``members``). ``solve`` replaces ``solve_members`` (same signature; a test's
-    fault injection).
+    Windows are ``(inputs [k, C, *space], targets [m, C, *space], dt [], params [P])`` per sample,
+    the layout and values of ``pdekit.data.Windows`` on a store of the same recipe. Each task solves
+    a batch and cuts its windows where it runs. Processes are spawned: a script that starts them
+    needs the ``if __name__ == "__main__":`` guard, as for DataLoader workers.
 
     Use as a context manager, or ``start()`` and ``close()``; ``close`` stops the feeder, cancels
     pending tasks and shuts down the workers it started, leaving no thread or process behind. Worker
     processes also exit by themselves when this process dies, SIGKILL included
     (``pdekit.online.workers``); dask workers belong to their cluster and are left alone.
+
+    Args:
+        recipe: the streamed recipe.
+        reservoir: where the windows go.
+        input_steps: states per window's input (``k``).
+        target_steps: states per window's target (``m``).
+        stride: time steps between window starts.
+        statistics: normalise the windows by these; None: physical units.
+        start_member: the first stream member delivered.
+        members: stream members in all (the stream ends before member ``members``); None: without end.
+        exclude: members never delivered (e.g. held-out validation members).
+        device: the solver thread's device; None: CUDA when present for the thread, the CPU for
+            processes and dask.
+        workers: ``N >= 1`` solves in ``N`` CPU processes; 0 in one thread of this process on
+            ``device`` (its own CUDA stream on a GPU); None (the default): the thread on a CUDA
+            device, one process on the CPU, since torch work in a second thread of the training
+            process starts a second OpenMP thread team, which slowed CPU training by 30% on 2 cores
+            (measured). Not with ``client``.
+        client: a ``distributed.Client`` whose workers solve.
+        in_flight: tasks kept submitted; None: one per worker plus one (1 for the thread).
+        retries: times a task that raised is submitted again before the stream stops with its error.
+        tee: a new Zarr store that receives every solved member's trajectory as ``pdekit generate``
+            would write it (needs ``members``).
+        solve: replaces ``solve_members`` (same signature; a test's fault injection).
+
+    Raises:
+        ValueError: a negative ``workers``, ``workers`` with a ``client``, ``in_flight < 1``, or
+            ``tee`` without ``members``; the recipe's times are not uniformly spaced.
     """
 
     def __init__(
@@ -230,27 +407,29 @@ class Generator:
         start_member: int = 0,
         members: int | None = None,
         exclude: Sequence[int] = (),
-        device=None,
+        device: Device | None = None,
         workers: int | None = None,
-        client=None,
+        client: Any = None,
         in_flight: int | None = None,
         retries: int = 3,
-        tee=None,
+        tee: Any = None,
         solve: Callable[..., Solved] = solve_members,
     ):
-        if workers is not None and (workers < 0 or (workers and client is not None)):
-            raise ValueError(f"workers={workers}: use workers >= 0 for local processes, or a dask client, not both")
+        if workers is not None and workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: a thread of this process) or None (the default); got {workers}")
+        if workers is not None and client is not None:
+            raise ValueError(f"workers={workers} and a dask client: solve in local processes or on the cluster, not both")
+        if in_flight is not None and in_flight < 1:
+            raise ValueError(f"in_flight must be >= 1 or None (one per worker plus one); got {in_flight}")
         if tee is not None and members is None:
             raise ValueError("tee needs a finite number of members (the store's size)")
         self.recipe, self.reservoir = recipe, reservoir
         self.start_member, self.members, self.exclude = start_member, members, frozenset(exclude)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() and not workers and client is None else "cpu"))
-        if workers is None:
-            workers = 0 if self.device.type == "cuda" or client is not None else 1
-        self.workers, self.client = workers, client
-        self.in_flight = in_flight or (
-            workers + 1 if workers else (len(client.scheduler_info()["workers"]) + 1 if client is not None else 1)
-        )
+        if device is None and (client is not None or workers):
+            device = "cpu"  # processes and dask workers solve on their CPUs
+        self.device = resolve_device(device)
+        self.executor = executor(workers, client, self.device)
+        self.in_flight = self.executor.in_flight if in_flight is None else in_flight
         self.retries, self.tee, self.solve = retries, tee, solve
         self.dt = uniform_step((0.0, *recipe.times), f"recipe {recipe.name!r}")
         self.windowing = Windowing(input_steps, target_steps, stride, self.dt, statistics, keep_trajectories=tee is not None)
@@ -258,17 +437,23 @@ class Generator:
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
-        self._executor = None
+        self._pending: dict[Any, tuple[list[int], int]] = {}  # future -> (batch, attempt)
+        self._submitted_until = start_member
         self._tee_group = None
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Generator:
-        """Starts the workers and the feeder thread; returns self."""
+        """Starts the workers and the feeder thread; returns self.
+
+        Raises:
+            RuntimeError: it was started before.
+            StoreError: the ``tee`` store exists with another number of members.
+        """
         if self._feeder is not None:
             raise RuntimeError("the generator has already been started")
         if self.tee is not None:
             self._tee_group = self._create_tee()
-        self._executor = self._make_executor()
+        self.executor.start()
         self._feeder = threading.Thread(target=self._feed, name="pdekit-generator-feeder", daemon=True)
         self._feeder.start()
         return self
@@ -278,7 +463,7 @@ class Generator:
         self._stop.set()
         if self._feeder is not None:
             self._feeder.join()
-        self._shutdown_executor()
+        self.executor.shutdown()
 
     def __enter__(self) -> Generator:
         return self.start()
@@ -288,28 +473,10 @@ class Generator:
 
     @property
     def running(self) -> bool:
+        """Whether the feeder thread is alive."""
         return self._feeder is not None and self._feeder.is_alive()
 
-    def _make_executor(self):
-        if self.client is not None:
-            return self.client
-        if self.workers:
-            # spawn, not fork: forking a process that runs torch threads can deadlock the child. The
-            # initializer makes each worker exit when this process dies, even by SIGKILL.
-            return concurrent.futures.ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=solver_worker_initializer,
-                initargs=(os.getpid(),),
-            )
-        return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pdekit-generator-solver")
-
-    def _shutdown_executor(self) -> None:
-        if self._executor is not None and self._executor is not self.client:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = None
-
-    # ----- the feeder thread -------------------------------------------------------------------
+    # ----- the batches -------------------------------------------------------------------------
     def batches(self) -> Iterator[list[int]]:
         """Yields the member batches still to solve: whole batches of each block's offline partition by ``recipe.batch_size``.
 
@@ -320,6 +487,9 @@ class Generator:
         transforms, and the CFL step chosen over the batch), so, with the same device and thread
         count, the stream's members are the offline store's. A batch none of whose members is
         wanted is skipped.
+
+        Yields:
+            Lists of consecutive stream member numbers.
         """
         size, per_block = self.recipe.batch_size, self.recipe.members
         block = self.start_member // per_block
@@ -336,78 +506,70 @@ class Generator:
         """Returns the members of ``batch`` solved but not delivered: excluded, before ``start_member``, or past ``members``."""
         return frozenset(m for m in batch if m in self.exclude or m < self.start_member or (self.members is not None and m >= self.members))
 
-    def _submit(self, batch: list[int]):
-        if self.client is not None:
-            return self.client.submit(produce, self.solve, self.recipe, batch, "cpu", self.windowing, self.dropped(batch), pure=False)
-        return self._executor.submit(
-            produce, self.solve, self.recipe, batch, "cpu" if self.workers else self.device, self.windowing, self.dropped(batch)
-        )
-
-    def _wait_first(self, futures, timeout: float):
-        if self.client is not None:
-            import distributed
-
-            try:
-                distributed.wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
-            except distributed.TimeoutError:
-                pass
-            return [f for f in futures if f.done()]
-        done, _ = concurrent.futures.wait(list(futures), timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
-        return list(done)
-
+    # ----- the feeder thread -------------------------------------------------------------------
     def _feed(self) -> None:
-        pending: dict = {}  # future -> (batch, attempt)
-        batches = self.batches()
-        exhausted = False
-        submitted_until = self.start_member
+        """Keeps ``in_flight`` tasks submitted and delivers their windows as they finish; hands any error to the trainer."""
         try:
-            while not self._stop.is_set():
-                while not exhausted and len(pending) < self.in_flight:
-                    batch = next(batches, None)
-                    if batch is None:
-                        exhausted = True
-                        break
-                    pending[self._submit(batch)] = (batch, 0)
-                    submitted_until = batch[-1] + 1
-                if not pending:
-                    break  # every member of a finite stream is in the reservoir
-                for future in self._wait_first(pending, timeout=0.2):
-                    batch, attempt = pending.pop(future)
-                    try:
-                        produced = future.result()
-                    except Exception as error:  # noqa: BLE001 - a producer failed: count it, solve the batch again
-                        self.counters.task_failures += 1
-                        if attempt >= self.retries:
-                            raise RuntimeError(
-                                f"members {batch[0]}..{batch[-1]} failed {attempt + 1} times; last error: {error!r}"
-                            ) from error
-                        log.warning("members %d..%d failed (%r); submitting them again", batch[0], batch[-1], error)
-                        broken = isinstance(error, BrokenProcessPool)
-                        if broken:
-                            pending = self._replace_pool(pending)
-                        pending[self._submit(batch)] = (batch, attempt + 1)
-                        if broken:
-                            break  # the other finished futures belonged to the dead pool and were resubmitted
-                        continue
-                    self._deliver(produced)
-                    # a resumed run restarts here: no member before it is missing (some after it may repeat)
-                    self.counters.next_member = min([b[0] for b, _ in pending.values()] + [submitted_until])
-            if exhausted and not pending:
-                self.reservoir.close()
+            if self._stream(self.batches()):
+                self.reservoir.close()  # every member of a finite stream is in the reservoir
         except ReservoirClosed:
             pass  # the trainer is done
         except BaseException as error:  # noqa: BLE001 - hand it to the trainer, which would otherwise wait forever
             self.error = error
             self.reservoir.close()
         finally:
-            for future in pending:
+            for future in self._pending:
                 future.cancel()
 
-    def _replace_pool(self, pending: dict) -> dict:
-        """A worker process died: every pending task died with it. Starts a new pool and resubmits them."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._make_executor()
-        return {self._submit(batch): (batch, attempt) for batch, attempt in pending.values()}
+    def _stream(self, batches: Iterator[list[int]]) -> bool:
+        """Runs the stream until it is stopped or every batch is delivered; returns whether every batch is."""
+        exhausted = False
+        while not self._stop.is_set():
+            exhausted = exhausted or not self._top_up(batches)
+            if not self._pending:
+                break
+            for future in self.executor.wait_first(list(self._pending), timeout=0.2):
+                if not self._collect(future):
+                    break  # the pool was replaced: its other finished futures were submitted again
+        return exhausted and not self._pending
+
+    def _top_up(self, batches: Iterator[list[int]]) -> bool:
+        """Submits batches until ``in_flight`` tasks are pending; returns False once there are no more batches."""
+        while len(self._pending) < self.in_flight:
+            batch = next(batches, None)
+            if batch is None:
+                return False
+            self._pending[self._submit(batch)] = (batch, 0)
+            self._submitted_until = batch[-1] + 1
+        return True
+
+    def _submit(self, batch: list[int]) -> Any:
+        return self.executor.submit(produce, self.solve, self.recipe, batch, self.executor.task_device, self.windowing, self.dropped(batch))
+
+    def _collect(self, future: Any) -> bool:
+        """Delivers a finished task's windows, or submits its batch again; returns False when the worker pool had to be replaced."""
+        batch, attempt = self._pending.pop(future)
+        try:
+            produced = future.result()
+        except Exception as error:  # noqa: BLE001 - a producer failed: count it, solve the batch again
+            return self._retry(batch, attempt, error)
+        self._deliver(produced)
+        # a resumed run restarts here: no member before it is missing (some after it may repeat)
+        self.counters.next_member = min([b[0] for b, _ in self._pending.values()] + [self._submitted_until])
+        return True
+
+    def _retry(self, batch: list[int], attempt: int, error: Exception) -> bool:
+        """Submits a failed batch again (RuntimeError after ``retries``); returns False when a dead worker took the pool with it."""
+        self.counters.task_failures += 1
+        if attempt >= self.retries:
+            raise RuntimeError(f"members {batch[0]}..{batch[-1]} failed {attempt + 1} times; last error: {error!r}") from error
+        log.warning("members %d..%d failed (%r); submitting them again", batch[0], batch[-1], error)
+        broken = isinstance(error, BrokenProcessPool)
+        if broken:  # a worker process died, and every pending task with it: a new pool solves them again
+            self.executor.restart()
+            self._pending = {self._submit(b): (b, a) for b, a in self._pending.values()}
+        self._pending[self._submit(batch)] = (batch, attempt + 1)
+        return not broken
 
     def _deliver(self, produced: Produced) -> None:
         """Writes a finished batch to the tee store and puts its samples, waiting while the reservoir is full: backpressure."""
@@ -415,6 +577,7 @@ class Generator:
         if not produced.members:
             return
         if self._tee_group is not None:
+            assert produced.trajectories is not None  # a tee keeps the trajectories (Windowing.keep_trajectories)
             for member, trajectory in zip(produced.members, produced.trajectories.cpu().numpy(), strict=True):
                 write_member(self._tee_group, member, trajectory)
         samples = produced.samples
@@ -428,14 +591,16 @@ class Generator:
 
     def _create_tee(self):
         """Opens the tee store (a resumed run) or creates it with the stream's parameters and seeds of members ``0 .. members - 1``."""
+        assert self.members is not None  # checked in __init__
         recipe = self.recipe.with_overrides(members=self.members)
         try:
             group = open_store(self.tee, mode="r+")
         except StoreError:
             group = None
         if group is not None:
-            if group["member"].shape[0] != self.members:
-                raise StoreError(f"{self.tee}: holds {group['member'].shape[0]} members; this stream has {self.members}")
+            held = variable(group, "member").shape[0]
+            if held != self.members:
+                raise StoreError(f"{self.tee}: holds {held} members; this stream has {self.members}")
             return group
-        parameters, seeds = member_parameters(self.recipe, range(self.members))
+        parameters, seeds = stream_parameters_and_seeds(self.recipe, range(self.members))
         return create_store(self.tee, Layout.of_recipe(recipe), parameters, seeds)

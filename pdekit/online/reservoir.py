@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-POLICIES = ("fifo", "firo", "reservoir")
+from pdekit.devices import Device
 
 
 class ReservoirClosed(RuntimeError):
@@ -76,35 +78,161 @@ class ReservoirCounters:
         return self.draws / self.unique_drawn if self.unique_drawn else 0.0
 
 
+@dataclass
+class Slots:
+    """The host-side record of a reservoir's slots: which hold a sample, in what order they were admitted, how often each was drawn."""
+
+    occupied: np.ndarray  # bool [capacity]
+    arrival: np.ndarray  # int64 [capacity]: the admission count when the slot was filled
+    seen: np.ndarray  # int64 [capacity]: draws of the sample the slot holds
+
+    @classmethod
+    def empty(cls, capacity: int) -> Slots:
+        """Returns the record of ``capacity`` empty slots."""
+        return cls(np.zeros(capacity, dtype=bool), np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.int64))
+
+    def held(self) -> np.ndarray:
+        """Returns the indices of the slots that hold a sample, increasing."""
+        return np.flatnonzero(self.occupied)
+
+
+class Policy(ABC):
+    """A reservoir policy: which held samples ``sample`` returns, and what a full reservoir does with a new sample.
+
+    ``uses_each_once``: a drawn sample leaves the reservoir (and a full reservoir makes producers
+    wait for the trainer); otherwise samples stay after being drawn. ``min_seen`` is the ``reservoir``
+    policy's (see ``Reservoir``); the others refuse it.
+    """
+
+    name: ClassVar[str]
+    uses_each_once: ClassVar[bool]
+
+    def __init__(self, min_seen: int = 0):
+        if min_seen < 0 or (min_seen and self.uses_each_once):
+            raise ValueError(
+                f"min_seen={min_seen}: it must be >= 0 and applies to the 'reservoir' policy only (fifo and firo use every sample once)"
+            )
+        self.min_seen = min_seen
+
+    def ready(self, held: int, n: int) -> bool:
+        """Returns whether ``held`` samples make a batch of ``n`` (once the watermark is reached)."""
+        return held >= n or not self.uses_each_once
+
+    @abstractmethod
+    def draw(self, slots: Slots, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Returns the slots of the next batch of ``n`` (fewer only when fewer are held and each is used once)."""
+
+    def replace(self, slots: Slots, n: int, offered: int, rng: np.random.Generator) -> list[int]:
+        """Returns, for up to ``n`` more samples offered to a full reservoir, the slot each replaces (-1: it is discarded).
+
+        Fewer than ``n`` (none at all for fifo and firo) means the others wait for the trainer.
+        ``offered`` counts the samples offered before these.
+        """
+        return []
+
+
+class FirstInFirstOut(Policy):
+    """``fifo``: ``sample`` returns the oldest samples and removes them."""
+
+    name = "fifo"
+    uses_each_once = True
+
+    def draw(self, slots: Slots, n: int, rng: np.random.Generator) -> np.ndarray:
+        held = slots.held()
+        return held[np.argsort(slots.arrival[held], kind="stable")[:n]]
+
+
+class FirstInRandomOut(Policy):
+    """``firo``: ``sample`` removes samples drawn uniformly at random."""
+
+    name = "firo"
+    uses_each_once = True
+
+    def draw(self, slots: Slots, n: int, rng: np.random.Generator) -> np.ndarray:
+        held = slots.held()
+        return rng.choice(held, size=min(n, len(held)), replace=False)
+
+
+class ReservoirSampling(Policy):
+    """``reservoir``: samples stay after being drawn; a full reservoir replaces by Algorithm R, or by Melissa's rule with ``min_seen``."""
+
+    name = "reservoir"
+    uses_each_once = False
+
+    def draw(self, slots: Slots, n: int, rng: np.random.Generator) -> np.ndarray:
+        held = slots.held()
+        # fewer than n held (a small watermark, or closed): a batch with repeats
+        return rng.choice(held, size=n, replace=len(held) < n)
+
+    def replace(self, slots: Slots, n: int, offered: int, rng: np.random.Generator) -> list[int]:
+        if self.min_seen:  # Melissa's rule; fresh samples are never eligible, so one scan serves the whole batch
+            eligible = np.flatnonzero(slots.occupied & (slots.seen >= self.min_seen))
+            return [int(slot) for slot in rng.choice(eligible, size=min(n, len(eligible)), replace=False)]
+        capacity = len(slots.occupied)
+        victims = []  # Algorithm R: the t-th sample offered replaces a random one with probability capacity / t
+        for t in range(offered + 1, offered + n + 1):
+            victims.append(int(rng.integers(capacity)) if rng.random() < capacity / t else -1)
+        return victims
+
+
+POLICIES: dict[str, type[Policy]] = {policy.name: policy for policy in (FirstInFirstOut, FirstInRandomOut, ReservoirSampling)}
+"""The reservoir policies by name: ``fifo``, ``firo``, ``reservoir`` (the choices of ``pdekit online --policy``)."""
+
+
+def make_policy(name: str, min_seen: int = 0) -> Policy:
+    """Returns the reservoir policy ``name`` (one of ``POLICIES``) with ``min_seen``.
+
+    Raises:
+        ValueError: ``name`` is not in ``POLICIES`` (the message lists them), or ``min_seen`` is
+            negative or given to a policy that uses each sample once.
+    """
+    if name not in POLICIES:
+        raise ValueError(f"Reservoir policy must be one of {sorted(POLICIES)}; got {name!r}")
+    return POLICIES[name](min_seen)
+
+
 class Reservoir:
     """Holds up to ``capacity`` samples, each a tuple of tensors, on ``device``.
 
     ``put(*tensors)`` takes a batch, every tensor ``[n, ...]`` with the same ``n``; ``sample(n)``
     returns a tuple of ``[n, ...]`` tensors. The shapes and dtypes are fixed by the first ``put``.
-    ``watermark`` defaults to half the capacity.
+
+    Args:
+        capacity: the most samples held.
+        policy: one of ``POLICIES``: ``"fifo"``, ``"firo"`` or ``"reservoir"`` (see the module's docstring).
+        min_seen: with ``"reservoir"``, replace only samples drawn at least this often (Melissa's
+            rule); 0: Algorithm R.
+        watermark: samples admitted before ``sample`` returns anything; None: half the capacity.
+        device: where the samples are stored; None: the CPU.
+        seed: the seed of the policy's random choices.
+
+    Raises:
+        ValueError: an unknown ``policy`` (naming the choices), ``capacity < 1``, a negative
+            ``min_seen`` or one given to fifo or firo, or ``watermark`` outside ``[1, capacity]``.
     """
 
     def __init__(
-        self, capacity: int, policy: str = "reservoir", *, min_seen: int = 0, watermark: int | None = None, device=None, seed: int = 0
+        self,
+        capacity: int,
+        policy: str = "reservoir",
+        *,
+        min_seen: int = 0,
+        watermark: int | None = None,
+        device: Device | None = None,
+        seed: int = 0,
     ):
-        if policy not in POLICIES:
-            raise ValueError(f"Reservoir policy must be one of {POLICIES}; got {policy!r}")
+        rule = make_policy(policy, min_seen)
         if capacity < 1:
             raise ValueError(f"Reservoir capacity must be >= 1; got {capacity}")
-        if min_seen < 0 or (min_seen and policy != "reservoir"):
-            raise ValueError(
-                f"min_seen={min_seen}: it must be >= 0 and applies to the 'reservoir' policy only (fifo and firo use every sample once)"
-            )
         watermark = capacity // 2 if watermark is None else watermark
         if not 1 <= watermark <= capacity:
             raise ValueError(f"Reservoir watermark must be in [1, capacity={capacity}]; got {watermark}")
         self.capacity, self.policy, self.min_seen, self.watermark = capacity, policy, min_seen, watermark
         self.device = torch.device(device or "cpu")
         self.counters = ReservoirCounters()
+        self._rule = rule
         self._rng = np.random.default_rng(seed)
-        self._occupied = np.zeros(capacity, dtype=bool)
-        self._arrival = np.zeros(capacity, dtype=np.int64)  # admission order, for fifo
-        self._seen = np.zeros(capacity, dtype=np.int64)
+        self._slots = Slots.empty(capacity)
         self._storage: list[torch.Tensor] | None = None
         self._layout: list[tuple[tuple[int, ...], torch.dtype]] | None = None
         self._pending: list[tuple[np.ndarray, np.ndarray, tuple[torch.Tensor, ...]]] = []  # (slots, positions in the batch, batch)
@@ -114,7 +242,7 @@ class Reservoir:
 
     # ----- state -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._occupied.sum())
+        return int(self._slots.occupied.sum())
 
     @property
     def started(self) -> bool:
@@ -123,6 +251,7 @@ class Reservoir:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close`` was called."""
         return self._closed
 
     def close(self) -> None:
@@ -132,9 +261,9 @@ class Reservoir:
             self._condition.notify_all()
 
     def seen_counts(self) -> np.ndarray:
-        """Returns how many times each sample now held has been drawn."""
+        """Returns how many times each sample now held has been drawn: ``[len(self)]`` int64."""
         with self._condition:
-            return self._seen[self._occupied].copy()
+            return self._slots.seen[self._slots.occupied].copy()
 
     # ----- producers -------------------------------------------------------------------------
     def put(self, *tensors: torch.Tensor, timeout: float | None = None) -> int:
@@ -142,7 +271,20 @@ class Reservoir:
 
         Waits while the policy has no room (``fifo``, ``firo``, ``min_seen``); with ``timeout`` it
         returns early with the count handled so far, so a producer can check for shutdown and offer
-        the rest again. Raises ReservoirClosed after ``close``.
+        the rest again. A tensor on another device is copied to the reservoir's by ``sample``, on the
+        trainer's thread.
+
+        Args:
+            tensors: the parts of the samples, each ``[n, ...]`` with the same ``n``; their shapes
+                past the first axis and their dtypes must be those of the first ``put``.
+            timeout: the most seconds to wait for room; None: until all ``n`` are handled.
+
+        Returns:
+            The number of leading samples handled, ``n`` unless ``timeout`` ran out.
+
+        Raises:
+            ValueError: the tensors disagree in ``n``, or with the reservoir's shapes and dtypes.
+            ReservoirClosed: the reservoir is closed (also while waiting).
         """
         n = self._check(tensors)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -151,20 +293,12 @@ class Reservoir:
             while handled < n:
                 if self._closed:
                     raise ReservoirClosed("the reservoir is closed")
-                slots, chosen = self._admit(n - handled)
-                if chosen == 0:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
-                    self._condition.wait(remaining)
-                    continue
-                sources = np.flatnonzero(slots >= 0) + handled
-                if len(sources):
-                    self._pending.append((slots[slots >= 0], sources, tensors))
-                handled += chosen
-                if not self._started and self.counters.admitted >= self.watermark:
-                    self._started = True
-                self._condition.notify_all()
+                slots = self._admit(n - handled)
+                if len(slots):
+                    self._book(slots, handled, tensors)
+                    handled += len(slots)
+                elif not self._wait(deadline):
+                    break
         return handled
 
     def _check(self, tensors: tuple[torch.Tensor, ...]) -> int:
@@ -177,14 +311,32 @@ class Reservoir:
             raise ValueError(f"put got samples of (shape, dtype) {given}; this reservoir holds {self._layout}")
         return len(tensors[0])
 
-    def _apply_pending(self) -> None:
-        """Copies the admitted samples into their slots, on the consumer's thread (and CUDA stream).
+    def _wait(self, deadline: float | None) -> bool:
+        """Waits for a change (a draw, a close) until ``deadline`` (``time.monotonic``); returns False once it has passed."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        self._condition.wait(remaining)
+        return True
+
+    def _book(self, slots: np.ndarray, offset: int, tensors: tuple[torch.Tensor, ...]) -> None:
+        """Records that samples ``offset, offset + 1, ...`` of ``tensors`` go into ``slots`` (-1: discarded), to be copied by ``sample``."""
+        kept = slots >= 0
+        if kept.any():
+            self._pending.append((slots[kept], np.flatnonzero(kept) + offset, tensors))
+        if not self._started and self.counters.admitted >= self.watermark:
+            self._started = True
+        self._condition.notify_all()
+
+    def _apply_pending(self) -> list[torch.Tensor]:
+        """Copies the admitted samples into their slots, on the consumer's thread (and CUDA stream); returns the storage.
 
         ``put`` only books slots: a tensor operation on a producer thread would start a second
         OpenMP thread team, and on 2 CPU cores that alone slowed training by 30% (measured), so
         every copy happens here, where the trainer calls ``sample``.
         """
-        if self._storage is None and self._layout is not None:
+        if self._storage is None:
+            assert self._layout is not None  # a sample is held only once a put has fixed the layout
             self._storage = [torch.empty((self.capacity, *shape), dtype=dtype, device=self.device) for shape, dtype in self._layout]
         for slots, sources, tensors in self._pending:
             index = self._device_index(slots)
@@ -199,48 +351,42 @@ class Reservoir:
                     # could hand its memory back to the producer before this stream's copy has run.
                     tensor.record_stream(torch.cuda.current_stream(tensor.device))
         self._pending.clear()
+        return self._storage
 
-    def _admit(self, n: int) -> tuple[np.ndarray, int]:
-        """Decides the fate of up to ``n`` offered samples: returns (slot per sample or -1 for discarded, number decided)."""
-        free = np.flatnonzero(~self._occupied)
-        slots: list[int] = []
-        for slot in free[:n]:
-            slots.append(int(slot))
-            self._store(int(slot))
-        if self.policy != "reservoir" or len(slots) == n:
-            return np.asarray(slots, dtype=np.int64), len(slots)  # fifo and firo: the rest waits for the trainer
-        if self.min_seen:  # Melissa's rule; fresh samples are never eligible, so one scan serves the whole batch
-            eligible = np.flatnonzero(self._occupied & (self._seen >= self.min_seen))
-            victims = self._rng.choice(eligible, size=min(n - len(slots), len(eligible)), replace=False)
-        else:  # Algorithm R: the t-th sample offered replaces a random one with probability capacity / t
-            victims = []
-            for _ in range(n - len(slots)):
-                if self._rng.random() < self.capacity / (self.counters.offered + len(victims) + 1):
-                    victims.append(int(self._rng.integers(self.capacity)))
-                else:
-                    victims.append(-1)
-        for slot in victims:
-            slot = int(slot)
-            if slot < 0:
-                self.counters.discarded += 1
-            else:
-                if slot in slots:  # replaced again within this batch: the earlier sample is never copied in
-                    slots[slots.index(slot)] = -1
-                self.counters.evicted += 1
-                self._retire(slot)
-                self._store(slot)
-            slots.append(slot)
-        return np.asarray(slots, dtype=np.int64), len(slots)
+    def _admit(self, n: int) -> np.ndarray:
+        """Decides the fate of up to ``n`` offered samples: returns the slot of each decided one, -1 where it is discarded.
+
+        Free slots first; then the policy's replacements. Fewer than ``n`` means the rest must wait.
+        """
+        slots = [int(slot) for slot in np.flatnonzero(~self._slots.occupied)[:n]]
+        for slot in slots:
+            self._store(slot)
+        if len(slots) < n:
+            for victim in self._rule.replace(self._slots, n - len(slots), self.counters.offered, self._rng):
+                self._replace(victim, slots)
+                slots.append(victim)
+        return np.asarray(slots, dtype=np.int64)
+
+    def _replace(self, victim: int, booked: list[int]) -> None:
+        """Puts a new sample in slot ``victim`` in place of the one there (-1: the new sample is discarded)."""
+        if victim < 0:
+            self.counters.discarded += 1
+            return
+        if victim in booked:  # replaced again within this batch: the earlier sample is never copied in
+            booked[booked.index(victim)] = -1
+        self.counters.evicted += 1
+        self._retire(victim)
+        self._store(victim)
 
     def _store(self, slot: int) -> None:
-        self._occupied[slot] = True
-        self._seen[slot] = 0
-        self._arrival[slot] = self.counters.admitted
+        self._slots.occupied[slot] = True
+        self._slots.seen[slot] = 0
+        self._slots.arrival[slot] = self.counters.admitted
         self.counters.admitted += 1
 
     def _retire(self, slot: int) -> None:
-        self.counters.reuse[int(self._seen[slot])] += 1
-        self._occupied[slot] = False
+        self.counters.reuse[int(self._slots.seen[slot])] += 1
+        self._slots.occupied[slot] = False
 
     def _device_index(self, slots: np.ndarray) -> torch.Tensor:
         """Returns ``slots`` as an index tensor on the device, copied from pinned memory so the host does not wait."""
@@ -251,39 +397,41 @@ class Reservoir:
 
     # ----- the trainer -----------------------------------------------------------------------
     def sample(self, n: int, timeout: float | None = None) -> tuple[torch.Tensor, ...]:
-        """Returns ``n`` samples as a tuple of ``[n, ...]`` tensors on the reservoir's device, chosen by the policy.
+        """Returns ``n`` samples chosen by the policy, on the reservoir's device.
 
         Waits until the watermark is reached and (fifo, firo) ``n`` samples are held. Once the
-        reservoir is closed, it returns what is left (fewer than ``n`` for fifo and firo) and raises
-        ReservoirClosed when nothing is. Raises TimeoutError after ``timeout`` seconds of waiting.
+        reservoir is closed, it returns what is left (fewer than ``n`` for fifo and firo).
+
+        Args:
+            n: the batch size, in ``[1, capacity]``.
+            timeout: the most seconds to wait; None: no limit.
+
+        Returns:
+            One ``[n, ...]`` tensor per tensor given to ``put``, in the same order.
+
+        Raises:
+            ValueError: ``n`` is outside ``[1, capacity]``.
+            TimeoutError: no batch within ``timeout`` seconds.
+            ReservoirClosed: the reservoir is closed and empty.
         """
         if not 1 <= n <= self.capacity:
             raise ValueError(f"sample size must be in [1, capacity={self.capacity}]; got {n}")
         with self._condition:
             waited = time.perf_counter()
-            ready = lambda: self._closed or (self._started and (self.policy == "reservoir" or len(self) >= n))  # noqa: E731
-            if not self._condition.wait_for(ready, timeout):
-                self.counters.waiting_seconds += time.perf_counter() - waited
-                raise TimeoutError(f"no batch of {n} within {timeout} s: {len(self)} samples held, watermark {self.watermark}")
+            ready = self._condition.wait_for(lambda: self._closed or (self._started and self._rule.ready(len(self), n)), timeout)
             self.counters.waiting_seconds += time.perf_counter() - waited
-            held = np.flatnonzero(self._occupied)
-            if len(held) == 0:
+            if not ready:
+                raise TimeoutError(f"no batch of {n} within {timeout} s: {len(self)} samples held, watermark {self.watermark}")
+            if len(self) == 0:
                 raise ReservoirClosed("the reservoir is closed and empty")
-            take = min(n, len(held))
-            if self.policy == "fifo":
-                slots = held[np.argsort(self._arrival[held], kind="stable")[:take]]
-            else:
-                slots = self._rng.choice(held, size=take, replace=False)
-            if take < n and self.policy == "reservoir":  # fewer than n held (a small watermark, or closed): draw with repeats
-                slots = self._rng.choice(held, size=n, replace=True)
-            first_draws = int((self._seen[np.unique(slots)] == 0).sum())
-            np.add.at(self._seen, slots, 1)
-            self.counters.unique_drawn += first_draws
+            slots = self._rule.draw(self._slots, n, self._rng)
+            self.counters.unique_drawn += int((self._slots.seen[np.unique(slots)] == 0).sum())
+            np.add.at(self._slots.seen, slots, 1)
             self.counters.draws += len(slots)
-            self._apply_pending()
+            storage = self._apply_pending()
             index = self._device_index(slots)
-            batch = tuple(stored.index_select(0, index) for stored in self._storage)
-            if self.policy != "reservoir":
+            batch = tuple(stored.index_select(0, index) for stored in storage)
+            if self._rule.uses_each_once:
                 for slot in slots:
                     self._retire(int(slot))
                 self.counters.used_up += len(slots)

@@ -16,20 +16,36 @@ from pdekit.online.reservoir import POLICIES, Reservoir, ReservoirClosed
 class OnlineConfig:
     """Settings of an online run (``pdekit online``); the ``[online]`` section of a run's configuration.
 
-    ``recipe`` names the simulations to stream (``pdekit.data.RECIPES``; empty: an offline run).
-    The reservoir holds ``capacity`` windows under ``policy`` (``min_seen``, ``watermark``: see
-    ``Reservoir``; ``watermark = 0`` means half the capacity). The default ``min_seen=1`` (Melissa's
-    rule) throttles the solver to the trainer's pace and replaces only windows already used; pure
-    Algorithm R (``min_seen=0``) never holds a fast solver back, and on a long stream it admits new
-    windows ever more rarely (``capacity / t``), so training sees fewer new samples while the solver
-    burns compute. An epoch is ``steps_per_epoch`` batches.
-    ``members`` caps the stream (0: no end). Producers: ``workers`` CPU processes, or the tasks of
-    the dask scheduler at ``scheduler``; by default (``workers=0``) one thread on ``solver_device``
-    when that is a GPU (default: the training device), one process on the CPU. Validation uses the held-out members of ``validation_store``
-    (the last
-    ``data.validation_fraction`` of it, as offline training holds out), or, when empty,
-    ``validation_members`` members generated once into the run directory with a seed of their own.
-    ``tee`` also writes every streamed member into that Zarr store (needs ``members``).
+    The default ``min_seen=1`` (Melissa's rule) throttles the solver to the trainer's pace and
+    replaces only windows already used; pure Algorithm R (``min_seen=0``) never holds a fast solver
+    back, and on a long stream it admits new windows ever more rarely (``capacity / t``), so training
+    sees fewer new samples while the solver burns compute.
+
+    Args:
+        recipe: the simulations to stream, a name in ``pdekit.data.RECIPES`` (empty: an offline run).
+        policy: the reservoir's policy, one of ``pdekit.online.POLICIES``.
+        capacity: windows the reservoir holds.
+        min_seen: with the ``reservoir`` policy, replace only windows drawn at least this often (see ``Reservoir``).
+        watermark: windows held before training starts; 0: half the capacity.
+        steps_per_epoch: batches per epoch.
+        members: stream members in all; 0: no end.
+        batch_size: members per solver call; 0: the recipe's.
+        workers: the producers, as ``Generator``'s ``workers``: ``N >= 1`` CPU processes, 0 one thread
+            of the training process on ``solver_device``, None (in a file: leave the key out) the
+            default, a thread when the solver device is a GPU and one process on the CPU. Not with
+            ``scheduler``.
+        scheduler: the address of a dask scheduler whose workers solve; empty: local producers.
+        solver_device: the device of the solver thread; empty: the training device.
+        validation_store: a store whose held-out members (the last ``data.validation_fraction`` of
+            it, as offline training holds out) validate the run; empty: ``validation_members``
+            members generated once into the run directory with a seed of their own.
+        validation_members: how many validation members to generate when ``validation_store`` is empty.
+        tee: a new Zarr store that also receives every streamed member (needs ``members``).
+
+    Raises:
+        ValueError: an unknown ``policy`` (naming the choices), a value below its least, a
+            ``watermark`` past the capacity, ``tee`` without ``members``, or both ``workers`` and
+            ``scheduler``.
     """
 
     recipe: str = ""
@@ -40,7 +56,7 @@ class OnlineConfig:
     steps_per_epoch: int = 100
     members: int = 0
     batch_size: int = 0
-    workers: int = 0
+    workers: int | None = None
     scheduler: str = ""
     solver_device: str = ""
     validation_store: str = ""
@@ -49,7 +65,7 @@ class OnlineConfig:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            raise ValueError(f"online.policy must be one of {POLICIES}; got {self.policy!r}")
+            raise ValueError(f"online.policy must be one of {sorted(POLICIES)}; got {self.policy!r}")
         for name, lowest in (
             ("capacity", 1),
             ("steps_per_epoch", 1),
@@ -59,13 +75,17 @@ class OnlineConfig:
             ("min_seen", 0),
             ("batch_size", 0),
         ):
-            if getattr(self, name) < lowest:
-                raise ValueError(f"online.{name} must be >= {lowest}; got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < lowest:
+                raise ValueError(f"online.{name} must be >= {lowest}; got {value}")
         if not 0 <= self.watermark <= self.capacity:
             raise ValueError(f"online.watermark must be in [0, capacity={self.capacity}] (0: half the capacity); got {self.watermark}")
         if self.tee and not self.members:
             raise ValueError("online.tee needs online.members (the number of members the store will hold)")
-        if self.workers and self.scheduler:
+        if self.workers == 0 and self.scheduler:
+            # run directories written before pdekit 0.2 saved workers = 0 for "the default", scheduler runs among them
+            object.__setattr__(self, "workers", None)
+        if self.workers is not None and self.scheduler:
             raise ValueError(
                 f"online.workers={self.workers} and online.scheduler={self.scheduler!r}: solve in local processes or on a dask cluster, "
                 "not both"
@@ -79,6 +99,16 @@ class ReservoirBatches:
     The epoch ends early once the reservoir is closed and spent (a finished finite stream under fifo
     or firo); if the generator failed, its error is raised here instead of training on silently.
     ``summary()`` returns the epoch's stream figures, which the Trainer adds to its metrics.
+
+    Args:
+        reservoir: where the batches come from.
+        batch_size: samples per batch, at most the reservoir's capacity.
+        steps: batches per epoch.
+        generator: the Generator filling ``reservoir``, whose error ends the epoch and whose counters
+            ``summary`` reports; None: no generator to watch.
+
+    Raises:
+        ValueError: ``batch_size`` exceeds the reservoir's capacity.
     """
 
     def __init__(self, reservoir: Reservoir, batch_size: int, steps: int, generator: Generator | None = None):
@@ -114,7 +144,13 @@ class ReservoirBatches:
             raise RuntimeError(f"the online generator stopped: {self.generator.error}") from self.generator.error
 
     def summary(self) -> dict:
-        """Returns the last epoch's waiting fraction and the totals of the reservoir and the generator so far."""
+        """Returns the last epoch's waiting fraction and the totals of the reservoir and the generator so far.
+
+        Returns:
+            ``waiting_fraction`` (of the epoch's time spent waiting for samples), ``samples_admitted``,
+            ``samples_discarded``, ``samples_evicted``, ``unique_samples_drawn``, ``mean_reuse``, and with a
+            generator ``members_solved``, ``members_blown_up``, ``task_failures`` and ``next_member``.
+        """
         counters = self.reservoir.counters
         seconds = time.perf_counter() - self._epoch_started
         record = {

@@ -14,7 +14,13 @@ class PeriodicEmbedding(nn.Module):
     A network of these features is exactly periodic in ``x`` (Dong and Ni, "A method for representing
     periodic functions and enforcing exactly periodic boundary conditions with deep neural networks", JCP 2021).
     ``forward(xt [N, d + 1]) -> [N, 2 d harmonics + 1]``.
+
+    Args:
+        periods: the period ``L`` of each space axis.
+        harmonics: the harmonics ``m = 1 .. harmonics`` per axis.
     """
+
+    frequencies: torch.Tensor  # [d, harmonics], a buffer
 
     def __init__(self, periods: tuple[float, ...], harmonics: int = 1):
         super().__init__()
@@ -23,6 +29,14 @@ class PeriodicEmbedding(nn.Module):
         self.out_features = 2 * frequencies.numel() + 1
 
     def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        """Returns the features of the points ``xt`` (space, then time).
+
+        Args:
+            xt: ``[N, d + 1]``.
+
+        Returns:
+            ``[N, 2 d harmonics + 1]``: the cosines, the sines, then the time.
+        """
         phase = (xt[:, :-1, None] * self.frequencies).flatten(1)
         return torch.cat([torch.cos(phase), torch.sin(phase), xt[:, -1:]], dim=1)
 
@@ -32,7 +46,15 @@ class FourierFeatures(nn.Module):
 
     Tancik et al., "Fourier features let networks learn high frequency functions in low dimensional
     domains", NeurIPS 2020. ``forward(z [N, in]) -> [N, 2 features]``.
+
+    Args:
+        in_features: the input's features.
+        features: the rows of ``B``.
+        scale: the standard deviation of ``B``'s entries.
+        generator: the random generator ``B`` is drawn with (``None``: torch's global one).
     """
+
+    matrix: torch.Tensor  # [features, in_features], a buffer
 
     def __init__(self, in_features: int, features: int = 64, scale: float = 1.0, generator: torch.Generator | None = None):
         super().__init__()
@@ -40,6 +62,14 @@ class FourierFeatures(nn.Module):
         self.out_features = 2 * features
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Returns the Fourier features of ``z``.
+
+        Args:
+            z: ``[N, in_features]``.
+
+        Returns:
+            ``[N, 2 features]``: the cosines, then the sines.
+        """
         phase = 2 * math.pi * z @ self.matrix.T
         return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
 
@@ -49,6 +79,19 @@ class MLP(nn.Module):
     embeddings.
 
     ``forward(xt [N, d + 1]) -> [N, 1]``.
+
+    Args:
+        dim: the space axes ``d``.
+        width: the hidden layers' width.
+        depth: the number of hidden layers.
+        periods: the space axes' periods for a ``PeriodicEmbedding`` (``None``: none; the network is
+            then not periodic and ``train_pinn`` adds a periodicity loss).
+        harmonics: the periodic embedding's harmonics per axis.
+        fourier_features: rows of a ``FourierFeatures`` layer after the embedding (0: none).
+        fourier_scale: its standard deviation.
+
+    Raises:
+        ValueError: naming the option for a count below its minimum or a non-positive ``fourier_scale``.
     """
 
     def __init__(
@@ -77,11 +120,13 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         features = dim + 1
         if periods is not None:
-            layers.append(PeriodicEmbedding(periods, harmonics))
-            features = layers[-1].out_features
+            embedding = PeriodicEmbedding(periods, harmonics)
+            layers.append(embedding)
+            features = embedding.out_features
         if fourier_features:
-            layers.append(FourierFeatures(features, fourier_features, fourier_scale))
-            features = layers[-1].out_features
+            fourier = FourierFeatures(features, fourier_features, fourier_scale)
+            layers.append(fourier)
+            features = fourier.out_features
         for _ in range(depth):
             linear = nn.Linear(features, width)
             nn.init.xavier_normal_(linear.weight)
@@ -93,4 +138,12 @@ class MLP(nn.Module):
         self.periodic = periods is not None
 
     def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        """Returns ``u`` at the points ``xt`` (space, then time).
+
+        Args:
+            xt: ``[N, d + 1]``.
+
+        Returns:
+            ``[N, 1]``.
+        """
         return self.layers(xt)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers import AllenCahn, Burgers
 
@@ -25,7 +27,17 @@ def gradient(u: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Problem(ABC):
-    """A time-dependent PDE on ``space`` (``(lo, hi)`` per axis, periodic) times ``[0, horizon]``."""
+    """A time-dependent PDE on ``space`` (``(lo, hi)`` per axis, periodic) times ``[0, horizon]``.
+
+    Args:
+        name: the problem's name in ``PROBLEMS``.
+        space: ``(lo, hi)`` per space axis, each finite with ``lo < hi``.
+        horizon: the end time ``T`` (positive, finite).
+
+    Raises:
+        ValueError: for an empty or infinite interval, a non-finite coefficient, or a non-positive
+            ``diffusivity`` or ``viscosity``.
+    """
 
     name: str
     space: tuple[tuple[float, float], ...]
@@ -47,33 +59,75 @@ class Problem(ABC):
 
     @property
     def dim(self) -> int:
+        """The number of space axes ``d``."""
         return len(self.space)
 
     @property
     def periods(self) -> tuple[float, ...]:
+        """Each space axis's period ``hi - lo``."""
         return tuple(hi - lo for lo, hi in self.space)
 
     @abstractmethod
     def residual(self, network: nn.Module, xt: torch.Tensor) -> torch.Tensor:
-        """Returns the PDE residual at ``xt [N, d + 1]`` (which must require grad): ``[N]``."""
+        """Returns the PDE residual at ``xt [N, d + 1]`` (which must require grad): ``[N]``.
+
+        Args:
+            network: ``network(xt [N, d + 1]) -> [N, 1]``.
+            xt: the points, space then time, with ``requires_grad`` set.
+
+        Returns:
+            ``[N]``, differentiable in the network's weights.
+        """
 
     @abstractmethod
     def initial(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns ``u(x, 0)`` at ``x [N, d]``: ``[N]``."""
+        """Returns ``u(x, 0)`` at ``x [N, d]``: ``[N]``.
+
+        Args:
+            x: ``[N, d]`` space points.
+
+        Returns:
+            ``[N]``.
+        """
 
     @abstractmethod
     def reference(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Returns the true solution on the grid ``t [nt] x x [nx]`` (1D) or ``t x y x x`` (2D): ``[nt, *nx]``."""
+        """Returns the true solution on the grid ``t [nt] x x [nx]`` (1D) or ``t x y x x`` (2D): ``[nt, *nx]``.
 
-    def uniform(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Returns ``n`` points drawn uniformly from the space-time domain: ``[n, d + 1]``."""
+        Args:
+            x: ``[nx]``, the points of every space axis.
+            t: ``[nt]``, the times.
+
+        Returns:
+            ``[nt, *nx]`` (``nx`` once per space axis).
+        """
+
+    def uniform(self, n: int, generator: torch.Generator | None = None, device: Device | None = None) -> torch.Tensor:
+        """Returns ``n`` points drawn uniformly from the space-time domain: ``[n, d + 1]``.
+
+        Args:
+            n: the number of points.
+            generator: the random generator (drawn on the CPU, so a seed gives the same points on any device).
+            device: where the points go.
+
+        Returns:
+            ``[n, d + 1]``, space then time.
+        """
         unit = torch.rand(n, self.dim + 1, generator=generator).to(device)
         lows = torch.tensor([lo for lo, _ in self.space] + [0.0], device=device)
         spans = torch.tensor([hi - lo for lo, hi in self.space] + [self.horizon], device=device)
         return lows + spans * unit
 
     def evaluation_grid(self, points: int = 256, times: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(x, t)``: ``points`` periodic grid points per axis (``[points]``) and ``times`` times in ``[0, horizon]``."""
+        """Returns ``(x, t)``: ``points`` periodic grid points per axis (``[points]``) and ``times`` times in ``[0, horizon]``.
+
+        Args:
+            points: grid points ``lo + (hi - lo) j / points`` of the first space axis (shared by every axis).
+            times: equally spaced times including 0 and ``horizon``.
+
+        Returns:
+            ``(x [points], t [times])`` in float64.
+        """
         lo, hi = self.space[0]
         return lo + (hi - lo) * torch.arange(points, dtype=torch.float64) / points, torch.linspace(
             0, self.horizon, times, dtype=torch.float64
@@ -90,6 +144,9 @@ class Convection(Problem):
     """``u_t + beta u_x = 0`` on ``[0, 2 pi) x [0, 1]``, ``u(x, 0) = sin x``; exact ``sin(x - beta t)``.
 
     The failure mode of Krishnapriyan et al. (NeurIPS 2021): plain PINNs fail for ``beta`` above ~10.
+
+    Args:
+        beta: the convection speed.
     """
 
     name: str = "convection"
@@ -109,7 +166,11 @@ class Convection(Problem):
 
 @dataclass(frozen=True)
 class Reaction(Problem):
-    """``u_t = rho u (1 - u)`` on ``[0, 2 pi) x [0, 1]``, a Gaussian bump at ``pi``; exact logistic growth per point."""
+    """``u_t = rho u (1 - u)`` on ``[0, 2 pi) x [0, 1]``, a Gaussian bump at ``pi``; exact logistic growth per point.
+
+    Args:
+        rho: the growth rate.
+    """
 
     name: str = "reaction"
     space: tuple = ((0.0, 2 * math.pi),)
@@ -131,7 +192,12 @@ class Reaction(Problem):
 @dataclass(frozen=True)
 class AllenCahnProblem(Problem):
     """``u_t = 1e-4 u_xx + 5 (u - u^3)`` on ``[-1, 1) x [0, 1]``, ``u(x, 0) = x^2 cos(pi x)``; reference from ``AllenCahn`` (ETDRK4, 2048
-    points)."""
+    points).
+
+    Args:
+        diffusivity: the coefficient of ``u_xx``.
+        reaction: the coefficient of ``u - u^3``.
+    """
 
     name: str = "allen_cahn"
     space: tuple = ((-1.0, 1.0),)
@@ -166,6 +232,9 @@ class ViscousBurgers(Problem):
 
     The solution stays odd, so ``u(+-1, t) = 0`` holds on the periodic domain. Reference from pdekit's
     ``Burgers`` (ETDRK4, 4096 points): the shock at ``x = 0`` is resolved.
+
+    Args:
+        viscosity: the coefficient of ``u_xx``.
     """
 
     name: str = "burgers"
@@ -192,7 +261,11 @@ class ViscousBurgers(Problem):
 
 @dataclass(frozen=True)
 class Heat2D(Problem):
-    """``u_t = kappa (u_xx + u_yy)`` on the unit torus, ``u(x, y, 0) = sin 2 pi x sin 2 pi y``; exact ``exp(-8 pi^2 kappa t)`` decay."""
+    """``u_t = kappa (u_xx + u_yy)`` on the unit torus, ``u(x, y, 0) = sin 2 pi x sin 2 pi y``; exact ``exp(-8 pi^2 kappa t)`` decay.
+
+    Args:
+        diffusivity: ``kappa``.
+    """
 
     name: str = "heat_2d"
     space: tuple = ((0.0, 1.0), (0.0, 1.0))
@@ -222,4 +295,11 @@ def _sample_periodic(values: torch.Tensor, grid_x: torch.Tensor, x: torch.Tensor
     return (1 - weight) * values[:, left] + weight * values[:, (left + 1) % values.shape[-1]]
 
 
-PROBLEMS = {"convection": Convection, "reaction": Reaction, "allen_cahn": AllenCahnProblem, "burgers": ViscousBurgers, "heat_2d": Heat2D}
+PROBLEMS: dict[str, Callable[..., Problem]] = {
+    "convection": Convection,
+    "reaction": Reaction,
+    "allen_cahn": AllenCahnProblem,
+    "burgers": ViscousBurgers,
+    "heat_2d": Heat2D,
+}
+"""The problem classes by name, called with their coefficients as keywords (all have defaults): ``PROBLEMS["convection"](beta=30.0)``."""

@@ -9,45 +9,94 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.pinn.problems import Problem
 
 Residual = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Sampler:
-    """Fixed uniform points: drawn once, never moved (the standard PINN)."""
+    """Fixed uniform points: drawn once, never moved (the standard PINN); the interface every sampler has.
+
+    ``points [N, d + 1]`` is the current population (space then time).
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's size ``N``.
+        seed: the seed of the sampler's own CPU generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: if ``size`` is not an integer >= 1.
+    """
 
     name = "uniform_fixed"
 
-    def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device=None):
+    def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, size=(size, 1))
         self.problem, self.size, self.device = problem, size, device
         self.generator = torch.Generator().manual_seed(seed)
         self.points = self.uniform(size)
 
     def uniform(self, n: int) -> torch.Tensor:
+        """Returns ``n`` fresh uniform points from the sampler's generator.
+
+        Args:
+            n: the number of points.
+
+        Returns:
+            ``[n, d + 1]``, space then time.
+        """
         return self.problem.uniform(n, self.generator, self.device)
 
     def update(self, residual: Residual, iteration: int) -> None:
-        """Moves the population after ``iteration`` (a no-op for fixed points)."""
+        """Moves the population after ``iteration`` (a no-op for fixed points).
+
+        Args:
+            residual: ``residual(points [M, d + 1]) -> [M]``, the PDE residual of the current network.
+            iteration: the iteration just taken, counted from 0.
+        """
 
     def loss_weights(self, points: torch.Tensor) -> torch.Tensor | None:
-        """Returns per-point weights of the residual loss, or ``None`` for equal weights."""
+        """Returns per-point weights of the residual loss, or ``None`` for equal weights.
+
+        Args:
+            points: ``[N, d + 1]``.
+
+        Returns:
+            ``[N]`` or ``None``.
+        """
         return None
 
     def observe_loss(self, residual_loss: torch.Tensor) -> None:
-        """Takes the latest (weighted) residual loss; the causal gate moves on it."""
+        """Takes the latest (weighted) residual loss; the causal gate moves on it.
+
+        Args:
+            residual_loss: the 0-d residual loss ``mean(w r^2)`` of the iteration just taken.
+        """
 
 
 class UniformResampled(Sampler):
-    """A fresh uniform population every ``every`` iterations."""
+    """A fresh uniform population every ``every`` iterations.
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's size.
+        every: iterations between redraws.
+        seed: the seed of the sampler's generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: if ``size`` or ``every`` is not an integer >= 1.
+    """
 
     name = "uniform_resampled"
 
-    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, every=(every, 1))
         super().__init__(problem, size, seed=seed, device=device)
         self.every = every
@@ -70,6 +119,20 @@ class RAD(Sampler):
 
     Wu, Zhu, Tan, Kartha and Lu, "A comprehensive study of non-adaptive and residual-based adaptive
     sampling for physics-informed neural networks", CMAME 2023 (defaults ``k = 1, c = 1``).
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's size.
+        every: iterations between redraws.
+        k: the residual's exponent.
+        c: the density's uniform floor.
+        candidates: the uniform candidates scored per redraw (at least the points drawn from them).
+        seed: the seed of the sampler's generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: for counts below 1, a negative or non-finite ``k`` or ``c``, or fewer candidates
+            than the points an update draws.
     """
 
     name = "rad"
@@ -84,7 +147,7 @@ class RAD(Sampler):
         c: float = 1.0,
         candidates: int = 10_000,
         seed: int = 0,
-        device=None,
+        device: Device | None = None,
     ):
         name = type(self).__name__
         _check_at_least(name, every=(every, 1), candidates=(candidates, 1))
@@ -100,7 +163,7 @@ class RAD(Sampler):
             )
 
     def drawn_per_update(self) -> int:
-        """Returns how many points an update draws from the candidates (the whole population)."""
+        """Returns how many points an update draws from the candidates (RAD: the whole population; RAR-D: ``added``)."""
         return self.size
 
     def update(self, residual, iteration):
@@ -116,6 +179,20 @@ class RARD(RAD):
     drawn from ``p ∝ |r|^k / E|r|^k + c`` over dense candidates join the population (which grows).
 
     Wu et al., CMAME 2023 (defaults ``k = 2, c = 0``).
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the initial population's size.
+        every: iterations between additions.
+        added: the points added per update.
+        k: the residual's exponent.
+        c: the density's uniform floor.
+        candidates: the uniform candidates scored per update (at least ``added``).
+        seed: the seed of the sampler's generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: as ``RAD``, and if ``added`` is not an integer >= 1.
     """
 
     name = "rar_d"
@@ -131,7 +208,7 @@ class RARD(RAD):
         c: float = 0.0,
         candidates: int = 10_000,
         seed: int = 0,
-        device=None,
+        device: Device | None = None,
     ):
         _check_at_least(type(self).__name__, added=(added, 1))
         self.added = added  # before RAD's checks, which compare it with the candidates
@@ -162,17 +239,36 @@ class R3(Sampler):
     is scored with the network that has just taken it (one residual evaluation more per iteration);
     the authors' code scores it with the residual of the loss that took the step. The sampler takes
     the residual as a function so that every sampler (RAD scores fresh candidates) shares one interface.
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's (constant) size.
+        every: iterations between updates.
+        seed: the seed of the sampler's generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: if ``size`` or ``every`` is not an integer >= 1.
     """
 
     name = "r3"
 
-    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device=None):
+    def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, every=(every, 1))
         super().__init__(problem, size, seed=seed, device=device)
         self.every = every
         self.retained = 0
 
     def scores(self, residual: Residual, points: torch.Tensor) -> torch.Tensor:
+        """Returns each point's fitness, ``|r| [N]``: the points above the mean are retained.
+
+        Args:
+            residual: ``residual(points [N, d + 1]) -> [N]``.
+            points: ``[N, d + 1]``.
+
+        Returns:
+            ``[N]``.
+        """
         return residual(points).abs()
 
     def update(self, residual, iteration):
@@ -214,6 +310,21 @@ class CausalR3(R3):
     Deliberate difference (besides R3's, see there): the front takes its step in ``observe_loss``,
     before ``update`` scores the population, so the fitness uses the gate after this iteration's step
     (at most ``step * clip`` further on) where the authors' code uses the gate before it.
+
+    Args:
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's (constant) size.
+        alpha: the gate's steepness.
+        initial_gamma: the front's starting position, as a fraction of the horizon.
+        step: the front's largest step per iteration, before the clip.
+        tolerance: the causal tolerance of ``exp(-tolerance L_g)``.
+        clip: the cap on ``exp(-tolerance L_g)``.
+        every: iterations between R3 updates.
+        seed: the seed of the sampler's generator.
+        device: where the points live.
+
+    Raises:
+        ValueError: for a non-positive ``alpha``, ``tolerance`` or ``clip``, a negative ``step``, or R3's errors.
     """
 
     name = "causal_r3"
@@ -230,7 +341,7 @@ class CausalR3(R3):
         clip: float = 0.1,
         every: int = 1,
         seed: int = 0,
-        device=None,
+        device: Device | None = None,
     ):
         for option, value in (("alpha", alpha), ("tolerance", tolerance), ("clip", clip)):
             if not value > 0:
@@ -241,22 +352,56 @@ class CausalR3(R3):
         self.alpha, self.gamma, self.step, self.tolerance, self.clip = alpha, initial_gamma, step, tolerance, clip
 
     def gate(self, t: torch.Tensor) -> torch.Tensor:
-        """Returns ``g(t)`` in ``(0, 1)``: near 1 before the front ``gamma T``, near 0 after it; ``t: [N]``."""
+        """Returns ``g(t)`` in ``(0, 1)``: near 1 before the front ``gamma T``, near 0 after it.
+
+        Args:
+            t: ``[N]`` times.
+
+        Returns:
+            ``[N]``.
+        """
         return 0.5 * (1 - torch.tanh(self.alpha * (t / self.problem.horizon - self.gamma)))
 
-    def loss_weights(self, points):
-        """Returns ``g(t)^2 [N]``, so that the residual loss ``mean(w r^2)`` is the gated ``mean((g r)^2)``."""
+    def loss_weights(self, points: torch.Tensor) -> torch.Tensor:
+        """Returns ``g(t)^2 [N]``, so that the residual loss ``mean(w r^2)`` is the gated ``mean((g r)^2)``.
+
+        Args:
+            points: ``[N, d + 1]``.
+
+        Returns:
+            ``[N]``, without gradients.
+        """
         return self.gate(points[:, -1].detach()).square()
 
-    def scores(self, residual, points):
+    def scores(self, residual: Residual, points: torch.Tensor) -> torch.Tensor:
+        """Returns each point's causal fitness ``g(t) |r|``.
+
+        Args:
+            residual: ``residual(points [N, d + 1]) -> [N]``.
+            points: ``[N, d + 1]``.
+
+        Returns:
+            ``[N]``.
+        """
         return self.gate(points[:, -1]) * residual(points).abs()
 
     def front_step(self, gated_loss: float) -> float:
-        """Returns the front's move ``step * min(exp(-tolerance L_g), clip)`` for the gated loss ``L_g``."""
+        """Returns the front's move ``step * min(exp(-tolerance L_g), clip)`` for the gated loss ``L_g``.
+
+        Args:
+            gated_loss: ``L_g = mean((g r)^2)``.
+
+        Returns:
+            The move, in fractions of the horizon.
+        """
         return self.step * min(math.exp(-self.tolerance * gated_loss), self.clip)
 
     def observe_loss(self, residual_loss: torch.Tensor) -> None:
-        """Moves the front on the gated residual loss ``L_g = mean((g r)^2)`` of the latest iteration."""
+        """Moves the front on the gated residual loss ``L_g = mean((g r)^2)`` of the latest iteration.
+
+        Args:
+            residual_loss: ``L_g``, a 0-d tensor; a non-finite one leaves the front where it is.
+        """
         loss = float(residual_loss)
         if math.isfinite(loss):
             self.gamma += self.front_step(loss)
@@ -270,10 +415,24 @@ def _check_at_least(sampler: str, **options: tuple[int, int]) -> None:
 
 
 SAMPLERS = {cls.name: cls for cls in (Sampler, UniformResampled, RAD, RARD, R3, CausalR3)}
+"""The sampler classes by their ``name``."""
 
 
-def make_sampler(name: str, problem: Problem, size: int = 1000, **settings) -> Sampler:
-    """Returns the sampler ``name`` (one of ``SAMPLERS``) over ``problem`` with ``size`` points."""
+def make_sampler(name: str, problem: Problem, size: int = 1000, **settings: Any) -> Sampler:
+    """Returns the sampler ``name`` (one of ``SAMPLERS``) over ``problem`` with ``size`` points.
+
+    Args:
+        name: ``"uniform_fixed"``, ``"uniform_resampled"``, ``"rad"``, ``"rar_d"``, ``"r3"`` or ``"causal_r3"``.
+        problem: the PDE whose space-time domain the points fill.
+        size: the population's (initial) size.
+        **settings: the sampler's keyword settings (``every``, ``k``, ``seed``, ...).
+
+    Returns:
+        The sampler.
+
+    Raises:
+        ValueError: if ``name`` is not in ``SAMPLERS``, or a setting is out of range.
+    """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}")
     return SAMPLERS[name](problem, size, **settings)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from pdekit.pinn.problems import Problem
 from pdekit.pinn.samplers import Sampler
+from pdekit.progress import progress_bar
+from pdekit.rollout.evaluate import relative_error
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,26 @@ class PINNConfig:
 
     The weights 100 on the initial condition follow the R3 paper's convection runs, and so does the
     Adam learning rate's decay: times ``decay_rate`` every ``decay_steps`` iterations.
+
+    Args:
+        iterations: Adam iterations.
+        learning_rate: Adam's initial learning rate.
+        decay_rate: the learning rate's factor every ``decay_steps`` iterations.
+        decay_steps: iterations between decays.
+        lbfgs_iterations: L-BFGS iterations (strong Wolfe line search) after Adam (0: none).
+        initial_points: uniform points of the initial-condition loss, drawn once.
+        boundary_points: point pairs per space axis of the periodicity loss (unused by a periodic network).
+        initial_weight: the initial-condition loss's weight.
+        boundary_weight: the periodicity loss's weight.
+        log_every: iterations between history records (the last one is always recorded).
+        population_every: iterations between snapshots of the collocation points (0: none).
+        progress: a progress bar over the iterations (also off when standard error is not a terminal
+            or under ``TQDM_DISABLE``).
+        seed: the seed of the initial and boundary points.
+
+    Raises:
+        ValueError: naming the setting (``PINNConfig.<name>``) for a count below its minimum or a
+            negative, zero or non-finite number where it is not allowed.
     """
 
     iterations: int = 5000
@@ -61,7 +82,15 @@ class PINNConfig:
 
 @dataclass
 class PINNResult:
-    """What a PINN run produced: the loss history, snapshots of the collocation population, the final error."""
+    """What a PINN run produced: the loss history, snapshots of the collocation population, the final error.
+
+    Attributes:
+        history: one dict per logged iteration: ``iteration``, ``loss``, ``residual_loss``, ``points``
+            (and the causal gate's ``gamma``).
+        populations: ``(iteration, points [N, d + 1])`` snapshots (``PINNConfig.population_every``).
+        relative_l2: ``relative_l2_error`` after training.
+        seconds: the training's wall-clock time.
+    """
 
     history: list[dict] = field(default_factory=list)
     populations: list[tuple[int, torch.Tensor]] = field(default_factory=list)
@@ -70,7 +99,20 @@ class PINNResult:
 
 
 def relative_l2_error(problem: Problem, network: nn.Module, points: int = 256, times: int = 100) -> float:
-    """Returns ``||u_net - u_ref|| / ||u_ref||`` on the problem's evaluation grid."""
+    """Returns ``||u_net - u_ref|| / ||u_ref||`` on the problem's evaluation grid.
+
+    One norm over the whole space-time grid (``pdekit.rollout.relative_error``): a zero reference
+    gives the absolute error ``||u_net||``, not NaN.
+
+    Args:
+        problem: the PDE, with its reference solution.
+        network: ``network(xt [N, d + 1]) -> [N, 1]``.
+        points: grid points per space axis.
+        times: times in ``[0, horizon]``.
+
+    Returns:
+        The relative L2 error.
+    """
     x, t = problem.evaluation_grid(points, times)
     reference = problem.reference(x, t)  # [nt, *nx]
     axes = [x] * problem.dim + [t]
@@ -80,7 +122,7 @@ def relative_l2_error(problem: Problem, network: nn.Module, points: int = 256, t
     with torch.no_grad():
         u = network(xt.to(parameter)).view(*mesh[0].shape).double().cpu()
     u = u.movedim(-1, 0)  # time first, like the reference
-    return ((u - reference).norm() / reference.norm()).item()
+    return relative_error(u, reference, start_dim=0).item()
 
 
 def train_pinn(
@@ -90,6 +132,19 @@ def train_pinn(
 
     A residual that turns NaN or infinite stops training with ``FloatingPointError`` naming the
     iteration; the offending points are saved to ``failure_dir/pinn_nonfinite_<iteration>.pt``.
+
+    Args:
+        problem: the PDE.
+        network: ``network(xt [N, d + 1]) -> [N, 1]``, trained in place on its own device.
+        sampler: the collocation points, moved after every iteration.
+        config: the settings.
+        failure_dir: where the points of a non-finite residual are saved.
+
+    Returns:
+        The ``PINNResult``.
+
+    Raises:
+        FloatingPointError: if the residual is not finite at some collocation point.
     """
     device = next(network.parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
@@ -125,7 +180,7 @@ def train_pinn(
 
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_steps, gamma=config.decay_rate)
-    for iteration in tqdm(range(config.iterations), disable=not config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
+    for iteration in progress_bar(range(config.iterations), enabled=config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
         loss, residual_loss = losses(iteration)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -168,7 +223,20 @@ def _periodic_pairs(problem: Problem, n: int, generator: torch.Generator, device
 
 
 def plot_population(result: PINNResult, problem: Problem, path: str | Path, columns: int = 4) -> Path:
-    """Writes scatter plots of the collocation points (x, t) at ``columns`` snapshots; returns the file."""
+    """Writes scatter plots of the collocation points (x, t) at ``columns`` snapshots; returns the file.
+
+    Args:
+        result: a run with population snapshots.
+        problem: its PDE (for the axes' ranges).
+        path: the image file (its format from the suffix).
+        columns: the number of snapshots shown, evenly spread.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: if ``result`` has no population snapshots.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -6,20 +6,23 @@ from pdekit.rollout.evaluate import (
     correlation_time,
     energy_spectrum,
     enstrophy,
+    relative_error,
     relative_l2_per_field,
     relative_l2_per_step,
 )
 from pdekit.rollout.hybrid import HybridSolver, energy_drift, pde_residual
-from pdekit.rollout.integrators import INTEGRATORS, integrate
+from pdekit.rollout.integrators import INTEGRATORS, Integrator, integrate, make_integrator
 from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
-from pdekit.rollout.steppers import Stepper, rollout
+from pdekit.rollout.steppers import STEPPER_MODES, Stepper, make_stepper_mode, rollout
 
 __all__ = [
     "DERIVATIVE_TARGETS",
     "HybridSolver",
     "INTEGRATORS",
+    "Integrator",
     "RolloutObjective",
     "RolloutTraining",
+    "STEPPER_MODES",
     "Stepper",
     "correlation_per_step",
     "derivative_target",
@@ -28,7 +31,10 @@ __all__ = [
     "energy_spectrum",
     "enstrophy",
     "integrate",
+    "make_integrator",
+    "make_stepper_mode",
     "pde_residual",
+    "relative_error",
     "relative_l2_per_field",
     "relative_l2_per_step",
     "rollout",

@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
+import zarr
 from torch import nn
 
 from pdekit.data.fields import PDES, channel_names
@@ -48,8 +49,9 @@ from pdekit.data.recipes import SOLVERS, Recipe, Uniform
 from pdekit.data.schema import json_attribute, names
 from pdekit.data.store import open_store, space_shape
 from pdekit.data.windows import uniform_step
+from pdekit.devices import Device, resolve_device
 from pdekit.solvers import GaussianRandomField, PerturbedSteadyState, RandomFourierModes, RandomGaussians
-from pdekit.solvers.base import SpectralSolver, default_device
+from pdekit.solvers.base import SpectralSolver
 
 INITIAL_FIELDS = {cls.__name__: cls for cls in (GaussianRandomField, RandomFourierModes, RandomGaussians, PerturbedSteadyState)}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -105,7 +107,7 @@ class MemberSolvers:
         *,
         shape: Sequence[int] | None = None,
         dtype: torch.dtype = torch.float32,
-        device=None,
+        device: Device | None = None,
     ):
         if dtype not in DTYPES.values():
             raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
@@ -114,7 +116,7 @@ class MemberSolvers:
         missing = set(recipe.parameter_names) - set(self.parameter_names)
         if missing:
             raise ValueError(f"parameter_names {list(self.parameter_names)} lack the recipe's parameters {sorted(missing)}")
-        self.dtype, self.device = dtype, default_device() if device is None else torch.device(device)
+        self.dtype, self.device = dtype, resolve_device(device)
         self._last: tuple[tuple, SpectralSolver] | None = None
 
     @property
@@ -360,7 +362,7 @@ class CorrectionObjective:
     corrected steps (the solver sees physical states, the network normalised ones) and compares
     each, normalised again, with the stored state: ``loss_fn(normalize(u_j), targets[:, j])``.
     ``prediction`` gives one corrected step and the truth, both normalised, as the Trainer's
-    ``decode`` expects. Without statistics (a store trained unnormalised) the windows are physical.
+    ``denormalize`` expects. Without statistics (a store trained unnormalised) the windows are physical.
     """
 
     def __init__(
@@ -376,7 +378,7 @@ class CorrectionObjective:
 
     @classmethod
     def from_store(
-        cls, store, training: CorrectionTraining = CorrectionTraining(), *, statistics: FieldStatistics | None, device=None
+        cls, store, training: CorrectionTraining = CorrectionTraining(), *, statistics: FieldStatistics | None, device: Device | None = None
     ) -> CorrectionObjective:
         """Returns the objective for windows of ``store``: its recipe's solver on its stored grid, its parameters' order and step.
 
@@ -393,7 +395,10 @@ class CorrectionObjective:
             raise ValueError(
                 f"{store}: records fields {list(recipe.field_names)}; a solver correction needs the solver's state {list(default)}"
             )
-        dt = uniform_step(np.asarray(group["time"][:]), str(store))
+        times = group["time"]
+        if not isinstance(times, zarr.Array):
+            raise ValueError(f"{store}: the store's time is a group, not an array of times")
+        dt = uniform_step(np.asarray(times[:]), str(store))
         solvers = MemberSolvers(
             recipe, names(group.attrs, "parameter_names"), shape=space_shape(group), dtype=DTYPES[training.solver_dtype], device=device
         )

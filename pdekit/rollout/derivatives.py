@@ -118,14 +118,30 @@ def richardson_extrapolation(states: torch.Tensor, index: int, dt) -> torch.Tens
 class DerivativeTarget:
     """A named finite-difference ``du/dt``: ``target(states [B, T, C, *S], index, dt) -> [B, C, *S]``.
 
-    ``order`` is its order of accuracy in ``dt``; ``points`` is the fewest states a window must hold.
+    Attributes:
+        name: its name in ``DERIVATIVE_TARGETS``.
+        order: its order of accuracy in ``dt``.
+        points: the fewest states a window must hold (``order + 1``).
     """
 
     name: str
     order: int
     points: int
 
-    def __call__(self, states: torch.Tensor, index: int, dt) -> torch.Tensor:
+    def __call__(self, states: torch.Tensor, index: int, dt: float | torch.Tensor) -> torch.Tensor:
+        """Returns ``du/dt [B, C, *S]`` at time position ``index`` of ``states [B, T, C, *S]``, ``dt`` apart.
+
+        Args:
+            states: ``[B, T, C, *S]``, equally spaced in time.
+            index: the time position, in ``[-T, T)``.
+            dt: the spacing, a positive number or a tensor ``[]`` or ``[B]``.
+
+        Returns:
+            ``[B, C, *S]``.
+
+        Raises:
+            ValueError: if the window holds fewer than ``points`` states, or ``index`` or ``dt`` is out of range.
+        """
         if states.ndim >= 2 and states.shape[1] < self.points:
             raise ValueError(
                 f"derivative target {self.name!r} needs a window of at least {self.points} states "
@@ -139,10 +155,21 @@ DERIVATIVE_TARGETS = {
     "central": DerivativeTarget("central", order=2, points=3),
     "richardson": DerivativeTarget("richardson", order=4, points=5),
 }
+"""The finite-difference targets by name: first, second and fourth order."""
 
 
 def derivative_target(name: str) -> DerivativeTarget:
-    """Returns the derivative target ``name`` (one of ``DERIVATIVE_TARGETS``)."""
+    """Returns the derivative target ``name`` (one of ``DERIVATIVE_TARGETS``).
+
+    Args:
+        name: ``"forward"``, ``"central"`` or ``"richardson"``.
+
+    Returns:
+        The ``DerivativeTarget``, called as ``target(states [B, T, C, *S], index, dt) -> [B, C, *S]``.
+
+    Raises:
+        ValueError: if ``name`` is not in ``DERIVATIVE_TARGETS``.
+    """
     if name not in DERIVATIVE_TARGETS:
         raise ValueError(f"derivative target must be one of {sorted(DERIVATIVE_TARGETS)}; got {name!r}")
     return DERIVATIVE_TARGETS[name]

@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
-from pdekit.rollout.steppers import Stepper
+from pdekit.solvers.base import Solver
 
 Monitor = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def energy_drift(before: torch.Tensor, after: torch.Tensor, dt: float) -> torch.Tensor:
-    """Returns ``|E(after) - E(before)| / E(before)`` per member, ``E = mean(u^2)``: ``[B]``."""
+    """Returns ``|E(after) - E(before)| / E(before)`` per member, ``E = mean(u^2)``: ``[B]``.
+
+    A ``HybridSolver`` monitor. A zero ``E(before)`` is clamped to the smallest normal number, so any
+    energy appearing from nothing scores far above every threshold.
+
+    Args:
+        before: the state before the step, ``[B, C, *S]``.
+        after: the proposed state, ``[B, C, *S]``.
+        dt: the step (unused: the drift is per step; the monitor interface passes it).
+
+    Returns:
+        ``[B]``.
+    """
     e0, e1 = before.flatten(1).square().mean(1), after.flatten(1).square().mean(1)
     return (e1 - e0).abs() / e0.clamp_min(torch.finfo(e0.dtype).tiny)
 
 
-def pde_residual(solver) -> Monitor:
+def pde_residual(solver: Solver) -> Monitor:
     """Returns a monitor of the step's PDE residual per member: ``||(u1 - u0)/dt - (f(u0) + f(u1))/2|| / ||f(u0)||``.
 
     ``f`` is the solver's exact semi-discrete right-hand side: a step that the PDE does not explain
-    (to the trapezoidal rule's accuracy) scores high.
+    (to the trapezoidal rule's accuracy) scores high. A zero ``f(u0)`` is clamped to the smallest
+    normal number, so a state that should not move but did scores far above every threshold.
+
+    Args:
+        solver: a pdekit solver with ``time_derivative(u [B, C, *S]) -> [B, C, *S]``.
+
+    Returns:
+        ``monitor(before [B, C, *S], after [B, C, *S], dt) -> [B]``.
     """
 
     def residual(before: torch.Tensor, after: torch.Tensor, dt: float) -> torch.Tensor:
@@ -45,12 +66,28 @@ class HybridSolver:
 
     Code that drives a pdekit solver drives this unchanged: ``step``, ``solve``, ``time_derivative``
     and ``initial_condition`` behave as the solver's.
+
+    Args:
+        solver: the numerical solver (``step``, ``solve``, ``time_derivative``, ``initial_condition``).
+        stepper: the surrogate, ``stepper(history [B, 1, C, *S], dt, params) -> [B, C, *S]`` (a ``Stepper``
+            with ``input_steps=1``, or any module called so).
+        surrogate_steps: surrogate steps per cycle (0: the solver alone).
+        numerical_steps: solver steps per cycle.
+        params: ``[B, P]``, the surrogate's per-member inputs, or ``None``.
+        monitor: ``monitor(before, after, dt) -> [B]`` scoring each surrogate step (``energy_drift``,
+            ``pde_residual(solver)``), or ``None``.
+        threshold: the score above which a member takes the numerical step instead.
+        numerical_dt: the solver's own step inside a numerical step of ``dt`` (``None``: one ``solver.step``).
+
+    Raises:
+        ValueError: if ``stepper.input_steps != 1``, the step counts are negative or both 0, or only
+            one of ``monitor`` and ``threshold`` is given.
     """
 
     def __init__(
         self,
-        solver,
-        stepper: Stepper,
+        solver: Solver,
+        stepper: nn.Module,
         *,
         surrogate_steps: int = 4,
         numerical_steps: int = 1,
@@ -74,13 +111,33 @@ class HybridSolver:
         floating = [p.dtype for p in stepper.parameters() if p.is_floating_point()]
         self.surrogate_dtype = floating[0] if floating else None
 
-    def __getattr__(self, name):  # grid, device, dtype, channels, ... are the solver's
+    def __getattr__(self, name: str) -> Any:  # grid, device, dtype, channels, ... are the solver's
         return getattr(self.__dict__["solver"], name)
 
-    def initial_condition(self, batch: int, generator=None, *, seeds: Sequence[int] | None = None) -> torch.Tensor:
+    def initial_condition(
+        self, batch: int, generator: torch.Generator | None = None, *, seeds: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """Returns the solver's initial condition ``[batch, C, *S]`` (``solver.initial_condition``).
+
+        Args:
+            batch: the number of members.
+            generator: the random generator (``None``: torch's global one).
+            seeds: one seed per member, so that member ``i`` is the same in any batch split.
+
+        Returns:
+            ``[batch, C, *S]``.
+        """
         return self.solver.initial_condition(batch, generator, seeds=seeds)
 
     def time_derivative(self, u: torch.Tensor) -> torch.Tensor:
+        """Returns the solver's ``du/dt`` at ``u``.
+
+        Args:
+            u: ``[B, C, *S]``.
+
+        Returns:
+            ``[B, C, *S]``.
+        """
         return self.solver.time_derivative(u)
 
     def reset(self) -> None:
@@ -88,13 +145,30 @@ class HybridSolver:
         self.steps_taken = 0
 
     def numerical_step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns ``u`` advanced by ``dt`` by the numerical solver."""
+        """Returns ``u`` advanced by ``dt`` by the numerical solver (in steps of ``numerical_dt`` if set).
+
+        Args:
+            u: ``[B, C, *S]``.
+            dt: the interval.
+
+        Returns:
+            ``[B, C, *S]``.
+        """
         if self.numerical_dt is None:
             return self.solver.step(u, dt)
         return self.solver.solve(u, [dt], self.numerical_dt)[:, 0]
 
     def step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns ``u`` advanced by ``dt``: by the surrogate or the solver, as the cycle has it."""
+        """Returns ``u`` advanced by ``dt``: by the surrogate or the solver, as the cycle has it.
+
+        Args:
+            u: ``[B, C, *S]`` in the solver's dtype.
+            dt: the step.
+
+        Returns:
+            ``[B, C, *S]`` in ``u``'s dtype; members the monitor rejects (or whose proposal is not
+            finite) hold the numerical step.
+        """
         cycle = self.surrogate_steps + self.numerical_steps
         surrogate = self.steps_taken % cycle < self.surrogate_steps
         self.steps_taken += 1
@@ -103,7 +177,7 @@ class HybridSolver:
         with torch.no_grad():
             dtype = self.surrogate_dtype or u.dtype
             proposal = self.stepper(u.unsqueeze(1).to(dtype), dt, self.params).to(u.dtype)
-        if self.monitor is None:
+        if self.monitor is None or self.threshold is None:  # given together or not at all (the constructor)
             return proposal
         # A non-finite proposal is rejected outright; the monitor scores a finite stand-in for it,
         # so it never sees NaN (a solver's time_derivative refuses non-finite states).
@@ -117,7 +191,21 @@ class HybridSolver:
         return torch.where(rejected.view(-1, *[1] * (u.ndim - 1)), corrected, proposal)
 
     def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns the states at ``t_out`` (multiples of ``dt``): ``[B, T, C, *S]``, as ``solver.solve`` does."""
+        """Returns the states at ``t_out`` (multiples of ``dt``): ``[B, T, C, *S]``, as ``solver.solve`` does.
+
+        The cycle starts afresh (``reset``) at ``u0``.
+
+        Args:
+            u0: ``[B, C, *S]``.
+            t_out: increasing output times, multiples of ``dt`` from ``t = 0``.
+            dt: the step.
+
+        Returns:
+            ``[B, T, C, *S]``, ``T = len(t_out)``.
+
+        Raises:
+            ValueError: if the times are not increasing multiples of ``dt``.
+        """
         if self.surrogate_steps == 0:
             return self.solver.solve(u0, t_out, dt)
         times = torch.as_tensor(t_out, dtype=torch.float64).tolist()

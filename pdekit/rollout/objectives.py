@@ -2,38 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from pdekit.rollout.derivatives import DERIVATIVE_TARGETS, derivative_target
-from pdekit.rollout.integrators import INTEGRATORS
-from pdekit.rollout.steppers import Stepper
+from pdekit.rollout.integrators import make_integrator
+from pdekit.rollout.steppers import STEPPER_MODES, Stepper
 
-MODES = ("state", "derivative", "correction")  # correction: pdekit.rollout.correction, with the run's [correction] section
+# The Stepper's modes, and correction: pdekit.rollout.correction, with the run's [correction] section.
+MODES = (*STEPPER_MODES, "correction")
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss(prediction, target) -> []``: what the Trainer hands an objective (``pdekit.training.make_loss``)."""
 
 
 @dataclass(frozen=True)
 class RolloutTraining:
     """How a surrogate is trained (the ``[rollout]`` section of a run's configuration).
 
-    - ``mode``: ``"state"`` (predict the next state) or ``"derivative"`` (predict ``du/dt``; Zhou and
-      Barati Farimani, "Predicting change, not states"). With ``unroll=1`` a derivative model is fitted
-      to finite differences of the stored snapshots at the newest input state, over the whole window
-      (``input_steps + target_steps`` states): ``derivative_target`` is ``"forward"``, ``"central"``,
-      ``"richardson"`` (4th order, the authors' default; ``pdekit.rollout.derivatives``) or ``"auto"``,
-      the highest order the window holds (richardson from 5 states, central from 3, else forward).
-      Targets come from the clean states, before any input ``noise``.
-      ``derivative_scale`` divides the targets (0: set from the data's standard deviation at start).
-    - ``unroll``: steps rolled out per window (the window's ``target_steps`` must be at least this);
-      the loss is averaged over them. ``pushforward``: only the last step carries gradients, the
-      earlier ones feed it their (detached) predictions: the pushforward trick of Brandstetter, Worrall
-      and Welling, "Message passing neural PDE solvers", ICLR 2022.
-    - ``teacher_forcing_epochs``: a curriculum from teacher forcing to autoregression; in epoch ``e``
-      each unrolled step is fed the true state with probability ``max(0, 1 - e / teacher_forcing_epochs)``.
-    - ``noise``: standard deviation of Gaussian noise added to the input states (in normalised units;
-      Sanchez-Gonzalez et al., "Learning to simulate complex physics with graph networks", ICML 2020).
+    With ``mode="derivative"`` and ``unroll=1`` a derivative model is fitted to finite differences of
+    the stored snapshots at the newest input state, over the whole window (``input_steps +
+    target_steps`` states); the targets come from the clean states, before any input ``noise``.
+    Otherwise the ``Stepper`` is unrolled ``unroll`` steps and the loss is the mean over them.
+
+    Args:
+        mode: ``"state"`` (predict the next state), ``"derivative"`` (predict ``du/dt``; Zhou and
+            Barati Farimani, "Predicting change, not states") or ``"correction"`` (a coarse solver's
+            learned correction: ``pdekit.rollout.correction``, with a run's ``[correction]`` section).
+        integrator: derivative mode's integrator, a name in ``INTEGRATORS``.
+        substeps: derivative mode's integrator steps per window step.
+        derivative_scale: divides the derivative targets (0: set from the data's standard deviation at start).
+        unroll: steps rolled out per window (the window's ``target_steps`` must be at least this).
+        pushforward: only the last unrolled step carries gradients, the earlier ones feed it their
+            (detached) predictions: the pushforward trick of Brandstetter, Worrall and Welling,
+            "Message passing neural PDE solvers", ICLR 2022.
+        teacher_forcing_epochs: a curriculum from teacher forcing to autoregression; in epoch ``e``
+            each unrolled step is fed the true state with probability ``max(0, 1 - e / teacher_forcing_epochs)``.
+        noise: standard deviation of Gaussian noise added to the input states (in normalised units;
+            Sanchez-Gonzalez et al., "Learning to simulate complex physics with graph networks", ICML 2020).
+        derivative_target: ``"forward"``, ``"central"``, ``"richardson"`` (4th order, the authors'
+            default; ``pdekit.rollout.derivatives``) or ``"auto"``, the highest order the window holds
+            (richardson from 5 states, central from 3, else forward).
+
+    Raises:
+        ValueError: naming the setting (``rollout.<name>``) for an unknown mode, integrator or
+            derivative target, a count below its minimum, or a negative or non-finite noise or scale.
     """
 
     mode: str = "state"
@@ -50,9 +66,8 @@ class RolloutTraining:
         if self.derivative_target != "auto":
             derivative_target(self.derivative_target)  # raises naming the choices
         if self.mode not in MODES:
-            raise ValueError(f"rollout.mode must be one of {MODES}; got {self.mode!r}")
-        if self.integrator not in INTEGRATORS:
-            raise ValueError(f"rollout.integrator must be one of {sorted(INTEGRATORS)}; got {self.integrator!r}")
+            raise ValueError(f"rollout.mode must be one of {list(MODES)}; got {self.mode!r}")
+        make_integrator(self.integrator, "rollout.integrator")
         for name, lowest in (("unroll", 1), ("substeps", 1), ("teacher_forcing_epochs", 0)):
             if getattr(self, name) < lowest:
                 raise ValueError(f"rollout.{name} must be >= {lowest}; got {getattr(self, name)}")
@@ -61,7 +76,19 @@ class RolloutTraining:
                 raise ValueError(f"rollout.{name} must be non-negative and finite; got {getattr(self, name)}")
 
     def stepper(self, model: nn.Module, dt: float, input_steps: int) -> Stepper:
-        """Returns the Stepper that advances states with ``model`` as this training defines it."""
+        """Returns the Stepper that advances states with ``model`` as this training defines it.
+
+        Args:
+            model: the network, ``model(x [B, input_steps * C, *S], params) -> [B, C, *S]``.
+            dt: the window's time step (a state-mode Stepper's ``training_dt``).
+            input_steps: the states the model sees.
+
+        Returns:
+            The ``Stepper``.
+
+        Raises:
+            ValueError: in ``"correction"`` mode, which steps with a ``CorrectedSolver`` instead.
+        """
         return Stepper(
             model,
             self.mode,
@@ -73,8 +100,19 @@ class RolloutTraining:
         )
 
     def derivative(self, history: torch.Tensor, following: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns the finite-difference ``du/dt [B, C, *S]`` at the newest state of ``history [B, k, C, *S]``, ``following [B, m, C, *S]``
-        after it."""
+        """Returns the finite-difference ``du/dt`` at the newest state of ``history``, from ``derivative_target``.
+
+        Args:
+            history: ``[B, k, C, *S]``.
+            following: ``[B, m, C, *S]``, the states after ``history``.
+            dt: the spacing of the states.
+
+        Returns:
+            ``[B, C, *S]``.
+
+        Raises:
+            ValueError: if the window of ``k + m`` states is too short for the chosen target.
+        """
         states = torch.cat([history, following], dim=1)
         name = self.derivative_target
         if name == "auto":
@@ -89,6 +127,11 @@ class RolloutObjective:
     ``prediction(model, inputs, targets, params)`` gives one step's ``(prediction, truth)`` in state
     units for validation, both ``[B, C, *S]``. The model sees the ``k`` states folded into channels,
     which the ``Stepper`` does (the one place where time becomes channels).
+
+    Args:
+        training: the settings.
+        input_steps: ``k``, the states of a window's inputs.
+        dt: the windows' time step.
     """
 
     def __init__(self, training: RolloutTraining, *, input_steps: int, dt: float):
@@ -97,7 +140,14 @@ class RolloutObjective:
 
     @staticmethod
     def space_dims(inputs: torch.Tensor) -> int:
-        """Returns the number of spatial axes of a batch of windows ``[B, k, C, *S]``."""
+        """Returns the number of spatial axes of a batch of windows ``[B, k, C, *S]``.
+
+        Args:
+            inputs: ``[B, k, C, *S]``.
+
+        Returns:
+            ``inputs.ndim - 3``.
+        """
         return inputs.ndim - 3
 
     def _split(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,7 +162,31 @@ class RolloutObjective:
             )
         return inputs, targets
 
-    def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:
+    def loss(
+        self,
+        network: nn.Module,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        params: torch.Tensor | None,
+        loss_fn: Loss,
+        epoch: int,
+    ) -> torch.Tensor:
+        """Returns the training loss of one batch of windows.
+
+        Args:
+            network: the model being trained (DDP-wrapped or not).
+            inputs: ``[B, k, C, *S]``.
+            targets: ``[B, m, C, *S]``, ``m >= unroll``.
+            params: ``[B, P]`` or ``None``.
+            loss_fn: ``loss_fn(prediction [B, C, *S], truth [B, C, *S]) -> []``.
+            epoch: the epoch, counted from 0 (the teacher-forcing curriculum's clock).
+
+        Returns:
+            The loss, a 0-d tensor carrying gradients.
+
+        Raises:
+            ValueError: if the windows are not ``[B, k, C, *S]`` and ``[B, m >= unroll, C, *S]``.
+        """
         t = self.training
         history, truth = self._split(inputs, targets)
         clean = history
@@ -135,6 +209,19 @@ class RolloutObjective:
                 history = torch.cat([history[:, 1:], fed.unsqueeze(1)], dim=1)
         return torch.stack(losses).mean()
 
-    def prediction(self, model: nn.Module, inputs, targets, params) -> tuple[torch.Tensor, torch.Tensor]:
+    def prediction(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns one step's ``(prediction, truth)``, both ``[B, C, *S]`` in state units, for validation.
+
+        Args:
+            model: the model.
+            inputs: ``[B, k, C, *S]``.
+            targets: ``[B, m, C, *S]``.
+            params: ``[B, P]`` or ``None``.
+
+        Returns:
+            ``(prediction, targets[:, 0])``.
+        """
         history, truth = self._split(inputs, targets)
         return self.training.stepper(model, self.dt, self.input_steps)(history, self.dt, params), truth[:, 0]

@@ -21,6 +21,7 @@ from pdekit.rollout.objectives import RolloutTraining
 from pdekit.training.trainer import TrainerConfig
 
 CONFIG = "config.toml"
+"""The name of a run directory's resolved configuration file."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,20 @@ class DataConfig:
 
     The last ``validation_fraction`` of the completed members (by index; members are independent
     draws) are held out for validation and for ``evaluate``.
+
+    Args:
+        store: the Zarr ensemble: a local path or an fsspec URL.
+        input_steps: the states a window gives the model, at least 1.
+        target_steps: the states after them it is trained to predict, at least 1.
+        stride: the steps between the starts of consecutive windows, at least 1.
+        validation_fraction: the share of the completed members held out, in (0, 1).
+        batch_size: windows per batch, at least 1.
+        normalize: normalise the fields by the training members' statistics.
+        members_per_read: the members a ``ChunkLocalSampler`` block reads at once, at least 1.
+        workers: DataLoader worker processes, at least 0 (0: in the training process).
+
+    Raises:
+        ValueError: a setting is out of its range, naming it (``data.KEY``).
     """
 
     store: str = ""
@@ -57,6 +72,13 @@ class ModelConfig:
 
     The settings are checked against the model's config dataclass here, so that a wrong one fails
     before any data is read (``model.settings.KEY`` is named), and again when the model is built.
+
+    Args:
+        name: a model of ``pdekit.models.MODELS``.
+        settings: its settings, over its config's defaults.
+
+    Raises:
+        ValueError: the model is unknown, or a setting is unknown or of the wrong type (naming it).
     """
 
     name: str = "fno"
@@ -78,7 +100,17 @@ SECTIONS = {
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything a training run needs; ``config.toml`` in the run directory holds it resolved."""
+    """Everything a training run needs; ``config.toml`` in the run directory holds it resolved.
+
+    Args:
+        data: the store and its windows.
+        model: the operator and its settings.
+        trainer: the optimisation.
+        rollout: the rollout training (mode, unroll, pushforward, noise).
+        online: the online stream (``pdekit online``).
+        correction: the learned correction of a coarse solver (``rollout.mode = "correction"``).
+        seed: the run's seed (weights, sampling order).
+    """
 
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -97,6 +129,16 @@ class ExperimentConfig:
         its field's annotation (``typed_values``: a bool is not a number, ``"3"`` is not an integer),
         then against the section's own rules (its ``__post_init__``). Errors are one-line
         ValueErrors naming ``section.key`` and the value, prefixed with ``source`` (a file name) when given.
+
+        Args:
+            values: ``{section: {key: value}, "seed": int}``, as ``to_dict`` gives and a file holds.
+            source: what the errors name the values' origin (a file name); None for nothing.
+
+        Returns:
+            The checked config.
+
+        Raises:
+            ValueError: a section, key or value is unknown, of the wrong type or out of range.
         """
         prefix = f"{source}: " if source else ""
         if not isinstance(values, dict):
@@ -120,10 +162,21 @@ class ExperimentConfig:
         return cls(**built, seed=seed)
 
     def to_dict(self) -> dict:
+        """Returns the config as plain values, ``{section: {key: value}, "seed": int}``: what ``from_dict`` reads back."""
         return dataclasses.asdict(self)
 
     def with_overrides(self, **sections: dict) -> ExperimentConfig:
-        """Returns a copy with ``sections={"trainer": {"epochs": 5}, ...}`` replacing single keys (``None`` values are ignored)."""
+        """Returns a copy with ``sections={"trainer": {"epochs": 5}, ...}`` replacing single keys (``None`` values are ignored).
+
+        Args:
+            **sections: per section, the keys to replace (``seed=`` an integer); checked as ``from_dict`` checks.
+
+        Returns:
+            The new config.
+
+        Raises:
+            ValueError: a section or key is unknown, or a value is of the wrong type or out of range.
+        """
         values = self.to_dict()
         for name, updates in sections.items():
             if name == "seed":
@@ -160,6 +213,16 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
     A file that does not parse, or holds values of the wrong type, is a one-line ValueError naming
     the file (and the line, or the key).
+
+    Args:
+        path: a ``.toml``, ``.yaml`` or ``.yml`` file.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: it has another suffix, does not parse, or holds a bad section, key or value.
     """
     path = Path(path)
     if not path.is_file():
@@ -182,8 +245,21 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return ExperimentConfig.from_dict(values, source=str(path))
 
 
+def _without_none(values: dict) -> dict:
+    """Returns ``values`` with its None entries left out, in nested tables too: TOML has no null."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
+
+
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
-    """Writes ``config`` as TOML, the form ``load_config`` and ``pdekit train --config`` read back, atomically."""
+    """Writes ``config`` as TOML, the form ``load_config`` and ``pdekit train --config`` read back, atomically.
+
+    A setting that is None ("the default", which every None-able setting defaults to) is left out
+    of the file, since TOML has no null; reading the file back gives it its default, None, again.
+
+    Args:
+        config: the config to write.
+        path: the file; replaced whole, never left half-written.
+    """
     import tomli_w
 
-    write_atomically(path, tomli_w.dumps(config.to_dict()))
+    write_atomically(path, tomli_w.dumps(_without_none(config.to_dict())))

@@ -10,7 +10,18 @@ from pdekit.runs.config import DataConfig, ExperimentConfig
 
 
 def split_members(store, validation_fraction: float) -> tuple[list[int], list[int]]:
-    """Returns ``(training members, validation members)``: the last ``validation_fraction`` of the completed ones are held out."""
+    """Returns ``(training members, validation members)``: the last ``validation_fraction`` of the completed ones are held out.
+
+    Args:
+        store: the Zarr ensemble: a local path or an fsspec URL.
+        validation_fraction: the share held out, in (0, 1); at least one member is.
+
+    Returns:
+        The training and the validation members' indices, increasing.
+
+    Raises:
+        ValueError: the store has fewer than 2 completed members, or ``validation_fraction`` is not in (0, 1).
+    """
     completed, _ = member_status(open_store(store))
     members = np.flatnonzero(completed).tolist()
     if len(members) < 2:
@@ -26,6 +37,12 @@ def validation_members(config: ExperimentConfig) -> list[int]:
 
     The last ``data.validation_fraction`` of the completed members, except for the validation set
     ``pdekit online`` generated itself (``online.recipe`` set, ``online.validation_store`` empty): all of it.
+
+    Args:
+        config: the run's configuration.
+
+    Returns:
+        The members' indices, increasing.
     """
     if config.online.recipe and not config.online.validation_store:
         completed, _ = member_status(open_store(config.data.store))
@@ -40,6 +57,13 @@ def statistics_of(config: DataConfig, training_members: list[int]) -> FieldStati
     statistics of ``training_members`` alone (held-out members never inform them), computed without
     writing into the store: a run saves what this returns in its ``normalization.json``, and
     evaluation and resumes use that. Every DDP process computes the same numbers; none writes.
+
+    Args:
+        config: the run's data section.
+        training_members: the members the statistics are computed over when the store has none saved.
+
+    Returns:
+        Per-channel statistics, or None when ``config.normalize`` is off.
     """
     if not config.normalize:
         return None
@@ -50,6 +74,17 @@ def statistics_of(config: DataConfig, training_members: list[int]) -> FieldStati
 
 
 def windows(config: DataConfig, members: list[int] | None, statistics: FieldStatistics | None, store: str | None = None) -> Windows:
+    """Returns the windows ``config`` asks for of ``members``, normalised by ``statistics``.
+
+    Args:
+        config: the run's data section (steps, stride, members per read).
+        members: the members to read; None for every completed one.
+        statistics: the normalisation; None for physical units.
+        store: the store to read; None for ``config.store``.
+
+    Returns:
+        A ``Windows`` dataset of ``Window(inputs [k, C, *S], targets [m, C, *S], dt, params)``.
+    """
     return Windows(
         store or config.store,
         config.input_steps,

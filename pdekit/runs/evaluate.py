@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from pdekit.data import FieldStatistics, Windows, open_store
-from pdekit.data.store import channel_names, field_channels
+from pdekit.data.store import channel_names, field_channels, values
+from pdekit.devices import Device, resolve_device
 from pdekit.io.formats import require_zarr_store
 from pdekit.rollout import correlation_time, relative_l2_per_field, rollout
 from pdekit.runs.config import ExperimentConfig
@@ -21,6 +22,7 @@ from pdekit.runs.integrity import check_store, load_run_data, trained_statistics
 from pdekit.runs.train import load_run
 
 EVALUATION = "evaluation.json"
+"""The file in a run directory that ``evaluate`` writes its result to."""
 
 
 def evaluation_data(run_dir: Path, config: ExperimentConfig, store) -> tuple[FieldStatistics | None, list[int] | None]:
@@ -55,6 +57,16 @@ class Evaluation:
 
     ``l2`` and ``l2_per_time`` are means over the fields of each field's relative L2 (a vector
     field's error is that of the whole vector); ``fields`` and ``channels`` break ``l2`` down.
+
+    Attributes:
+        store: the store evaluated on.
+        members: how many members.
+        l2: the mean relative L2 over members, target times and fields.
+        times: the target times.
+        l2_per_time: ``l2`` at each target time.
+        fields: ``l2`` per field.
+        channels: ``l2`` per channel.
+        fields_per_time: ``l2_per_time`` per field.
     """
 
     store: str
@@ -73,7 +85,7 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batch_size: int | None = None) -> Evaluation:
+def evaluate(run_dir: str | Path, store: str | None = None, *, device: Device | None = None, batch_size: int | None = None) -> Evaluation:
     """Returns the run's one-step relative L2 errors on ``store`` (default: its own validation members), per field, channel and target time.
 
     The model and the normalisation come from the run (``config.toml``, ``checkpoint.pt``,
@@ -81,9 +93,23 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
     the one it recorded (``data.json``), found by absolute path from any working directory, and
     refused if another ensemble is there now (``evaluation_data``). No store is written. Errors are in
     physical units. The result is also written to ``run_dir/evaluation.json``.
+
+    Args:
+        run_dir: the trained run's directory.
+        store: another store to evaluate on (all its completed members); None for the run's own
+            validation members.
+        device: where the model runs; None for ``default_device()``.
+        batch_size: windows per batch; None for the run's ``data.batch_size``.
+
+    Returns:
+        The errors, overall and per field, channel and target time.
+
+    Raises:
+        ValueError: the run's store is not the ensemble it trained on, ``store`` holds other
+            channels or is HDF5 data, or the run directory is not a pdekit run.
     """
     run_dir = Path(run_dir)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     config, stepper = load_run(run_dir, device)
     if store is not None:
         require_zarr_store(store)
@@ -103,7 +129,7 @@ def evaluate(run_dir: str | Path, store: str | None = None, *, device=None, batc
     # windows are member-major: [members, starts, fields or channels]
     by_field = torch.cat(field_errors).view(len(test.members), len(test.starts), len(fields))
     by_channel = torch.cat(channel_errors).view(len(test.members), len(test.starts), len(per_channel))
-    times = np.asarray(group["time"][:])
+    times = values(group, "time")
     target_times = [float(times[s + config.data.input_steps]) for s in test.starts]
     per_time = by_field.mean(0)  # [starts, fields]
     result = Evaluation(
@@ -127,6 +153,19 @@ class RolloutEvaluation:
     ``l2_per_time`` is the mean over fields of each field's relative L2 (per field in
     ``fields_per_time``); ``correlation_time`` is the shortest of the fields' (``fields_correlation_time``):
     the time until the first field decorrelates. ``prediction`` and ``reference`` are ``[M, T, C, *S]``.
+
+    Attributes:
+        store: the store rolled out on.
+        members: how many members.
+        dt: the rollout's step.
+        times: the compared times.
+        l2_per_time: the mean over members and fields of the relative L2 at each time.
+        correlation_time: the time until the first field's correlation drops below 0.8.
+        prediction: the rollout at ``times``, ``[M, T, C, *S]``, in physical units.
+        reference: the stored states at ``times``, ``[M, T, C, *S]``.
+        fields_per_time: ``l2_per_time`` per field.
+        fields_correlation_time: each field's correlation time.
+        channels: the channel names.
     """
 
     store: str
@@ -157,7 +196,7 @@ def evaluate_rollout(
     dt: float | None = None,
     steps: int | None = None,
     start_time: float = 0.0,
-    device=None,
+    device: Device | None = None,
 ) -> RolloutEvaluation:
     """Rolls the run's surrogate out from ``input_steps`` states of every test member and compares it with the stored trajectory.
 
@@ -166,9 +205,25 @@ def evaluate_rollout(
     integer ``r`` (compared every ``r``-th step). ``steps`` (of the store's dt) defaults to the whole
     trajectory. The store, members and statistics are chosen and checked as ``evaluate`` does (``evaluation_data``).
     Errors are in physical units, per field; the result is also written to ``run_dir/rollout.json``.
+
+    Args:
+        run_dir: the trained run's directory.
+        store: another store to roll out on (all its completed members); None for the run's own
+            validation members.
+        dt: the rollout's step; None for the store's.
+        steps: the stored steps to compare; None for the whole trajectory after ``start_time``.
+        start_time: the rollout starts from the first stored states at or after it.
+        device: where the model runs; None for ``default_device()``.
+
+    Returns:
+        The per-time errors, correlation times, and the rollout and stored states.
+
+    Raises:
+        ValueError: ``dt`` does not divide the stored step by an integer, ``start_time`` leaves no
+            states to compare, or the store is not the run's (as ``evaluate`` says).
     """
     run_dir = Path(run_dir)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     config, stepper = load_run(run_dir, device)
     statistics, members = evaluation_data(run_dir, config, store)
     k = config.data.input_steps
@@ -179,7 +234,7 @@ def evaluate_rollout(
     if ratio < 1 or abs(ratio * dt - stored_dt) > 1e-9 * stored_dt:
         raise ValueError(f"rollout dt={dt} must divide the stored step {stored_dt} by an integer")
     group = open_store(store or config.data.store)
-    all_times = np.asarray(group["time"][:])
+    all_times = values(group, "time")
     first = int(np.searchsorted(all_times, start_time - 1e-9 * max(1.0, abs(start_time))))
     available = full.n_times - k - first
     if available < 1:

@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -46,12 +45,14 @@ from pdekit.data.generate import member_seeds, sample_parameters
 from pdekit.data.normalize import FieldStatistics
 from pdekit.data.recipes import SOLVERS, Recipe, differing_settings
 from pdekit.data.schema import json_attribute, names
-from pdekit.data.store import space_shape
+from pdekit.data.store import space_shape, values
 from pdekit.data.windows import uniform_step
+from pdekit.devices import Device, resolve_device
 from pdekit.rollout import HybridSolver, correlation_time, relative_l2_per_field, rollout
 from pdekit.rollout.correction import CorrectedSolver, on_grid
+from pdekit.seeds import FRONTIER_STREAM, derived_seed
 from pdekit.solvers import BlowUpError
-from pdekit.solvers.base import SpectralSolver, default_device
+from pdekit.solvers.base import SpectralSolver
 
 # The settings that make two recipes the same physics (resolution, times, members may differ).
 PHYSICS = ("pde", "parameters", "forcing", "lengths", "fields")
@@ -330,7 +331,7 @@ class CorrectionRoute:
         return lambda: corrected.solve(u0, problem.times, corrected.dt)
 
 
-def route_from_run(run_dir: str | Path, device=None, name: str | None = None) -> SurrogateRoute | CorrectionRoute:
+def route_from_run(run_dir: str | Path, device: Device | None = None, name: str | None = None) -> SurrogateRoute | CorrectionRoute:
     """Returns the route of a trained run directory: a ``CorrectionRoute`` when ``load_run`` gives a ``CorrectedSolver``, else a
     ``SurrogateRoute``."""
     from pdekit.runs.integrity import trained_statistics
@@ -343,14 +344,14 @@ def route_from_run(run_dir: str | Path, device=None, name: str | None = None) ->
     label = name or Path(run_dir).name
     if isinstance(stepper, CorrectedSolver):
         return CorrectionRoute(label, stepper, parameter_names, stored_recipe)
-    dt = uniform_step(np.asarray(group["time"][:]), str(config.data.store))
+    dt = uniform_step(values(group, "time"), str(config.data.store))
     return SurrogateRoute(
         label, stepper, tuple(space_shape(group)), dt, trained_statistics(run_dir, config), parameter_names, stored_recipe
     )
 
 
 def hybrid_from_run(
-    run_dir: str | Path, surrogate_steps: int = 3, numerical_steps: int = 1, device=None, name: str | None = None
+    run_dir: str | Path, surrogate_steps: int = 3, numerical_steps: int = 1, device: Device | None = None, name: str | None = None
 ) -> HybridRoute:
     """Returns the ``HybridRoute`` of a trained surrogate run: ``surrogate_steps`` of it, then ``numerical_steps`` of the solver,
     repeated."""
@@ -454,7 +455,7 @@ class FrontierResult:
 def frontier_seed(recipe: Recipe) -> int:
     """Returns the seed of the frontier's held-out members: independent of the recipe's store and of ``pdekit online``'s validation
     members."""
-    return int(np.random.SeedSequence([recipe.seed, 0xF407, 1]).generate_state(1, np.uint32)[0])
+    return derived_seed(recipe.seed, FRONTIER_STREAM, 1)
 
 
 def _shape(value, ndim: int, what: str) -> tuple[int, ...]:
@@ -464,7 +465,9 @@ def _shape(value, ndim: int, what: str) -> tuple[int, ...]:
     return shape
 
 
-def _reference(recipe: Recipe, shape: tuple[int, ...], members: int, seed: int, needed: list[float], device) -> tuple[dict, dict]:
+def _reference(
+    recipe: Recipe, shape: tuple[int, ...], members: int, seed: int, needed: list[float], device: torch.device
+) -> tuple[dict, dict]:
     """Returns (parameters name -> [B] float64, reference states time -> [B, C, *shape]) of the held-out members."""
     held_out = replace(recipe, members=members, seed=seed)
     parameters = {n: torch.as_tensor(v, dtype=torch.float64) for n, v in sample_parameters(held_out).items()}
@@ -487,7 +490,7 @@ def frontier(
     cfls: Sequence[float | None] | None = None,
     runs: Sequence[str | Path | Route] = (),
     members: int = 8,
-    device=None,
+    device: Device | None = None,
     start_time: float = 0.0,
     interval: float | None = None,
     measure_shape: Sequence[int] | None = None,
@@ -512,7 +515,7 @@ def frontier(
     ndim = len(recipe.shape)
     reference_shape = _shape(reference_shape, ndim, "reference_shape")
     shapes = [_shape(s, ndim, "coarse_shapes") for s in coarse_shapes]
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     interval = float(interval or uniform_step((0.0, *recipe.times), f"recipe {recipe.name!r}"))
     outputs = round(horizon / interval)
     if outputs < 1 or abs(outputs * interval - horizon) > 1e-9 * horizon:
@@ -575,21 +578,21 @@ def frontier(
             )
             continue
         per_field = relative_l2_per_field(prediction, truth, channels)  # {name: [B, T]}
-        error = torch.stack(list(per_field.values())).mean(0).mean(0)  # [T]: mean over fields, then members
+        per_time = torch.stack(list(per_field.values())).mean(0).mean(0)  # [T]: mean over fields, then members
         correlation, first = [], 0
         for _, n in channels:
             correlation.append(
                 correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n]).double().mean().item() * interval
             )
             first += n
-        curves[route.name] = error.tolist()
+        curves[route.name] = per_time.tolist()
         rows.append(
             FrontierRow(
                 route.name,
                 route.kind,
                 tuple(route.shape),
-                error[-1].item(),
-                error.mean().item(),
+                per_time[-1].item(),
+                per_time.mean().item(),
                 min(correlation),
                 seconds / (members * horizon),
                 warm_up,

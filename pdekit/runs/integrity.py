@@ -21,14 +21,17 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from pdekit.atomic import write_atomically
 from pdekit.data import FieldStatistics, StoreError, load_statistics, open_store
 from pdekit.data.lock import DirectoryLock
 from pdekit.data.schema import json_attribute
-from pdekit.data.store import channel_names, member_status, space_shape, store_fields
+from pdekit.data.store import channel_names, member_status, space_shape, store_fields, variable
 from pdekit.models.registry import model_config
 from pdekit.runs.config import CONFIG, ExperimentConfig, load_config
 from pdekit.training.checkpoint import load_checkpoint
@@ -87,6 +90,16 @@ def store_fingerprint(store) -> dict:
 
     Two stores with equal recipes were generated alike (generation is deterministic per member);
     the rest also tells apart stores without a recipe (imported data).
+
+    Args:
+        store: the Zarr ensemble: a local path or an fsspec URL.
+
+    Returns:
+        ``recipe_sha256``, ``recipe``, ``members``, ``fields``, ``channels``, ``space_shape``, ``times``
+        (their number) and ``completed`` (their number): plain JSON values.
+
+    Raises:
+        StoreError: there is no ensemble at ``store``.
     """
     group = open_store(store)
     recipe = json_attribute(group.attrs, "recipe", None)
@@ -98,7 +111,7 @@ def store_fingerprint(store) -> dict:
         "fields": list(store_fields(group)),
         "channels": list(channel_names(group)),
         "space_shape": list(space_shape(group)),
-        "times": int(group["time"].shape[0]),
+        "times": int(variable(group, "time").shape[0]),
         "completed": int(completed.sum()),
     }
 
@@ -143,10 +156,10 @@ class RunData:
         return sorted({*(self.training_members or []), *self.validation_members})
 
 
-def record_data(store, dt: float, training_members, validation_members) -> RunData:
-    """Returns the ``RunData`` of a run on ``store`` (its fingerprint taken now)."""
-    as_list = lambda members: None if members is None else [int(m) for m in members]  # noqa: E731
-    return RunData(store_address(store), store_fingerprint(store), float(dt), as_list(training_members), as_list(validation_members))
+def record_data(store, dt: float, training_members: Sequence[int] | None, validation_members: Sequence[int]) -> RunData:
+    """Returns the ``RunData`` of a run on ``store`` (its fingerprint taken now); ``training_members`` is None for a run on a stream."""
+    training = None if training_members is None else [int(m) for m in training_members]
+    return RunData(store_address(store), store_fingerprint(store), float(dt), training, [int(m) for m in validation_members])
 
 
 def save_run_data(run_dir: str | os.PathLike, data: RunData) -> None:
@@ -333,7 +346,7 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
     return Resumption(asked, state, data, load_run_statistics(run_dir))
 
 
-def model_differences(spec: dict, model) -> list[str]:
+def model_differences(spec: object, model: torch.nn.Module) -> list[str]:
     """Returns ``"model.KEY: run has A, asked B"`` for every entry of a checkpoint's model ``spec`` that differs from ``model.spec``."""
     built = getattr(model, "spec", None) or {}
     if not isinstance(spec, dict) or "name" not in spec:

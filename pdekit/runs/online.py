@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -12,12 +11,13 @@ from pdekit.data import RECIPES, Recipe, generate, open_store
 from pdekit.data.recipes import differing_settings
 from pdekit.data.schema import json_attribute
 from pdekit.data.store import channel_names, space_shape
-from pdekit.online import Generator, Reservoir
+from pdekit.online import POLICIES, Generator, Reservoir
 from pdekit.online.stream import ReservoirBatches
 from pdekit.runs.config import ExperimentConfig
 from pdekit.runs.data import validation_members, windows
 from pdekit.runs.integrity import check_store, lock_run, store_address
 from pdekit.runs.train import build_trainer, resumption, training_statistics
+from pdekit.seeds import ONLINE_VALIDATION_STREAM, derived_seed
 from pdekit.training.distributed import init_from_environment
 from pdekit.training.trainer import Trainer
 
@@ -34,7 +34,7 @@ def online_recipe(config: ExperimentConfig) -> Recipe:
 
 def validation_seed(recipe: Recipe) -> int:
     """Returns the seed of the validation members ``pdekit online`` generates: independent of every block of the stream."""
-    return int(np.random.SeedSequence([recipe.seed, 0x7A11D, 0]).generate_state(1, np.uint32)[0])
+    return derived_seed(recipe.seed, ONLINE_VALIDATION_STREAM, 0)
 
 
 def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool) -> tuple[ExperimentConfig, list[int]]:
@@ -78,6 +78,23 @@ def train_online(
     (otherwise one is opened to ``online.scheduler`` when set). ``recipe`` streams a Recipe of your
     own instead of the catalogue's ``online.recipe``. As ``train``: the run directory is locked while
     it trains, and a resume is checked (settings, model, validation store) before anything is written.
+
+    Args:
+        config: the run's settings; its ``online`` section says what to stream and how.
+        run_dir: the run directory.
+        resume: continue the run in ``run_dir`` from its last checkpoint.
+        device: the training device; None: CUDA when present.
+        client: a ``distributed.Client`` whose workers solve; None: ``online.scheduler``'s, or local producers.
+        recipe: stream this recipe instead of ``online.recipe``.
+
+    Returns:
+        The Trainer after its last epoch.
+
+    Raises:
+        ValueError: no recipe to stream, an unknown ``online.recipe``, a DDP launch (online training
+            runs in one process), an unreachable ``online.scheduler``, a validation store of other
+            channels or grid, or a refused resume.
+        LockedError: another process is using ``run_dir``.
     """
     if recipe is not None:
         config = config.with_overrides(online={"recipe": recipe.name})
@@ -117,7 +134,7 @@ def train_online(
         history = resumed.checkpoint["history"] if resumed is not None else []
         start_member = history[-1].get("next_member", 0) if history else 0
         online = config.online
-        min_seen = online.min_seen if online.policy == "reservoir" else 0  # fifo and firo use every window exactly once anyway
+        min_seen = 0 if POLICIES[online.policy].uses_each_once else online.min_seen  # fifo and firo use every window exactly once anyway
         reservoir = Reservoir(
             online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed
         )
@@ -141,7 +158,7 @@ def train_online(
                 members=online.members or None,
                 exclude=exclude,
                 device=online.solver_device or trainer.device,
-                workers=online.workers or None,
+                workers=online.workers,
                 client=client,
                 tee=online.tee or None,
             )

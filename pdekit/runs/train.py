@@ -9,6 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from pdekit.data import ChunkLocalSampler, FieldStatistics, Windows, open_store
+from pdekit.data.store import values
+from pdekit.devices import Device, default_device, resolve_device
 from pdekit.io.formats import require_zarr_store
 from pdekit.models import build_model, model_from_spec
 from pdekit.rollout.correction import CorrectionObjective
@@ -29,11 +31,11 @@ from pdekit.runs.integrity import (
     trained_statistics,
 )
 from pdekit.training.checkpoint import load_checkpoint, weight_differences
-from pdekit.training.distributed import init_from_environment
+from pdekit.training.distributed import Process, init_from_environment
 from pdekit.training.trainer import CHECKPOINT, Trainer
 
 
-def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device=None) -> Trainer:
+def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, device: Device | None = None) -> Trainer:
     """Trains ``config.model`` on ``config.data.store`` into ``run_dir``; returns the finished Trainer.
 
     Writes ``run_dir/config.toml`` (the resolved configuration), ``data.json`` (the store by absolute
@@ -43,6 +45,21 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
     ``pdekit.data.lock.LockedError`` at once. ``resume=True`` continues the checkpoint on the run's
     own split and statistics, and refuses (before writing anything) settings that would change what
     the checkpoint means (``pdekit.runs.integrity.RESUMABLE``) or another ensemble as the store.
+
+    Args:
+        config: what to train, on which store.
+        run_dir: the run directory, created if missing.
+        resume: continue the checkpoint in ``run_dir``.
+        device: where to train; None for this process's CUDA device when there is one, else the CPU.
+
+    Returns:
+        The Trainer, after its last epoch.
+
+    Raises:
+        ValueError: ``data.store`` is empty, HDF5 data or not the run's ensemble, the resume would
+            change a setting outside ``RESUMABLE``, or ``run_dir`` holds a run trained on a stream.
+        FileExistsError: ``run_dir`` holds a checkpoint and ``resume`` is off.
+        pdekit.data.lock.LockedError: another process trains in ``run_dir``.
     """
     if not config.data.store:
         raise ValueError("data.store is empty: name the Zarr ensemble to train on (pdekit train --data STORE)")
@@ -57,6 +74,10 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
             config = resumed.config
         torch.manual_seed(config.seed)
         if resumed is not None and resumed.data is not None:
+            if resumed.data.training_members is None:
+                raise ValueError(
+                    f"{run_dir} was trained on a stream (pdekit online): resume it with pdekit online --resume, not pdekit train"
+                )
             check_store(run_dir, resumed.data, config.data.store)
             training_members, held_out = resumed.data.training_members, resumed.data.validation_members
         else:
@@ -80,7 +101,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
             batch_size=config.data.batch_size,
             sampler=sampler,
             num_workers=config.data.workers,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=trainer.device.type == "cuda",  # page-locked batches copy to a GPU asynchronously; a CPU run gains nothing
         )
         validation_loader = DataLoader(validation, batch_size=config.data.batch_size, num_workers=config.data.workers)
         trainer.fit(loader, validation_loader, resume=resume)
@@ -113,9 +134,9 @@ def build_trainer(
     run_dir: Path,
     *,
     statistics: FieldStatistics | None,
-    process,
+    process: Process,
     resume: bool,
-    device,
+    device: Device | None,
     split: tuple[list[int] | None, list[int]] | None = None,
     resumed: Resumption | None = None,
 ) -> tuple[ExperimentConfig, Trainer]:
@@ -128,6 +149,25 @@ def build_trainer(
     setting). Only then are ``config.toml``, ``normalization.json`` and ``data.json`` (``example``'s
     store, and ``split``: the training and validation members; by default none, as for an online
     run's stream, and ``example``'s) written, each atomically.
+
+    Args:
+        config: what to train.
+        example: windows shaped as the training batches' (their store is recorded).
+        run_dir: the run directory.
+        statistics: the normalisation the run trains with; None for physical units.
+        process: this process's place in a DDP run; only the main process writes.
+        resume: continue the checkpoint in ``run_dir``.
+        device: where to train; None for this process's CUDA device when there is one, else the CPU.
+        split: the training and validation members recorded; None for none and ``example``'s.
+        resumed: what ``prepare_resume`` found, when the caller has checked the resume already.
+
+    Returns:
+        ``(config, trainer)``: the config with what the data resolved, and the Trainer.
+
+    Raises:
+        ValueError: the resume would change a setting outside ``RESUMABLE``, the checkpoint holds
+            another model, or the rollout settings need more target steps than the windows have.
+        FileExistsError: ``run_dir`` holds a checkpoint and ``resume`` is off.
     """
     run_dir = Path(run_dir)
     if (run_dir / CHECKPOINT).exists():
@@ -138,6 +178,7 @@ def build_trainer(
             config = resumed.config
     inputs, _, _, params = example[0]  # inputs [k, C, *S]
     steps, channels = inputs.shape[:2]
+    objective: CorrectionObjective | RolloutObjective
     if config.rollout.mode == "correction":
         config, objective = correction_objective(config, example, statistics, training_device(device, process))
     else:
@@ -163,7 +204,7 @@ def build_trainer(
         config.trainer,
         run_dir=run_dir,
         device=device,
-        decode=statistics.denormalize if statistics else None,
+        denormalize=statistics.denormalize if statistics else None,
         process=process,
         objective=objective,
     )
@@ -173,7 +214,8 @@ def build_trainer(
 def check_checkpoint_model(run_dir: Path, checkpoint: dict, model: torch.nn.Module) -> None:
     """Raises a one-line ValueError naming ``run_dir`` if ``checkpoint`` holds another model than ``model`` (its spec's settings, or its
     weights' shapes)."""
-    problems = model_differences(checkpoint.get("model_spec"), model) if checkpoint.get("model_spec") is not None else []
+    spec = checkpoint.get("model_spec")
+    problems = model_differences(spec, model) if spec is not None else []
     problems = problems or weight_differences(model, checkpoint["model"])
     if problems:
         raise ValueError(
@@ -181,14 +223,14 @@ def check_checkpoint_model(run_dir: Path, checkpoint: dict, model: torch.nn.Modu
         )
 
 
-def training_device(device, process) -> torch.device:
+def training_device(device: Device | None, process: Process) -> torch.device:
     """Returns the device the Trainer trains on, by its own rule: ``device``, else this process's CUDA device, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device(f"cuda:{process.local_rank}" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device) if device is not None else default_device(process.local_rank)
 
 
-def correction_objective(config: ExperimentConfig, example: Windows, statistics, device) -> tuple[ExperimentConfig, CorrectionObjective]:
+def correction_objective(
+    config: ExperimentConfig, example: Windows, statistics: FieldStatistics | None, device: torch.device
+) -> tuple[ExperimentConfig, CorrectionObjective]:
     """Returns the config with ``correction.scale`` resolved from the data (when 0), and the objective training a coarse-solver correction
     on ``example``'s store."""
     if config.data.input_steps != 1:
@@ -219,12 +261,24 @@ def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: 
     return scale
 
 
-def load_run(run_dir: str | Path, device=None):
+def load_run(run_dir: str | Path, device: Device | None = None) -> tuple[ExperimentConfig, torch.nn.Module]:
     """Returns ``(config, stepper)`` of a trained run, the stepper on ``device`` in eval mode.
 
     The time step comes from the run's ``data.json`` (the store is not opened), or, for a run from
     before pdekit wrote it, from the store. A checkpoint that is not a pdekit Trainer's, or whose
     weights do not fit the model its spec names, is a one-line ValueError naming the file.
+
+    Args:
+        run_dir: the trained run's directory.
+        device: where the stepper is put; None for the CPU.
+
+    Returns:
+        ``(config, stepper)``: the run's config and its ``Stepper`` (a ``CorrectedSolver`` for a
+        ``rollout.mode = "correction"`` run), in eval mode.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.toml`` or checkpoint.
+        ValueError: the checkpoint is not a pdekit Trainer's, or its weights do not fit its spec.
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / CONFIG)
@@ -238,7 +292,7 @@ def load_run(run_dir: str | Path, device=None):
         raise ValueError(f"{path}: its weights do not fit the model its spec names: {'; '.join(problems[:3])}")
     model.load_state_dict(state["model"])
     data = load_run_data(run_dir)
-    dt = data.dt if data is not None else float(np.diff(np.asarray(open_store(config.data.store)["time"][:2]))[0])
+    dt = data.dt if data is not None else float(np.diff(values(open_store(config.data.store), "time")[:2])[0])
     if config.rollout.mode == "correction":  # the coarse solver and its learned correction: a Stepper in the run's units
         device = torch.device(device or "cpu")
         objective = CorrectionObjective.from_store(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import FieldSampler, GaussianRandomField
@@ -17,9 +18,20 @@ class AllenCahn(SpectralSolver):
     nonlinear term, taken on the full grid (reference solutions use grids that resolve it). The defaults ``1e-4`` and ``5`` are the PINN
     benchmark's
     (Raissi et al. 2019; Wight and Zhao 2020). ``u: [batch, 1, n]``.
+
+    Args:
+        grid: a 1D periodic grid.
+        diffusivity: the diffusivity, positive.
+        reaction: the reaction rate.
+        scheme: the time-stepping scheme (see ``pdekit.solvers.time_stepping``).
+        initial_field: the sampler of initial states.
+        device: where states live; None is ``default_device()`` (CUDA when present).
+        dtype: ``torch.float32`` or ``torch.float64``.
+
+    Raises:
+        ValueError: ``grid`` is not 1D, or ``diffusivity`` is not positive and finite.
     """
 
-    name = "allen_cahn"
     channels = 1
 
     def __init__(
@@ -30,8 +42,8 @@ class AllenCahn(SpectralSolver):
         *,
         scheme: str | Scheme = "etdrk4",
         initial_field: FieldSampler = GaussianRandomField(alpha=2.0, tau=5.0),
-        device=None,
-        dtype=torch.float32,
+        device: Device | None = None,
+        dtype: torch.dtype = torch.float32,
     ):
         if grid.ndim != 1:
             raise ValueError(f"AllenCahn needs a 1D grid; got shape {grid.shape}")
@@ -40,8 +52,17 @@ class AllenCahn(SpectralSolver):
         self.reaction = float(reaction)
 
     def linear_symbol(self) -> torch.Tensor:
+        """Returns ``-diffusivity |k|^2 + reaction``: float64, ``[*spectrum]``."""
         return -self.diffusivity * self.grid.wavenumber_squared(device=self.device) + self.reaction
 
     def nonlinear_term(self, v: torch.Tensor) -> torch.Tensor:
+        """Returns ``-reaction u^3`` in rfft space, from the state's rfft ``v``: ``[batch, 1, *spectrum]``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+
+        Returns:
+            ``[batch, 1, *spectrum]``.
+        """
         u = self.to_physical(v)
         return -self.reaction * self.to_spectral(u * u * u)

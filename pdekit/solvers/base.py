@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Protocol, runtime_checkable
 
 import torch
 
-from pdekit.devices import default_device, resolve_device  # noqa: F401  (default_device: re-exported)
+from pdekit.devices import Device, default_device, resolve_device  # noqa: F401  (default_device: re-exported)
 from pdekit.grid import Grid
-from pdekit.solvers.fields import FieldSampler, draw_seeds
+from pdekit.solvers.fields import StateSampler, draw_seeds
 from pdekit.solvers.time_stepping import Nonlinear, Scheme, make_scheme
 
 
 class BlowUpError(FloatingPointError):
-    """A simulation produced non-finite values. ``members`` lists the batch indices affected."""
+    """A simulation produced non-finite values. ``members`` lists the batch indices affected.
+
+    Args:
+        message: what happened, for the user.
+        members: the batch indices of the members that hold NaN or infinity.
+        time: the output time at which they were found; NaN where no time applies.
+    """
 
     def __init__(self, message: str, members: list[int], time: float):
         super().__init__(message)
@@ -33,24 +39,74 @@ class BlowUpError(FloatingPointError):
 
 @runtime_checkable
 class Solver(Protocol):
-    """What every pdekit solver (and ``rollout.HybridSolver``) offers."""
+    """What every pdekit solver (and ``rollout.HybridSolver``) offers.
+
+    ``initial_condition(batch, generator, seeds=...)`` draws states ``[batch, channel, *space]``,
+    ``step(u, dt)`` advances them by ``dt``, ``time_derivative(u)`` is ``du/dt`` at ``u``, and
+    ``solve(u0, t_out, dt)`` records the trajectory ``[batch, time, channel, *space]`` at ``t_out``.
+    Code that drives any solver takes a ``Solver``; ``SpectralSolver.solve`` also takes an
+    ``on_output`` callback, which this protocol leaves out so that surrogates need not offer it.
+    """
 
     grid: Grid
     channels: int
 
     def initial_condition(
         self, batch: int, generator: torch.Generator | None = None, *, seeds: Sequence[int] | None = None
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        """Returns ``batch`` random initial states ``[batch, channel, *space]``.
 
-    def step(self, u: torch.Tensor, dt: float) -> torch.Tensor: ...
+        Args:
+            batch: the number of states.
+            generator: draws the member seeds when ``seeds`` is None.
+            seeds: one seed per member; member ``i`` then depends on ``seeds[i]`` alone.
 
-    def time_derivative(self, u: torch.Tensor) -> torch.Tensor: ...
+        Returns:
+            ``[batch, channel, *space]``.
+        """
+        ...
 
-    def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor: ...
+    def step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
+        """Returns the states one step of ``dt`` after ``u``.
+
+        Args:
+            u: states ``[batch, channel, *space]``.
+            dt: the step, positive.
+
+        Returns:
+            ``[batch, channel, *space]``.
+        """
+        ...
+
+    def time_derivative(self, u: torch.Tensor) -> torch.Tensor:
+        """Returns ``du/dt`` at ``u``.
+
+        Args:
+            u: states ``[batch, channel, *space]``.
+
+        Returns:
+            ``[batch, channel, *space]``.
+        """
+        ...
+
+    def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor:
+        """Returns the trajectory from ``u0`` at ``t = 0`` recorded at times ``t_out``.
+
+        Args:
+            u0: the initial states ``[batch, channel, *space]``.
+            t_out: the output times, non-decreasing and ``>= 0``.
+            dt: the largest step.
+
+        Returns:
+            ``[batch, time, channel, *space]``.
+        """
+        ...
 
 
-def member_parameter(name: str, value: float | torch.Tensor, *, allow_zero: bool = False, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Returns ``value`` as a float64 tensor of shape ``[]`` or ``[batch]``, checked to be positive.
+def checked_parameter(
+    name: str, value: float | torch.Tensor, *, allow_zero: bool = False, dtype: torch.dtype = torch.float64, device: Device | None = None
+) -> torch.Tensor:
+    """Returns ``value`` as a tensor of shape ``[]`` or ``[batch]``, checked to be positive (or non-negative) and finite.
 
     Raises ValueError naming the parameter and the first offending member otherwise.
     """
@@ -80,15 +136,27 @@ class SpectralSolver(ABC):
         scheme: time-stepping scheme name or instance (see ``pdekit.solvers.time_stepping``).
         cfl: if set, ``solve`` shrinks the step so that the CFL number stays at most ``cfl``; the step
             is chosen once per output interval, from the state at its start (one device sync each).
-        device: defaults to CUDA when present.
+        device: where states live; None is ``default_device()`` (CUDA when present).
         dtype: ``torch.float32`` or ``torch.float64``.
+        initial_field: the sampler ``initial_condition`` draws states from.
+
+    Raises:
+        ValueError: ``dtype`` is neither float type, ``cfl`` is not positive, or ``scheme`` is unknown.
     """
 
     channels: int = 1
-    name: str = "solver"
     has_nonlinear_term: bool = True
 
-    def __init__(self, grid: Grid, *, scheme: str | Scheme, cfl: float | None, device, dtype, initial_field: FieldSampler):
+    def __init__(
+        self,
+        grid: Grid,
+        *,
+        scheme: str | Scheme,
+        cfl: float | None,
+        device: Device | None,
+        dtype: torch.dtype,
+        initial_field: StateSampler,
+    ):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{type(self).__name__} dtype must be torch.float32 or torch.float64; got {dtype}")
         if cfl is not None and not cfl > 0:
@@ -105,10 +173,24 @@ class SpectralSolver(ABC):
     # ----- what subclasses define -------------------------------------------------------------
     @abstractmethod
     def linear_symbol(self) -> torch.Tensor:
-        """Returns the diagonal symbol ``L``: real, float64, broadcastable to ``[batch, channel, *spectrum]``."""
+        """Returns the diagonal symbol ``L``: real, float64, broadcastable to ``[batch, channel, *spectrum]``.
+
+        Returns:
+            ``L``, on the solver's device.
+        """
 
     def nonlinear_term(self, v: torch.Tensor) -> torch.Tensor:
-        """Returns ``N(v)`` in rfft space. Linear problems set ``has_nonlinear_term = False``."""
+        """Returns ``N(v)`` in rfft space. Linear problems set ``has_nonlinear_term = False``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+
+        Returns:
+            ``N(v)``: ``[batch, channel, *spectrum]``.
+
+        Raises:
+            TypeError: the problem is linear.
+        """
         raise TypeError(f"{type(self).__name__} is linear: it has no nonlinear term")
 
     @property
@@ -116,13 +198,23 @@ class SpectralSolver(ABC):
         return self.nonlinear_term if self.has_nonlinear_term else None
 
     def max_speed_per_spacing(self, v: torch.Tensor) -> torch.Tensor:
-        """Returns ``max_x sum_i |velocity_i| / dx_i`` per member, so that ``CFL = dt * result``."""
+        """Returns ``max_x sum_i |velocity_i| / dx_i`` per member, so that ``CFL = dt * result``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+
+        Returns:
+            ``[batch]``.
+
+        Raises:
+            TypeError: the problem has no advection.
+        """
         raise TypeError(f"{type(self).__name__} has no advection: CFL control does not apply")
 
     # ----- helpers for subclasses ---------------------------------------------------------------
-    def _per_member(self, name: str, value, *, allow_zero: bool = False) -> torch.Tensor:
+    def _per_member(self, name: str, value: float | torch.Tensor, *, allow_zero: bool = False) -> torch.Tensor:
         """Returns a checked parameter, viewed as ``[batch, 1, *1]`` or ``[]``, on the solver's device."""
-        tensor = member_parameter(name, value, allow_zero=allow_zero, device=self.device)
+        tensor = checked_parameter(name, value, allow_zero=allow_zero, device=self.device)
         if tensor.ndim == 1:
             self._set_batch(name, tensor.shape[0])
             tensor = tensor.view(-1, *([1] * (1 + self.grid.ndim)))
@@ -135,12 +227,29 @@ class SpectralSolver(ABC):
 
     @property
     def complex_dtype(self) -> torch.dtype:
+        """The dtype of the solver's spectra: complex64 for float32 states, complex128 for float64."""
         return torch.complex64 if self.dtype == torch.float32 else torch.complex128
 
     def to_spectral(self, u: torch.Tensor) -> torch.Tensor:
+        """Returns the rfft of ``u [..., *space]`` over the grid's axes: ``[..., *spectrum]``.
+
+        Args:
+            u: fields ``[..., *space]``.
+
+        Returns:
+            ``[..., *spectrum]``, complex.
+        """
         return torch.fft.rfftn(u, dim=self.grid.dims)
 
     def to_physical(self, v: torch.Tensor) -> torch.Tensor:
+        """Returns the field ``[..., *space]`` whose rfft is ``v [..., *spectrum]``.
+
+        Args:
+            v: spectra ``[..., *spectrum]``.
+
+        Returns:
+            ``[..., *space]``, real.
+        """
         return torch.fft.irfftn(v, s=self.grid.shape, dim=self.grid.dims)
 
     # ----- the Solver interface -----------------------------------------------------------------
@@ -151,6 +260,17 @@ class SpectralSolver(ABC):
 
         Member ``i`` is drawn from ``seeds[i]`` when seeds are given (so it is the same in any batch
         split); otherwise per-member seeds are drawn from ``generator``.
+
+        Args:
+            batch: the number of states.
+            generator: draws the member seeds when ``seeds`` is None; None is torch's global generator.
+            seeds: one seed per member.
+
+        Returns:
+            ``[batch, channel, *space]`` with the solver's dtype, on its device.
+
+        Raises:
+            ValueError: ``seeds`` does not hold ``batch`` seeds.
         """
         if seeds is None:
             seeds = draw_seeds(batch, generator)
@@ -159,7 +279,16 @@ class SpectralSolver(ABC):
         return self.initial_field(self.grid, seeds, dtype=self.dtype, device=self.device)
 
     def check_state(self, u: torch.Tensor, name: str = "u") -> None:
-        """Raises ValueError if ``u`` is not a state of this solver (shape, dtype, device)."""
+        """Raises ValueError if ``u`` is not a state of this solver (shape, dtype, device).
+
+        Args:
+            u: the tensor to check, expected ``[batch, channel, *space]``.
+            name: what the error message calls it.
+
+        Raises:
+            TypeError: ``u`` is not a tensor.
+            ValueError: its shape, batch, dtype or device is not the solver's.
+        """
         if not isinstance(u, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(u).__name__}")
         expected = ("batch", self.channels, *self.grid.shape)
@@ -173,8 +302,16 @@ class SpectralSolver(ABC):
             raise ValueError(f"{name} is on {u.device}; the solver was built for {self.device}")
 
     def check_finite(self, u: torch.Tensor, time: float | None = None, name: str = "u") -> None:
-        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (and ``time``, when given); syncs with the device
-        once."""
+        """Raises BlowUpError naming the members of ``u`` that hold NaN or infinity; syncs with the device once.
+
+        Args:
+            u: states ``[batch, ...]``.
+            time: the time the message names (and the error carries), if any.
+            name: what the message calls ``u``.
+
+        Raises:
+            BlowUpError: some member of ``u`` is not finite.
+        """
         bad = ~torch.isfinite(u).flatten(1).all(dim=1)
         if bad.any():
             members = bad.nonzero().flatten().tolist()
@@ -193,8 +330,7 @@ class SpectralSolver(ABC):
     def step(self, u: torch.Tensor, dt: float) -> torch.Tensor:
         """Returns the state one step of size ``dt`` after ``u``.
 
-        Raises ValueError unless ``dt`` is positive and finite, and if ``u`` is not a state of this
-        solver (shape, dtype, device). ``u`` is deliberately not checked for NaN or infinity: that
+        ``u`` is deliberately not checked for NaN or infinity: that
         check reads a result back from the device (one synchronisation), and ``step`` is the inner
         call of user time loops, where a synchronisation per step would stall a GPU's queue of
         kernel launches and cost most on small grids, where a step is a few microseconds of
@@ -202,6 +338,16 @@ class SpectralSolver(ABC):
         over the whole field, so that member's output is non-finite everywhere (the other members
         are untouched). Check where you record states (``check_finite``, one synchronisation), as
         ``solve`` does once per output time.
+
+        Args:
+            u: states ``[batch, channel, *space]`` with the solver's dtype, on its device.
+            dt: the step, positive and finite.
+
+        Returns:
+            ``[batch, channel, *space]``.
+
+        Raises:
+            ValueError: ``dt`` is not positive and finite, or ``u`` is not a state of this solver.
         """
         self.check_state(u)
         dt = float(dt)
@@ -213,8 +359,18 @@ class SpectralSolver(ABC):
     def time_derivative(self, u: torch.Tensor) -> torch.Tensor:
         """Returns the semi-discrete right-hand side ``du/dt = L u + N(u)`` at ``u``.
 
-        Raises BlowUpError naming the members of ``u`` that hold NaN or infinity (one device
-        synchronisation: ``time_derivative`` serves targets and diagnostics, not the time loop).
+        Checks ``u`` for NaN and infinity (one device synchronisation: ``time_derivative`` serves
+        targets and diagnostics, not the time loop).
+
+        Args:
+            u: states ``[batch, channel, *space]`` with the solver's dtype, on its device.
+
+        Returns:
+            ``du/dt``: ``[batch, channel, *space]``.
+
+        Raises:
+            ValueError: ``u`` is not a state of this solver.
+            BlowUpError: some member of ``u`` holds NaN or infinity; it names them.
         """
         self.check_state(u)
         self.check_finite(u)
@@ -225,17 +381,51 @@ class SpectralSolver(ABC):
         return self.to_physical(dv)
 
     def cfl_number(self, u: torch.Tensor, dt: float) -> torch.Tensor:
-        """Returns the CFL number ``dt * max sum_i |velocity_i| / dx_i`` of each member: ``[batch]``."""
+        """Returns the CFL number ``dt * max sum_i |velocity_i| / dx_i`` of each member: ``[batch]``.
+
+        Args:
+            u: states ``[batch, channel, *space]``.
+            dt: the time step.
+
+        Returns:
+            ``[batch]``.
+
+        Raises:
+            TypeError: the solver has no advection.
+        """
         self.check_state(u)
         return dt * self.max_speed_per_spacing(self.to_spectral(u))
 
-    def solve(self, u0: torch.Tensor, t_out: Sequence[float] | torch.Tensor, dt: float) -> torch.Tensor:
+    def solve(
+        self,
+        u0: torch.Tensor,
+        t_out: Sequence[float] | torch.Tensor,
+        dt: float,
+        *,
+        on_output: Callable[[float], None] | None = None,
+    ) -> torch.Tensor:
         """Returns the trajectory from ``u0`` at ``t = 0`` recorded at times ``t_out``: ``[batch, time, channel, *space]``.
 
         Steps of at most ``dt`` land exactly on every output time (each interval is split into equal
         steps); exact-in-time schemes take one step per interval. With ``cfl`` set, the step also keeps
-        the CFL number at most ``cfl``. Raises BlowUpError if a member becomes non-finite, naming the
-        members, the interval and the CFL number at its start.
+        the CFL number at most ``cfl``.
+
+        Args:
+            u0: the initial states, ``[batch, channel, *space]``, with the solver's dtype and device.
+            t_out: the output times, non-decreasing and ``>= 0`` (a time ``0`` records ``u0``).
+            dt: the largest time step, positive and finite.
+            on_output: called with each output time (as given in ``t_out``, in order) once the state at
+                that time is recorded and checked finite; for progress reports. It adds no device
+                synchronisation beyond the finiteness check ``solve`` makes at every output time.
+
+        Returns:
+            The states at the times ``t_out``: ``[batch, time, channel, *space]``.
+
+        Raises:
+            ValueError: ``u0`` is not a state of this solver, ``t_out`` is empty, decreasing, negative
+                or non-finite, or ``dt`` is not positive and finite.
+            BlowUpError: a member became non-finite; it names the members, the interval and the CFL
+                number at its start.
         """
         self.check_state(u0, "u0")
         times = [float(t) for t in (t_out.tolist() if isinstance(t_out, torch.Tensor) else t_out)]
@@ -261,6 +451,8 @@ class SpectralSolver(ABC):
             out[:, k] = self.to_physical(v)
             if interval > 0:
                 self._check_interval(out[:, k], (v_initial, v_start), t, t_next, interval / n_steps)
+            if on_output is not None:
+                on_output(t_next)
             t = t_next
         return out
 

@@ -10,10 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
+
+
+class StateSampler(Protocol):
+    """What a solver draws its initial states from: one state ``[channel, *grid.shape]`` per seed."""
+
+    def __call__(
+        self, grid: Grid, seeds: Sequence[int], dtype: torch.dtype = torch.float32, device: Device | None = None
+    ) -> torch.Tensor: ...
 
 
 def member_generator(seed: int) -> torch.Generator:
@@ -36,6 +46,14 @@ class GaussianRandomField:
     ``sqrt(2) * tau^(alpha - d/2)``, the normalisation of the FNO paper's data-generation code
     (its published datasets use it; the paper's text states a different constant). The mean mode is
     zero.
+
+    Args:
+        alpha: the smoothness exponent.
+        tau: the inverse correlation length, positive.
+        sigma: the scale, positive; None for the FNO code's ``sqrt(2) * tau^(alpha - d/2)``.
+
+    Raises:
+        ValueError: ``tau`` or ``sigma`` is not positive.
     """
 
     alpha: float = 2.5
@@ -49,7 +67,14 @@ class GaussianRandomField:
             raise ValueError(f"GaussianRandomField sigma must be positive; got {self.sigma}")
 
     def amplitude(self, grid: Grid) -> torch.Tensor:
-        """Returns the spectral filter ``sqrt(n_points * eigenvalue)`` applied to white noise's rfft."""
+        """Returns the spectral filter ``sqrt(n_points * eigenvalue)`` applied to white noise's rfft.
+
+        Args:
+            grid: the periodic grid.
+
+        Returns:
+            ``[*grid.spectral_shape]`` float64, zero at the mean mode.
+        """
         sigma = self.sigma if self.sigma is not None else math.sqrt(2) * self.tau ** (self.alpha - grid.ndim / 2)
         k2 = grid.wavenumber_squared(torch.float64)
         n_points = math.prod(grid.shape)
@@ -57,8 +82,18 @@ class GaussianRandomField:
         amplitude.view(-1)[0] = 0.0
         return amplitude
 
-    def __call__(self, grid: Grid, seeds: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
-        """Returns one field per seed: ``[len(seeds), 1, *grid.shape]``."""
+    def __call__(self, grid: Grid, seeds: Sequence[int], dtype: torch.dtype = torch.float32, device: Device | None = None) -> torch.Tensor:
+        """Returns one field per seed: ``[len(seeds), 1, *grid.shape]``.
+
+        Args:
+            grid: the periodic grid.
+            seeds: one seed per field; a field depends on its seed only.
+            dtype: the fields' dtype (they are drawn in float64 and then cast).
+            device: where the fields are put; None is torch's default device.
+
+        Returns:
+            ``[len(seeds), 1, *grid.shape]``.
+        """
         amplitude = self.amplitude(grid)
         dims = tuple(range(-grid.ndim, 0))
         # One transform per member: a batched FFT's rounding depends on the batch size on some
@@ -81,6 +116,14 @@ class RandomFourierModes:
     Each wave's mode numbers are drawn uniformly from ``[-max_mode, max_mode]`` per axis (never all
     zero), its amplitude uniformly from ``[0, amplitude]`` and its phase from ``[0, 2 pi)``: the
     initial conditions of PDEBench (Takamoto et al., NeurIPS 2022 Datasets and Benchmarks).
+
+    Args:
+        waves: the number of sine waves, at least 1.
+        max_mode: the largest mode number per axis, at least 1.
+        amplitude: the largest amplitude of a wave.
+
+    Raises:
+        ValueError: ``waves`` or ``max_mode`` is below 1.
     """
 
     waves: int = 4
@@ -91,8 +134,18 @@ class RandomFourierModes:
         if self.waves < 1 or self.max_mode < 1:
             raise ValueError(f"RandomFourierModes needs waves >= 1 and max_mode >= 1; got {self}")
 
-    def __call__(self, grid: Grid, seeds: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
-        """Returns one field per seed: ``[len(seeds), 1, *grid.shape]``."""
+    def __call__(self, grid: Grid, seeds: Sequence[int], dtype: torch.dtype = torch.float32, device: Device | None = None) -> torch.Tensor:
+        """Returns one field per seed: ``[len(seeds), 1, *grid.shape]``.
+
+        Args:
+            grid: the periodic grid.
+            seeds: one seed per field; a field depends on its seed only.
+            dtype: the fields' dtype (they are drawn in float64 and then cast).
+            device: where the fields are put; None is torch's default device.
+
+        Returns:
+            ``[len(seeds), 1, *grid.shape]``.
+        """
         coords = grid.mesh(torch.float64)
         fields = []
         for seed in seeds:
@@ -111,12 +164,22 @@ class RandomFourierModes:
 
 
 FieldSampler = GaussianRandomField | RandomFourierModes
+"""The samplers of one scalar field; ``StateSampler`` is any sampler of initial states."""
 
 
 def fno_forcing(grid: Grid) -> torch.Tensor:
     """Returns the FNO paper's vorticity forcing ``0.1 (sin 2pi(x + y) + cos 2pi(x + y))``: ``[ny, nx]``.
 
     Coordinates are scaled by the axis lengths, so the forcing has one period on any torus.
+
+    Args:
+        grid: a 2D periodic grid.
+
+    Returns:
+        ``[ny, nx]`` float64.
+
+    Raises:
+        ValueError: ``grid`` is not 2D.
     """
     if grid.ndim != 2:
         raise ValueError(f"fno_forcing needs a 2D grid; got shape {grid.shape}")
@@ -131,6 +194,17 @@ def kolmogorov_forcing(grid: Grid, wavenumber: int = 4, amplitude: float = 1.0) 
     The body force ``F = amplitude * sin(k y) e_x`` with ``k = 2 pi wavenumber / L_y`` has curl
     ``-amplitude * k * cos(k y)``. Pair it with a linear ``drag`` (0.1 in Kochkov et al., "Machine
     learning-accelerated computational fluid dynamics", PNAS 2021) for a statistically steady flow.
+
+    Args:
+        grid: a 2D periodic grid, axes ``(y, x)``.
+        wavenumber: the number of periods of the body force over ``L_y``.
+        amplitude: the body force's amplitude.
+
+    Returns:
+        ``[ny, nx]`` float64.
+
+    Raises:
+        ValueError: ``grid`` is not 2D.
     """
     if grid.ndim != 2:
         raise ValueError(f"kolmogorov_forcing needs a 2D grid; got shape {grid.shape}")

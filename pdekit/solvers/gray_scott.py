@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import member_generator
@@ -86,6 +87,14 @@ class RandomGaussians:
     less than ``exp(-40)`` (The Well's generator sums the 3 x 3 nearest, the same to round-off on its
     domain). The Well normalises the trigonometric interpolant of ``G`` by its continuous extrema
     rather than the grid's; the two differ by the interpolant's overshoot between grid points.
+
+    Args:
+        count: the range of the number of Gaussians per species, integers ``0 < low <= high``.
+        amplitude: the range of their amplitudes.
+        sharpness: the range of their sharpness ``s_j``, in 1 / length^2.
+
+    Raises:
+        ValueError: a range is not a pair ``(low, high)`` of finite numbers with ``0 < low <= high``.
     """
 
     count: tuple[int, int] = (10, 100)
@@ -97,8 +106,18 @@ class RandomGaussians:
         _check_range("RandomGaussians", "amplitude", self.amplitude)
         _check_range("RandomGaussians", "sharpness", self.sharpness)
 
-    def __call__(self, grid: Grid, seeds: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
-        """Returns one state per seed: ``[len(seeds), 2, *grid.shape]``, ``u`` then ``v``, both in [0, 1]."""
+    def __call__(self, grid: Grid, seeds: Sequence[int], dtype: torch.dtype = torch.float32, device: Device | None = None) -> torch.Tensor:
+        """Returns one state per seed: ``[len(seeds), 2, *grid.shape]``, ``u`` then ``v``, both in [0, 1].
+
+        Args:
+            grid: the periodic grid.
+            seeds: one seed per state; a state depends on its seed only.
+            dtype: the states' dtype (they are drawn in float64 and then cast).
+            device: where the states are put; None is torch's default device.
+
+        Returns:
+            ``[len(seeds), 2, *grid.shape]``.
+        """
         states = []
         for seed in seeds:
             g = member_generator(seed)
@@ -138,6 +157,14 @@ class PerturbedSteadyState:
     ``w_v = 0.225 min(v, 1 - v)``. This is The Well's rule (``init_fourier.m``: ``0.5 * 0.9 min(.)``
     times noise in ``[-1/2, 1/2]``), which is why the sampler takes the pattern's ``feed`` and
     ``kill``: give it the solver's values (one pair per ensemble). ``v`` may start negative.
+
+    Args:
+        feed: the feed rate ``F > 0`` of the solver.
+        kill: the kill rate ``k >= 0`` of the solver.
+        points: the coarse grid's points per axis, at least 2 and at most the solver grid's.
+
+    Raises:
+        ValueError: ``feed``, ``kill`` or ``points`` is out of range.
     """
 
     feed: float
@@ -153,15 +180,32 @@ class PerturbedSteadyState:
             raise ValueError(f"PerturbedSteadyState points must be an integer >= 2; got {self.points!r}")
 
     def mean_and_half_width(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Returns the state perturbed ``(u, v)`` and the half-widths ``(w_u, w_v)`` of its noise at the coarse points."""
+        """Returns the state perturbed ``(u, v)`` and the half-widths ``(w_u, w_v)`` of its noise at the coarse points.
+
+        Returns:
+            ``((u, v), (w_u, w_v))``.
+        """
         states = steady_states(self.feed, self.kill)
         if len(states) == 1:
             return states[0], (0.25, 0.25)
         u, v = states[1]
         return (u, v), (0.225 * min(u, 1 - u), 0.225 * min(v, 1 - v))
 
-    def __call__(self, grid: Grid, seeds: Sequence[int], dtype=torch.float32, device=None) -> torch.Tensor:
-        """Returns one state per seed: ``[len(seeds), 2, *grid.shape]``, ``u`` then ``v``."""
+    def __call__(self, grid: Grid, seeds: Sequence[int], dtype: torch.dtype = torch.float32, device: Device | None = None) -> torch.Tensor:
+        """Returns one state per seed: ``[len(seeds), 2, *grid.shape]``, ``u`` then ``v``.
+
+        Args:
+            grid: the periodic grid, at least ``points`` per axis.
+            seeds: one seed per state; a state depends on its seed only.
+            dtype: the states' dtype (they are drawn in float64 and then cast).
+            device: where the states are put; None is torch's default device.
+
+        Returns:
+            ``[len(seeds), 2, *grid.shape]``.
+
+        Raises:
+            ValueError: ``grid`` has fewer than ``points`` points on some axis.
+        """
         if any(n < self.points for n in grid.shape):
             raise ValueError(f"PerturbedSteadyState points={self.points} exceeds the grid {grid.shape}: use points <= {min(grid.shape)}")
         (u_mean, v_mean), (w_u, w_v) = self.mean_and_half_width()
@@ -266,14 +310,21 @@ class GrayScott(SpectralSolver):
         grid: the periodic grid; The Well's is ``Grid(WELL_SHAPE, WELL_LENGTHS)``.
         feed: the feed rate ``F >= 0``, a float or a tensor ``[batch]``.
         kill: the kill rate ``k >= 0``, a float or a tensor ``[batch]``.
-        diffusivity_u, diffusivity_v: ``D_u, D_v > 0``, floats or tensors ``[batch]``.
+        diffusivity_u: ``D_u > 0``, a float or a tensor ``[batch]``.
+        diffusivity_v: ``D_v > 0``, a float or a tensor ``[batch]``.
         dealias: evaluate the cubic term alias-free on a grid twice as fine (see above).
-        scheme, device, dtype: see ``SpectralSolver``; ``scheme="exact"`` is refused (the system is nonlinear).
+        scheme: the time-stepping scheme (see ``pdekit.solvers.time_stepping``); ``"exact"`` is
+            refused (the system is nonlinear).
         initial_field: the sampler of initial states, ``[batch, 2, *space]``; The Well's random
             Gaussians by default (``PerturbedSteadyState`` is its other kind).
+        device: where states live; None is ``default_device()`` (CUDA when present).
+        dtype: ``torch.float32`` or ``torch.float64``.
+
+    Raises:
+        ValueError: a rate or diffusivity is out of range (naming it and the member), ``dealias`` is
+            not a bool, or ``scheme`` is exact.
     """
 
-    name = "gray_scott"
     channels = 2
 
     def __init__(
@@ -287,8 +338,8 @@ class GrayScott(SpectralSolver):
         dealias: bool = False,
         scheme: str | Scheme = "etdrk4",
         initial_field: RandomGaussians | PerturbedSteadyState = RandomGaussians(),
-        device=None,
-        dtype=torch.float32,
+        device: Device | None = None,
+        dtype: torch.dtype = torch.float32,
     ):
         super().__init__(grid, scheme=scheme, cfl=None, device=device, dtype=dtype, initial_field=initial_field)
         if self.scheme.exact:
@@ -318,7 +369,14 @@ class GrayScott(SpectralSolver):
         return torch.cat([linear_u, linear_v], dim=1)
 
     def reaction(self, state_hat: torch.Tensor) -> torch.Tensor:
-        """Returns ``u v^2`` in rfft space, ``[batch, 1, *spectrum]``, from the state's rfft ``[batch, 2, *spectrum]``."""
+        """Returns ``u v^2`` in rfft space, ``[batch, 1, *spectrum]``, from the state's rfft ``[batch, 2, *spectrum]``.
+
+        Args:
+            state_hat: the rfft of states ``(u, v)``: ``[batch, 2, *spectrum]``.
+
+        Returns:
+            ``[batch, 1, *spectrum]``; alias-free when the solver was built with ``dealias=True``.
+        """
         if not self.dealias:
             u, v = self.to_physical(state_hat).split(1, dim=1)
             return self.to_spectral(u * v.square())
@@ -330,6 +388,13 @@ class GrayScott(SpectralSolver):
         return _truncate_spectrum(product, shape, padded) * (math.prod(shape) / math.prod(padded))
 
     def nonlinear_term(self, state_hat: torch.Tensor) -> torch.Tensor:
-        """Returns ``(-u v^2 + F, u v^2)`` in rfft space: ``[batch, 2, *spectrum]``."""
+        """Returns ``(-u v^2 + F, u v^2)`` in rfft space: ``[batch, 2, *spectrum]``.
+
+        Args:
+            state_hat: the rfft of states ``(u, v)``: ``[batch, 2, *spectrum]``.
+
+        Returns:
+            ``[batch, 2, *spectrum]``.
+        """
         r = self.reaction(state_hat)
         return torch.cat([-r, r], dim=1) + self._source

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import FieldSampler, GaussianRandomField
@@ -23,9 +24,21 @@ class Heat(SpectralSolver):
         keeps large steps stable.
 
     The state has one channel: ``u: [batch, 1, *space]``.
+
+    Args:
+        grid: the periodic grid (1D, 2D or 3D).
+        diffusivity: ``kappa > 0``: a float, a tensor ``[batch]``, or a field ``[batch or 1, *space]``.
+        scheme: the time-stepping scheme; None for ``"exact"`` with a constant diffusivity and
+            ``"etdrk4"`` with a field.
+        initial_field: the sampler of initial states.
+        device: where states live; None is ``default_device()`` (CUDA when present).
+        dtype: ``torch.float32`` or ``torch.float64``.
+
+    Raises:
+        ValueError: ``diffusivity`` is not positive and finite (naming the member, and the point of a
+            field), a field does not match the grid, or ``scheme="exact"`` is asked of a field.
     """
 
-    name = "heat"
     channels = 1
 
     def __init__(
@@ -35,14 +48,15 @@ class Heat(SpectralSolver):
         *,
         scheme: str | Scheme | None = None,
         initial_field: FieldSampler = GaussianRandomField(),
-        device=None,
-        dtype=torch.float32,
+        device: Device | None = None,
+        dtype: torch.dtype = torch.float32,
     ):
-        is_field = isinstance(diffusivity, torch.Tensor) and diffusivity.ndim == 1 + grid.ndim
+        field = diffusivity if isinstance(diffusivity, torch.Tensor) and diffusivity.ndim == 1 + grid.ndim else None
+        is_field = field is not None
         default_scheme = "etdrk4" if is_field else "exact"
         super().__init__(grid, scheme=scheme or default_scheme, cfl=None, device=device, dtype=dtype, initial_field=initial_field)
-        if is_field:
-            self.diffusivity = self._diffusivity_field(diffusivity)
+        if field is not None:
+            self.diffusivity = self._diffusivity_field(field)
             # [batch or 1, 1, *1]: the largest diffusivity of each member.
             self.reference_diffusivity = self.diffusivity.amax(dim=self.grid.dims, keepdim=True)
         else:
@@ -67,10 +81,18 @@ class Heat(SpectralSolver):
         return field.detach().to(device=self.device, dtype=torch.float64).unsqueeze(1)
 
     def linear_symbol(self) -> torch.Tensor:
+        """Returns ``-kappa_max |k|^2`` (``-kappa |k|^2`` for a constant diffusivity): float64, ``[batch or 1, 1, *spectrum]``."""
         return -self.reference_diffusivity * self.grid.wavenumber_squared(device=self.device)
 
     def nonlinear_term(self, v: torch.Tensor) -> torch.Tensor:
-        """Returns ``div((kappa - kappa_max) grad u)`` in rfft space (variable diffusivity only)."""
+        """Returns ``div((kappa - kappa_max) grad u)`` in rfft space (variable diffusivity only).
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+
+        Returns:
+            ``[batch, 1, *spectrum]``.
+        """
         gradient = self.to_physical(torch.stack([k * v for k in self._ik]))
         flux = self.to_spectral(self._excess * gradient)
         return sum(k * f for k, f in zip(self._ik, flux, strict=True))

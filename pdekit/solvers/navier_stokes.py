@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import FieldSampler, GaussianRandomField
@@ -45,11 +46,17 @@ class NavierStokes2D(SpectralSolver):
             ``fields.fno_forcing`` and ``fields.kolmogorov_forcing``); None for unforced flow.
         forcing_amplitude: a factor ``>= 0`` on ``forcing``, float or ``[batch]``.
         drag: linear damping ``>= 0``, float or ``[batch]``.
-        scheme, cfl, device, dtype: see ``SpectralSolver``.
+        scheme: the time-stepping scheme (see ``pdekit.solvers.time_stepping``).
+        cfl: if set, ``solve`` keeps the CFL number at most ``cfl`` (see ``SpectralSolver``).
         initial_field: sampler of initial vorticities; the FNO paper's Gaussian random field by default.
+        device: where states live; None is ``default_device()`` (CUDA when present).
+        dtype: ``torch.float32`` or ``torch.float64``.
+
+    Raises:
+        ValueError: ``grid`` is not 2D, a parameter is out of range (naming it and the member), or
+            ``forcing`` has another shape or is not finite.
     """
 
-    name = "navier_stokes_2d"
     channels = 1
 
     def __init__(
@@ -63,8 +70,8 @@ class NavierStokes2D(SpectralSolver):
         scheme: str | Scheme = "etdrk4",
         cfl: float | None = None,
         initial_field: FieldSampler = GaussianRandomField(alpha=2.5, tau=7.0),
-        device=None,
-        dtype=torch.float32,
+        device: Device | None = None,
+        dtype: torch.dtype = torch.float32,
     ):
         if grid.ndim != 2:
             raise ValueError(f"NavierStokes2D needs a 2D grid; got shape {grid.shape}")
@@ -110,6 +117,7 @@ class NavierStokes2D(SpectralSolver):
         return forcing.detach().to(device=self.device, dtype=torch.float64)
 
     def linear_symbol(self) -> torch.Tensor:
+        """Returns ``-nu |k|^2 - drag``: float64, ``[batch or 1, 1, *spectrum]``."""
         k2 = self.grid.wavenumber_squared(device=self.device)
         return -(self.viscosity * k2 + self.drag)
 
@@ -125,6 +133,12 @@ class NavierStokes2D(SpectralSolver):
         along x (which pads the dropped modes with zeros itself): the same values as ``irfftn`` of
         the masked spectrum, 1.6-2.1x the member-steps/s of the former cat-and-irfftn form on a
         CPU (benchmarks/RESULTS.md).
+
+        Args:
+            v: the vorticity's rfft ``[batch, 1, ny, nx // 2 + 1]``.
+
+        Returns:
+            ``[batch, 1, ny, nx // 2 + 1]``.
         """
         kept = v[..., : self._kept_columns] * self._fields_multiplier  # [B, 4, ny, kept]
         fields = torch.fft.irfft(torch.fft.ifft(kept, dim=-2), self.grid.shape[1], dim=-1)
@@ -135,15 +149,43 @@ class NavierStokes2D(SpectralSolver):
         return result
 
     def max_speed_per_spacing(self, v: torch.Tensor) -> torch.Tensor:
+        """Returns ``max_x (|u| / dx + |v| / dy)`` per member, from the vorticity's rfft ``v``: ``[batch]``.
+
+        Args:
+            v: the vorticity's rfft ``[batch, 1, ny, nx // 2 + 1]``.
+
+        Returns:
+            ``[batch]``.
+        """
         velocity = self.to_physical(self._velocity_hat(v))
         return (velocity.abs() * self._speed_scale.view(1, 2, 1, 1)).sum(dim=1).flatten(1).amax(dim=1)
 
     def streamfunction(self, w: torch.Tensor) -> torch.Tensor:
-        """Returns the streamfunction ``psi`` with ``-laplacian psi = w`` and zero mean: ``[batch, 1, ny, nx]``."""
+        """Returns the streamfunction ``psi`` with ``-laplacian psi = w`` and zero mean: ``[batch, 1, ny, nx]``.
+
+        Args:
+            w: vorticities ``[batch, 1, ny, nx]``, states of this solver.
+
+        Returns:
+            ``[batch, 1, ny, nx]``.
+
+        Raises:
+            ValueError: ``w`` is not a state of this solver.
+        """
         self.check_state(w, "w")
         return self.to_physical(self._inverse_laplacian * self.to_spectral(w))
 
     def velocity(self, w: torch.Tensor) -> torch.Tensor:
-        """Returns the velocity ``(u, v) = (d psi/dy, -d psi/dx)`` of vorticity ``w``: ``[batch, 2, ny, nx]``."""
+        """Returns the velocity ``(u, v) = (d psi/dy, -d psi/dx)`` of vorticity ``w``: ``[batch, 2, ny, nx]``.
+
+        Args:
+            w: vorticities ``[batch, 1, ny, nx]``, states of this solver.
+
+        Returns:
+            ``[batch, 2, ny, nx]``, ``u`` (along x) then ``v`` (along y).
+
+        Raises:
+            ValueError: ``w`` is not a state of this solver.
+        """
         self.check_state(w, "w")
         return velocity_from_vorticity(w, self.grid)

@@ -3,7 +3,9 @@
 ``L`` is a diagonal, real, non-positive linear symbol (diffusion, drag) and ``N`` the rest of
 the right-hand side, evaluated pseudo-spectrally by the solver. Every scheme splits its work in
 two: ``coefficients(linear, dt)``, computed once per step size in float64, and ``step(v, c, N)``,
-the per-step update with no host-device synchronisation.
+the per-step update with no host-device synchronisation. Every scheme declares its ``name`` (its
+key in ``SCHEMES``), its global ``order`` of accuracy in time (``math.inf`` when exact), which the
+convergence tests assert, and whether it is ``exact`` (one step per output interval).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -21,14 +24,33 @@ Nonlinear = Callable[[torch.Tensor], torch.Tensor]
 class Exponential:
     """Exact integration of ``dv/dt = L v``: ``v <- exp(L dt) v``. Only for problems with no ``N``."""
 
-    name = "exact"
-    order = math.inf
-    exact = True
+    name: ClassVar[str] = "exact"
+    order: ClassVar[float] = math.inf
+    exact: ClassVar[bool] = True
 
     def coefficients(self, linear: torch.Tensor, dt: float) -> tuple[torch.Tensor, ...]:
+        """Returns the step's coefficients for the linear symbol ``linear`` and the step ``dt``, in float64.
+
+        Args:
+            linear: the diagonal symbol ``L``, real, broadcastable to ``[batch, channel, *spectrum]``.
+            dt: the step.
+
+        Returns:
+            The tensors ``step`` takes as ``c``, each shaped as ``linear``.
+        """
         return (torch.exp(linear * dt),)
 
     def step(self, v: torch.Tensor, c: tuple[torch.Tensor, ...], nonlinear: Nonlinear | None) -> torch.Tensor:
+        """Returns ``v`` one step later: ``[batch, channel, *spectrum]``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+            c: the coefficients ``coefficients`` returned for this step size.
+            nonlinear: ``N`` in rfft space; None for a linear problem.
+
+        Returns:
+            ``[batch, channel, *spectrum]``.
+        """
         return c[0] * v
 
 
@@ -42,14 +64,26 @@ class ETDRK4:
     cancellation of the closed forms near zero (A.-K. Kassam and L. N. Trefethen, "Fourth-order
     time-stepping for stiff PDEs", SIAM J. Sci. Comput. 26, 2005). The linear part is integrated
     exactly; four evaluations of ``N`` per step.
+
+    Args:
+        contour_points: the points on the circle of the coefficients' contour means.
     """
 
     contour_points: int = 32
-    name = "etdrk4"
-    order = 4
-    exact = False
+    name: ClassVar[str] = "etdrk4"
+    order: ClassVar[float] = 4
+    exact: ClassVar[bool] = False
 
     def coefficients(self, linear: torch.Tensor, dt: float) -> tuple[torch.Tensor, ...]:
+        """Returns the step's coefficients for the linear symbol ``linear`` and the step ``dt``, in float64.
+
+        Args:
+            linear: the diagonal symbol ``L``, real, broadcastable to ``[batch, channel, *spectrum]``.
+            dt: the step.
+
+        Returns:
+            The tensors ``step`` takes as ``c``, each shaped as ``linear``.
+        """
         z = (linear * dt).to(torch.float64)
         q = torch.zeros_like(z)
         f1 = torch.zeros_like(z)
@@ -70,6 +104,16 @@ class ETDRK4:
         return (torch.exp(z), torch.exp(z / 2), q * scale, f1 * scale, f2 * scale, f3 * scale)
 
     def step(self, v: torch.Tensor, c: tuple[torch.Tensor, ...], nonlinear: Nonlinear | None) -> torch.Tensor:
+        """Returns ``v`` one step later: ``[batch, channel, *spectrum]``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+            c: the coefficients ``coefficients`` returned for this step size.
+            nonlinear: ``N`` in rfft space; None for a linear problem.
+
+        Returns:
+            ``[batch, channel, *spectrum]``.
+        """
         e, e_half, q, f1, f2, f3 = c
         if nonlinear is None:
             return e * v
@@ -94,15 +138,34 @@ class CrankNicolsonEuler:
     operator for parametric partial differential equations", ICLR 2021), kept to reproduce it.
     """
 
-    name = "cn-euler"
-    order = 1
-    exact = False
+    name: ClassVar[str] = "cn-euler"
+    order: ClassVar[float] = 1
+    exact: ClassVar[bool] = False
 
     def coefficients(self, linear: torch.Tensor, dt: float) -> tuple[torch.Tensor, ...]:
+        """Returns the step's coefficients for the linear symbol ``linear`` and the step ``dt``, in float64.
+
+        Args:
+            linear: the diagonal symbol ``L``, real, broadcastable to ``[batch, channel, *spectrum]``.
+            dt: the step.
+
+        Returns:
+            The tensors ``step`` takes as ``c``, each shaped as ``linear``.
+        """
         z = linear.to(torch.float64) * dt
         return ((1 + z / 2) / (1 - z / 2), dt / (1 - z / 2))
 
     def step(self, v: torch.Tensor, c: tuple[torch.Tensor, ...], nonlinear: Nonlinear | None) -> torch.Tensor:
+        """Returns ``v`` one step later: ``[batch, channel, *spectrum]``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+            c: the coefficients ``coefficients`` returned for this step size.
+            nonlinear: ``N`` in rfft space; None for a linear problem.
+
+        Returns:
+            ``[batch, channel, *spectrum]``.
+        """
         propagate, gain = c
         if nonlinear is None:
             return propagate * v
@@ -113,14 +176,33 @@ class CrankNicolsonEuler:
 class CrankNicolsonHeun:
     """Second order: Crank-Nicolson for ``L``, Heun's predictor-corrector for ``N``."""
 
-    name = "cn-heun"
-    order = 2
-    exact = False
+    name: ClassVar[str] = "cn-heun"
+    order: ClassVar[float] = 2
+    exact: ClassVar[bool] = False
 
     def coefficients(self, linear: torch.Tensor, dt: float) -> tuple[torch.Tensor, ...]:
+        """Returns the step's coefficients for the linear symbol ``linear`` and the step ``dt``, in float64.
+
+        Args:
+            linear: the diagonal symbol ``L``, real, broadcastable to ``[batch, channel, *spectrum]``.
+            dt: the step.
+
+        Returns:
+            The tensors ``step`` takes as ``c``, each shaped as ``linear``.
+        """
         return CrankNicolsonEuler().coefficients(linear, dt)
 
     def step(self, v: torch.Tensor, c: tuple[torch.Tensor, ...], nonlinear: Nonlinear | None) -> torch.Tensor:
+        """Returns ``v`` one step later: ``[batch, channel, *spectrum]``.
+
+        Args:
+            v: the state's rfft ``[batch, channel, *spectrum]``.
+            c: the coefficients ``coefficients`` returned for this step size.
+            nonlinear: ``N`` in rfft space; None for a linear problem.
+
+        Returns:
+            ``[batch, channel, *spectrum]``.
+        """
         propagate, gain = c
         if nonlinear is None:
             return propagate * v
@@ -130,11 +212,15 @@ class CrankNicolsonHeun:
 
 
 Scheme = Exponential | ETDRK4 | CrankNicolsonEuler | CrankNicolsonHeun
-SCHEMES: dict[str, type] = {s.name: s for s in (Exponential, ETDRK4, CrankNicolsonEuler, CrankNicolsonHeun)}
+SCHEMES: dict[str, type[Scheme]] = {s.name: s for s in (Exponential, ETDRK4, CrankNicolsonEuler, CrankNicolsonHeun)}
+"""The schemes by name: what a solver's ``scheme="..."`` and a recipe's ``scheme`` look up."""
 
 
 def make_scheme(scheme: str | Scheme) -> Scheme:
-    """Returns the scheme named ``scheme`` (one of ``SCHEMES``), or ``scheme`` itself."""
+    """Returns the scheme named ``scheme`` (one of ``SCHEMES``), or ``scheme`` itself.
+
+    Raises ValueError naming the known schemes when ``scheme`` is an unknown name.
+    """
     if not isinstance(scheme, str):
         return scheme
     if scheme not in SCHEMES:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from pdekit.atomic import atomic_file
+from pdekit.devices import Device
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -17,17 +18,33 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
     The state goes to a temporary file in the same directory, is flushed to disk, and replaces
     ``path`` by one ``os.replace`` (atomic on POSIX and Windows).
+
+    Args:
+        path: the checkpoint file.
+        state: what ``torch.save`` writes (e.g. ``Trainer.state_dict()``).
     """
     with atomic_file(path, "wb") as file:
         torch.save(state, file)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location=None, *, required: Iterable[str] = ()) -> dict:
+def load_checkpoint(path: str | os.PathLike, map_location: Device | None = None, *, required: Iterable[str] = ()) -> dict:
     """Returns the state saved at ``path``, loaded with ``weights_only=True`` (no code runs on load).
 
     The state must be a dict holding every key in ``required`` (e.g. the Trainer's ``"model"``,
     ``"optimizer"``, ...); anything else is a one-line ValueError naming the file, so a stray or
     foreign ``.pt`` file never surfaces later as an AttributeError or KeyError.
+
+    Args:
+        path: the checkpoint file.
+        map_location: the device the tensors are loaded onto (``None``: where they were saved).
+        required: keys the state must hold.
+
+    Returns:
+        The saved dict.
+
+    Raises:
+        FileNotFoundError: if there is no file at ``path``.
+        ValueError: if the file is not a readable checkpoint, not a dict, or lacks a ``required`` key.
     """
     path = Path(path)
     if not path.is_file():

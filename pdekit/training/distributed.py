@@ -8,10 +8,18 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from pdekit.devices import default_device
+
 
 @dataclass(frozen=True)
 class Process:
-    """This process's place in a (possibly one-process) DDP job."""
+    """This process's place in a (possibly one-process) DDP job.
+
+    Args:
+        rank: this process's rank among all processes (``RANK``).
+        replicas: the number of processes (``WORLD_SIZE``).
+        local_rank: its rank on this node (``LOCAL_RANK``), which picks its GPU.
+    """
 
     rank: int = 0
     replicas: int = 1
@@ -19,28 +27,35 @@ class Process:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that writes files and shows progress."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether there is more than one process."""
         return self.replicas > 1
 
 
 def init_from_environment() -> Process:
     """Returns this process's place, starting the process group when launched by ``torchrun``.
 
-    ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; the backend is NCCL when CUDA is
-    present and gloo otherwise. Without them this is a single process and nothing is started.
+    ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; the backend is NCCL on the
+    process's default device when that is a GPU (``pdekit.devices.default_device(local_rank)``, which
+    becomes the current CUDA device) and gloo otherwise. Without them this is a single process and
+    nothing is started.
+
+    Returns:
+        The ``Process``.
     """
     replicas = int(os.environ.get("WORLD_SIZE", "1"))
     if replicas == 1:
         return Process()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend)
+        device = default_device(local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Process(rank, replicas, local_rank)
 
 

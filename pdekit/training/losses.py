@@ -12,17 +12,32 @@ from collections.abc import Callable
 import torch
 from neuralop.losses import H1Loss, LpLoss
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from pdekit.rollout.evaluate import relative_error
+from pdekit.rollout.objectives import Loss
 
 
 def relative_l2(dim: int) -> Loss:
     """Returns ``loss(prediction, target)``: ``||prediction - target|| / ||target||`` over ``dim`` space axes, mean over batch and
-    channels."""
+    channels.
+
+    Args:
+        dim: the number of space axes of ``[B, C, *S]``.
+
+    Returns:
+        ``loss(prediction [B, C, *S], target [B, C, *S]) -> []`` (neuraloperator's ``LpLoss``, ``p=2``).
+    """
     return LpLoss(d=dim, p=2, reduction="mean")
 
 
 def relative_h1(dim: int) -> Loss:
-    """Returns ``loss(prediction, target)``: the relative H1 error (values and first derivatives), mean over batch and channels."""
+    """Returns ``loss(prediction, target)``: the relative H1 error (values and first derivatives), mean over batch and channels.
+
+    Args:
+        dim: the number of space axes of ``[B, C, *S]``.
+
+    Returns:
+        ``loss(prediction [B, C, *S], target [B, C, *S]) -> []`` (neuraloperator's ``H1Loss``).
+    """
     return H1Loss(d=dim, reduction="mean")
 
 
@@ -30,13 +45,33 @@ LOSSES: dict[str, Callable[[int], Loss]] = {"l2": relative_l2, "h1": relative_h1
 
 
 def make_loss(name: str, dim: int) -> Loss:
-    """Returns the loss ``name`` (``"l2"`` or ``"h1"``) over ``dim`` space axes."""
+    """Returns the loss ``name`` over ``dim`` space axes.
+
+    Args:
+        name: a name in ``LOSSES``: ``"l2"`` or ``"h1"``.
+        dim: the number of space axes.
+
+    Returns:
+        ``loss(prediction [B, C, *S], target [B, C, *S]) -> []``.
+
+    Raises:
+        ValueError: if ``name`` is not in ``LOSSES``.
+    """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
     return LOSSES[name](dim)
 
 
 def relative_l2_per_sample(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Returns the relative L2 error of each sample and channel: ``[B, C]`` from ``[B, C, *S]`` inputs."""
-    difference = (prediction - target).flatten(2).norm(dim=-1)
-    return difference / target.flatten(2).norm(dim=-1).clamp_min(torch.finfo(target.dtype).tiny)
+    """Returns the relative L2 error of each sample and channel: ``[B, C]`` from ``[B, C, *S]`` inputs.
+
+    ``pdekit.rollout.relative_error`` over the space axes: a zero target channel counts its absolute error.
+
+    Args:
+        prediction: ``[B, C, *S]``.
+        target: ``[B, C, *S]``.
+
+    Returns:
+        ``[B, C]``.
+    """
+    return relative_error(prediction, target, start_dim=2)

@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from pdekit.rollout.objectives import RolloutObjective, RolloutTraining
+from pdekit.devices import Device, default_device, resolve_device
+from pdekit.progress import progress_bar
+from pdekit.rollout.objectives import Loss, RolloutObjective, RolloutTraining
 from pdekit.training.checkpoint import load_checkpoint, save_checkpoint, weight_differences
 from pdekit.training.distributed import Process, init_from_environment, sum_across_processes
-from pdekit.training.losses import make_loss, relative_h1, relative_l2_per_sample
-from pdekit.training.metrics import MetricsLog
+from pdekit.training.losses import LOSSES, make_loss, relative_h1, relative_l2_per_sample
+from pdekit.training.metrics_log import MetricsLog
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "epoch", "rng_cpu", "history")
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+"""The optimisers ``TrainerConfig.optimizer`` names; each is built as ``cls(parameters, lr=..., weight_decay=...)``.
+
+``"adam"`` adds ``weight_decay`` to the gradient (L2 regularisation); ``"adamw"`` decays the weights
+directly (Loshchilov and Hutter, "Decoupled weight decay regularization", ICLR 2019).
+"""
+
+
+def optimizer_class(name: str) -> Callable[..., torch.optim.Optimizer]:
+    """Returns the optimiser class ``name`` from ``OPTIMIZERS``.
+
+    Args:
+        name: ``"adam"`` or ``"adamw"``.
+
+    Returns:
+        The ``torch.optim`` class.
+
+    Raises:
+        ValueError: if ``name`` is not in ``OPTIMIZERS``, naming ``trainer.optimizer`` and the choices.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"trainer.optimizer must be one of {sorted(OPTIMIZERS)}; got {name!r}")
+    return OPTIMIZERS[name]
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,26 @@ class TrainerConfig:
     ``gradient_clip`` bounds the global gradient norm (0: no clipping). ``amp`` enables
     float16 autocast with loss scaling on CUDA; it is off by default because cuFFT computes half
     precision transforms only for power-of-two sizes, so check it on your grid before relying on it.
+
+    Args:
+        epochs: the number of epochs to train (a resumed run trains up to it).
+        optimizer: a name in ``OPTIMIZERS``: ``"adam"`` or ``"adamw"``.
+        learning_rate: the initial learning rate (positive).
+        weight_decay: the optimiser's weight decay (non-negative).
+        schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
+        schedule_epochs: where a cosine schedule reaches 0 (0: ``epochs``; otherwise at least ``epochs``).
+        step_epochs: a step schedule's epochs between decays.
+        gamma: a step schedule's factor per decay.
+        gradient_clip: the bound on the global gradient norm (0: no clipping).
+        loss: a name in ``LOSSES``: ``"l2"`` or ``"h1"``.
+        amp: float16 autocast with loss scaling, on CUDA only.
+        progress: a progress bar over each epoch's batches (rank 0 only; also off when standard
+            error is not a terminal or under ``TQDM_DISABLE``).
+
+    Raises:
+        ValueError: naming the setting (``trainer.<name>``) for an unknown optimiser, schedule or loss,
+            a count below its minimum, a non-finite or out-of-range number, or a cosine schedule that
+            ends before the last epoch.
     """
 
     epochs: int = 20
@@ -51,10 +101,7 @@ class TrainerConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        from pdekit.training.losses import LOSSES
-
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"trainer.optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
+        optimizer_class(self.optimizer)
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"trainer.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
         if self.loss not in LOSSES:
@@ -154,6 +201,26 @@ def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     return batch[0], batch[1], batch[3] if len(batch) == 4 else None
 
 
+class Objective(Protocol):
+    """What the Trainer optimises and validates: ``OneStep``, ``RolloutObjective``, ``CorrectionObjective``.
+
+    An objective may also have ``space_dims(inputs) -> int``, the spatial axes of its batches
+    (windows ``[B, k, C, *S]`` have one axis more than ``[B, C, *S]``); without it they are ``inputs.ndim - 2``.
+    """
+
+    def loss(
+        self, network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn: Loss, epoch: int
+    ) -> torch.Tensor:
+        """Returns the training loss of one batch (a 0-d tensor carrying gradients)."""
+        ...
+
+    def prediction(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(prediction, truth)``, both ``[B, C, *S]``, for the validation metrics."""
+        ...
+
+
 class OneStep:
     """The default objective: the model maps inputs to targets directly."""
 
@@ -162,10 +229,14 @@ class OneStep:
         """Returns the number of spatial axes of a batch ``[B, C, *S]``."""
         return inputs.ndim - 2
 
-    def loss(self, network: nn.Module, inputs, targets, params, loss_fn, epoch: int) -> torch.Tensor:
+    def loss(
+        self, network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn: Loss, epoch: int
+    ) -> torch.Tensor:
         return loss_fn(network(inputs, params), targets)
 
-    def prediction(self, model: nn.Module, inputs, targets, params) -> tuple[torch.Tensor, torch.Tensor]:
+    def prediction(
+        self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return model(inputs, params), targets
 
 
@@ -182,10 +253,25 @@ class Trainer:
     a Trainer's, or whose weights do not fit ``model``, is a one-line ValueError naming the file.
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
-    files or shows progress. ``decode`` maps normalised predictions and targets back to physical
-    units before the validation metrics. ``objective`` defines the loss and the validation
-    prediction (default: ``OneStep`` for ``(x, y)`` batches, a state-mode ``RolloutObjective`` for
-    ``Window`` batches; ``pdekit.rollout.RolloutObjective`` with other settings trains for rollouts).
+    files, shows progress and logs each epoch's record (``logging.INFO`` on ``pdekit.training.trainer``).
+    ``denormalize`` maps normalised predictions and targets back to physical units before the
+    validation metrics. ``objective`` defines the loss and the validation prediction (default:
+    ``OneStep`` for ``(x, y)`` batches, a state-mode ``RolloutObjective`` for ``Window`` batches;
+    ``pdekit.rollout.RolloutObjective`` with other settings trains for rollouts).
+
+    Args:
+        model: ``model(x [B, C_in, *S], params [B, P] | None) -> [B, C_out, *S]``; moved to ``device``.
+        config: the settings.
+        run_dir: where the checkpoint and the metrics log go (``None``: nothing is written).
+        device: the training device (``None``: ``pdekit.devices.default_device`` of this process's local rank).
+        denormalize: the inverse of the data's normalisation, ``[B, C, *S] -> [B, C, *S]``, applied to
+            predictions and targets before the validation metrics (``None``: they are compared as they are).
+        process: this process's place in a DDP job (``None``: from the ``torchrun`` environment).
+        objective: the loss and validation prediction (``None``: chosen from the first batch).
+        decode: the former name of ``denormalize``, deprecated.
+
+    Raises:
+        ValueError: if both ``denormalize`` and ``decode`` are given.
     """
 
     def __init__(
@@ -194,36 +280,47 @@ class Trainer:
         config: TrainerConfig = TrainerConfig(),
         *,
         run_dir: str | Path | None = None,
-        device: str | torch.device | None = None,
-        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: Device | None = None,
+        denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
         process: Process | None = None,
-        objective=None,
+        objective: Objective | None = None,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
+        if decode is not None:
+            if denormalize is not None:
+                raise ValueError("give denormalize only: decode is its former name")
+            warnings.warn("Trainer(decode=...) is deprecated: it is Trainer(denormalize=...)", DeprecationWarning, stacklevel=2)
+            denormalize = decode
         self.config = config
         self.objective = objective  # None: chosen from the first batch (objective_for)
         self.process = process or init_from_environment()
-        if device is None:
-            device = f"cuda:{self.process.local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = default_device(self.process.local_rank) if device is None else resolve_device(device)
         self.model = model.to(self.device)
-        self.network = self.model
+        self.network: nn.Module = self.model
         if self.process.distributed:
             self.network = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.decode = decode
-        optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = optimizer(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.denormalize = denormalize
+        self.optimizer = optimizer_class(config.optimizer)(
+            self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
         self.schedule = LearningRateSchedule(config)
         self.amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.history: list[dict] = []
         self.epoch = 0
 
-    def objective_for(self, batch) -> object:
+    def objective_for(self, batch: tuple | list) -> Objective:
         """Returns the objective, choosing the default from ``batch`` when none was given.
 
         Plain ``(x, y)`` batches train ``OneStep``; ``Window`` batches ``[B, k, C, *S]`` a state-mode
         ``RolloutObjective`` (its ``Stepper`` folds the ``k`` states into the model's channels).
+
+        Args:
+            batch: ``(inputs, targets)`` or a ``Window`` ``(inputs, targets, dt, params)``.
+
+        Returns:
+            The objective, kept for the rest of training.
         """
         if self.objective is None:
             if len(batch) == 4:
@@ -232,13 +329,27 @@ class Trainer:
                 self.objective = OneStep()
         return self.objective
 
+    def _on_device(self, batch: tuple | list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        inputs, targets, params = unpack(batch)
+        return (
+            inputs.to(self.device, non_blocking=True),
+            targets.to(self.device, non_blocking=True),
+            None if params is None else params.to(self.device, non_blocking=True),
+        )
+
     # ----- checkpoints -------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:
+        """The checkpoint file, ``run_dir/checkpoint.pt`` (``None`` without a ``run_dir``)."""
         return self.run_dir / CHECKPOINT if self.run_dir is not None else None
 
     def state_dict(self) -> dict:
-        """Returns everything an exact resume needs; every value loads under ``weights_only=True``."""
+        """Returns everything an exact resume needs; every value loads under ``weights_only=True``.
+
+        Returns:
+            A dict of the model, optimiser, schedule and loss-scaler states, the epoch, the CPU and
+            CUDA random states, the config and the history.
+        """
         return {
             "model": self.model.state_dict(),
             "model_spec": getattr(self.model, "spec", None),
@@ -247,6 +358,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "rng_cpu": torch.get_rng_state(),
+            # Every visible GPU's generator, whichever device trains: the state of the process, not a device choice.
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "trainer_config": asdict(self.config),
             "history": self.history,
@@ -254,7 +366,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a ``state_dict()``; a cosine schedule planned for other epochs is extended as ``LearningRateSchedule.load_state_dict``
-        says."""
+        says.
+
+        Args:
+            state: a ``state_dict()``, e.g. from ``load_checkpoint``.
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"], epochs_done=int(state["epoch"]))
@@ -266,9 +382,9 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
     def _restore(self, resume: bool) -> None:
-        path = self.checkpoint_path
-        if path is None:
+        if self.run_dir is None:
             return
+        path = self.run_dir / CHECKPOINT
         if not path.exists():
             if self.process.is_main and (self.run_dir / METRICS).exists():
                 MetricsLog(self.run_dir / METRICS).truncate_after(-1)  # lines of a killed first epoch that no checkpoint holds
@@ -289,13 +405,29 @@ class Trainer:
 
     # ----- training ----------------------------------------------------------------------------
     def fit(self, train: Iterable, validation: Iterable | None = None, *, resume: bool = False) -> list[dict]:
-        """Trains for ``config.epochs`` epochs (from the checkpoint's when resuming); returns one record per epoch."""
+        """Trains for ``config.epochs`` epochs (from the checkpoint's when resuming); returns one record per epoch.
+
+        Args:
+            train: the training batches, iterated once per epoch: ``(inputs, targets)`` pairs or
+                ``Window`` batches; its ``sampler.set_epoch`` (if any) is called before each epoch.
+            validation: batches for ``evaluate`` after each epoch (``None``: no validation).
+            resume: continue from ``run_dir/checkpoint.pt`` if it exists.
+
+        Returns:
+            The history: one dict per epoch (``epoch``, ``train_loss``, ``learning_rate``, ``seconds``,
+            ``samples_per_second``, ``validation_l2``, ``validation_h1``, and ``train.summary()``'s figures).
+
+        Raises:
+            FileExistsError: if a checkpoint exists and ``resume`` is false.
+            ValueError: if the checkpoint cannot be resumed by this Trainer, or ``train`` or ``validation`` yields no batches.
+            FloatingPointError: if an epoch's training loss is not finite.
+        """
         self._restore(resume)
-        loss_fn = None
-        log = MetricsLog(self.run_dir / METRICS) if self.run_dir is not None and self.process.is_main else None
+        loss_fn: Loss | None = None
+        metrics_log = MetricsLog(self.run_dir / METRICS) if self.run_dir is not None and self.process.is_main else None
         while self.epoch < self.config.epochs:
             sampler = getattr(train, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
+            if sampler is not None and hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self.epoch)
             learning_rate = self.config.learning_rate * self.schedule.factor(self.epoch)
             for group in self.optimizer.param_groups:
@@ -304,18 +436,18 @@ class Trainer:
             self.network.train()
             total_loss = torch.zeros((), device=self.device)
             samples = 0
-            batches = tqdm(
+            batches = progress_bar(
                 train,
+                enabled=self.config.progress and self.process.is_main,
                 desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                 leave=False,
-                disable=not (self.config.progress and self.process.is_main),
             )
             for batch in batches:
-                inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
+                inputs, targets, params = self._on_device(batch)
                 if loss_fn is None:
                     objective = self.objective_for(batch)
                     # An objective may say how many spatial axes its batches have (windows [B, k, C, *S]); plain [B, C, *S] otherwise.
-                    space_dims = objective.space_dims(inputs) if hasattr(objective, "space_dims") else inputs.ndim - 2
+                    space_dims = getattr(objective, "space_dims", OneStep.space_dims)(inputs)
                     loss_fn = make_loss(self.config.loss, space_dims)
                 loss = self.train_step(inputs, targets, params, loss_fn)
                 total_loss += loss.detach() * len(inputs)  # stays on the device: no sync per batch
@@ -344,19 +476,31 @@ class Trainer:
             self.history.append(record)
             self.epoch += 1
             if self.process.is_main:
-                if log is not None:
-                    log.write(record)
+                if metrics_log is not None:
+                    metrics_log.write(record)
                 if self.checkpoint_path is not None:
                     save_checkpoint(self.checkpoint_path, self.state_dict())
-                if self.config.progress:
-                    tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+                log.info(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
         return self.history
 
-    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn) -> torch.Tensor:
-        """One optimiser step on one batch; returns the loss (a device tensor, not synchronised)."""
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn: Loss) -> torch.Tensor:
+        """One optimiser step on one batch; returns the loss (a device tensor, not synchronised).
+
+        Without an objective (none given, and ``fit`` not yet run) the batch is a plain pair and trains ``OneStep``.
+
+        Args:
+            inputs: ``[B, C_in, *S]`` (or the objective's windows ``[B, k, C, *S]``) on the Trainer's device.
+            targets: ``[B, C_out, *S]`` (or ``[B, m, C, *S]``) on the Trainer's device.
+            params: ``[B, P]`` or ``None``.
+            loss_fn: ``loss_fn(prediction, target) -> []`` (``make_loss``).
+
+        Returns:
+            The batch's loss, a 0-d tensor on the device.
+        """
+        objective = self.objective_for((inputs, targets))
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            loss = self.objective.loss(self.network, inputs, targets, params, loss_fn, self.epoch)
+            loss = objective.loss(self.network, inputs, targets, params, loss_fn, self.epoch)
         self.scaler.scale(loss).backward()
         if self.config.gradient_clip > 0:
             self.scaler.unscale_(self.optimizer)
@@ -367,20 +511,35 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable) -> dict:
-        """Returns the relative L2 and H1 errors over ``batches`` (mean over samples), and the L2 per output channel."""
+        """Returns the relative L2 and H1 errors over ``batches`` (mean over samples), and the L2 per output channel.
+
+        Predictions and targets are mapped by ``denormalize`` first, if given; a target channel that is
+        zero counts its absolute L2 error (``pdekit.rollout.relative_error``). Under DDP the means run
+        over every process's batches.
+
+        Args:
+            batches: ``(inputs, targets)`` pairs or ``Window`` batches, as for ``fit``.
+
+        Returns:
+            ``{"l2": float, "h1": float, "l2_per_channel": [float] * C}``.
+
+        Raises:
+            ValueError: if ``batches`` yields none.
+        """
         self.network.eval()
-        l2_sum, h1_sum, count, h1 = None, torch.zeros((), device=self.device, dtype=torch.float64), 0, None
+        l2_sum: torch.Tensor | None = None
+        h1_sum, count, h1 = torch.zeros((), device=self.device, dtype=torch.float64), 0, None
         for batch in batches:
-            inputs, targets, params = (None if t is None else t.to(self.device, non_blocking=True) for t in unpack(batch))
+            inputs, targets, params = self._on_device(batch)
             prediction, targets = self.objective_for(batch).prediction(self.model, inputs, targets, params)
-            if self.decode is not None:
-                prediction, targets = self.decode(prediction), self.decode(targets)
+            if self.denormalize is not None:
+                prediction, targets = self.denormalize(prediction), self.denormalize(targets)
             per_sample = relative_l2_per_sample(prediction.float(), targets.float()).double()  # [B, C]
             l2_sum = per_sample.sum(0) if l2_sum is None else l2_sum + per_sample.sum(0)
             h1 = h1 or relative_h1(prediction.ndim - 2)
             h1_sum += h1(prediction.float(), targets.float()).double() * len(inputs)
             count += len(inputs)
-        if count == 0:
+        if l2_sum is None or count == 0:
             raise ValueError("the validation data yielded no batches")
         totals = sum_across_processes(
             torch.cat([l2_sum, h1_sum[None], torch.tensor([float(count)], device=self.device, dtype=torch.float64)]), self.process
