@@ -9,8 +9,9 @@ the same order (``ChunkLocalSampler``, batches of 32) from
 
 - a ``.npy`` memmap of the same array (the near-limit: a slice of a page-cached file),
 - HDF5 via h5py, chunked one member per chunk (the layout of PDEBench-style files),
-- pdekit's Zarr store, uncompressed (pdekit's default) and with zstd (to record the compressor
-  measurement),
+- pdekit's Zarr store, uncompressed (pdekit's default: its chunk files are read straight into numpy),
+  the same store read through zarr-python (the former path, ``read_members(direct=False)``), and with
+  zstd (to record the compressor measurement),
 
 each through the same ``Windows`` code (whole-member reads, member cache, collation into a batch),
 so only the format differs,
@@ -43,7 +44,7 @@ from zarr.codecs import ZstdCodec
 
 from pdekit.data import ChunkLocalSampler, Windows, generate
 from pdekit.data.recipes import fno_navier_stokes
-from pdekit.data.store import consolidate
+from pdekit.data.store import consolidate, read_members
 
 INPUT_STEPS, TARGET_STEPS, BATCH = 10, 1, 32
 
@@ -128,6 +129,9 @@ def main() -> None:
                 hdf5 = h5py.File(workdir / "ns.h5", "r")["fields"]
                 sources.append((f"HDF5 (h5py, chunk per member), {label}", reading_from(hdf5, store), size_mb(workdir / "ns.h5")))
             sources.append((f"pdekit Zarr, uncompressed, {label}", windows, sum(size_mb(store / f) for f in fields)))
+            through_zarr = Windows(store, INPUT_STEPS, TARGET_STEPS)  # the same store read through zarr-python (the former path)
+            through_zarr.read_block = lambda start, stop, w=through_zarr: read_members(w.group, start, stop, direct=False)
+            sources.append((f"pdekit Zarr, uncompressed, {label}, through zarr-python", through_zarr, sources[-1][2]))
             if len(fields) == 1:
                 compressed = workdir / "ns_zstd.zarr"
                 shutil.copytree(store, compressed)
@@ -185,6 +189,9 @@ def main() -> None:
         f"# three channels in two fields against one: {multi[2] / single[2]:.2f}x the MB/s, {multi[3] / single[3]:.2f}x the fraction of "
         "memmap"
     )
+    for row in (single, multi):
+        former = next(r for r in rows if r[0] == f"{row[0]}, through zarr-python")
+        print(f"# {row[0]}: chunk files read directly {row[1] / former[1]:.2f}x the samples/s of zarr-python's reads")
 
 
 def size_mb(path: Path) -> float:

@@ -401,22 +401,42 @@ def member_status(group: zarr.Group) -> tuple[np.ndarray, np.ndarray]:
     return values(group, "completed") != 0, values(group, "failed") != 0
 
 
-def read_members(group: zarr.Group, start: int, stop: int) -> np.ndarray:
+def read_members(group: zarr.Group, start: int, stop: int, *, direct: bool = True) -> np.ndarray:
     """Returns the trajectories of members ``start .. stop - 1``, channel-stacked: ``[n, time, channel, *space]`` float32.
+
+    ``MemberReader(group, direct=direct)(start, stop)``: see there; a reader kept between calls (as
+    ``Windows`` keeps one) saves looking the fields up again.
+    """
+    return MemberReader(group, direct=direct)(start, stop)
+
+
+class MemberReader:
+    """Reads members' channel-stacked trajectories ``[n, time, channel, *space]`` from an ensemble's fields, looked up once.
 
     A field of a local store whose chunks are plain little-endian bytes (pdekit's default: uncompressed,
     unsharded) is read straight from its chunk files into the result; any other field (compressed,
     sharded, remote) through one Zarr call, which reads its members' chunks or shards concurrently.
     Both give the same bits: the direct read is what zarr-python's bytes codec does, without its event
     loop's fixed cost per call (over 80% of a 4-member read, benchmarks/RESULTS.md).
+
+    Args:
+        group: the ensemble's root group.
+        direct: read plain chunk files directly where they allow it; False reads every field through Zarr.
     """
-    blocks = []
-    for name in store_fields(group):
-        array = variable(group, name)
-        directory = chunk_directory(group, array)
-        block = read_chunk_files(array, directory, start, stop) if directory is not None else np.asarray(array[start:stop])
-        blocks.append(block if _is_vector(array) else block[:, :, None])
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
+
+    def __init__(self, group: zarr.Group, *, direct: bool = True):
+        self.fields = []
+        for name in store_fields(group):
+            array = variable(group, name)
+            self.fields.append((array, chunk_directory(group, array) if direct else None, _is_vector(array)))
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """Returns the trajectories of members ``start .. stop - 1``: ``[n, time, channel, *space]``."""
+        blocks = []
+        for array, directory, vector in self.fields:
+            block = read_chunk_files(array, directory, start, stop) if directory is not None else np.asarray(array[start:stop])
+            blocks.append(block if vector else block[:, :, None])
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=2)
 
 
 def chunk_directory(group: zarr.Group, array: zarr.Array) -> Path | None:
@@ -462,21 +482,21 @@ def read_chunk_files(array: zarr.Array, directory: Path, start: int, stop: int) 
     steps = chunks[1]
     block = np.empty((stop - start, *shape[1:]), dtype=array.dtype)
     scratch = np.empty((steps, *shape[2:]), dtype=array.dtype) if shape[1] % steps else block[:0]  # for the last, partial chunk
+    inner = "/0" * (len(shape) - 2)  # the space (and component) axes are one chunk each
     for i, member in enumerate(range(start, stop)):
         for j, first in enumerate(range(0, shape[1], steps)):
-            path = directory.joinpath("c", str(member), str(j), *("0",) * (len(shape) - 2))
+            path = f"{directory}/c/{member}/{j}{inner}"
             destination = block[i, first : first + steps]
             whole = destination.shape[0] == steps
             target = destination if whole else scratch
             try:
                 with open(path, "rb", buffering=0) as file:
                     size = file.readinto(target.data.cast("B"))
-                    extra = file.read(1)
             except FileNotFoundError:
                 destination[...] = array.fill_value
                 continue
-            if size != target.nbytes or extra:
-                raise StoreError(f"{path}: a chunk file of {target.nbytes} bytes was expected; it holds a different size")
+            if size != target.nbytes:
+                raise StoreError(f"{path}: a chunk file of {target.nbytes} bytes was expected; it holds {size}")
             if not whole:
                 destination[...] = scratch[: destination.shape[0]]
     return block

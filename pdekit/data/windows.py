@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Sampler
 from pdekit.data.normalize import FieldStatistics, load_statistics
 from pdekit.data.sampling import shard
 from pdekit.data.schema import StoreError, names
-from pdekit.data.store import channel_names, member_status, open_store, read_members, space_shape, store_fields, values
+from pdekit.data.store import MemberReader, channel_names, member_status, open_store, space_shape, store_fields, values
 
 
 class Window(NamedTuple):
@@ -162,11 +162,12 @@ class Windows(Dataset):
         self.space_shape = space_shape(group)
         self.members_per_read, self.cached_members = members_per_read, cached_members
         self._group = None
+        self._reader: MemberReader | None = None
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_group"] = None  # each DataLoader worker opens the store itself
+        state["_group"] = state["_reader"] = None  # each DataLoader worker opens the store itself
         state["_cache"] = OrderedDict()
         return state
 
@@ -226,7 +227,9 @@ class Windows(Dataset):
     def read_block(self, start: int, stop: int) -> np.ndarray:
         """Returns the stored (not normalised) trajectories of store members ``start .. stop - 1``: ``[n, T, C, *S]`` (one Zarr call per
         field)."""
-        return read_members(self.group, start, stop)
+        if self._reader is None:
+            self._reader = MemberReader(self.group)
+        return self._reader(start, stop)
 
     def _read(self, members: np.ndarray) -> list[torch.Tensor]:
         """Reads the trajectories of ``members`` (sorted store indices), one call per consecutive run."""

@@ -20,7 +20,7 @@ import zarr
 
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.data.schema import BOUNDARY_CONDITIONS, SPACE_DIMS, StoreError, json_attribute, names
-from pdekit.data.store import Layout, create_store, member_status, open_store, read_members, store_fields, values, variable, write_member
+from pdekit.data.store import Layout, MemberReader, create_store, member_status, open_store, store_fields, values, variable, write_member
 from pdekit.grid import Grid
 
 # Names a store gives its own variables: a field or parameter of these names would overwrite them.
@@ -159,9 +159,9 @@ def read_ensemble(store) -> Ensemble:
 
 def member_trajectories(store, ensemble: Ensemble) -> Iterator[np.ndarray]:
     """Yields the trajectory ``[time, channel, *space]`` float32 of each of ``ensemble.members``, one read each: never the whole store."""
-    group = open_store(store)
+    read = MemberReader(open_store(store))
     for member in ensemble.members:
-        yield read_members(group, int(member), int(member) + 1)[0]
+        yield read(int(member), int(member) + 1)[0]
 
 
 def layout_of(ensemble: Ensemble) -> Layout:
