@@ -693,7 +693,7 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
         type=non_negative_int,
         help="evict only windows drawn at least this often (Melissa's rule, default 1; 0: Algorithm R; reservoir policy only)",
     )
-    parser.add_argument("--watermark", type=non_negative_int, help="windows held before training starts (default: half the capacity)")
+    parser.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
     parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
     parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
     parser.add_argument(

@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from pdekit.data import generate, validate
 from pdekit.data.recipes import fno_navier_stokes
+from pdekit.devices import Device, resolve_device
 from pdekit.runs import DataConfig, ExperimentConfig, ModelConfig, evaluate, evaluate_rollout, train
 from pdekit.training import TrainerConfig
 from pdekit.viz import rollout_figures
@@ -52,11 +51,13 @@ class QuickstartConfig:
             raise ValueError(f"quickstart spin_up must be non-negative and finite; got {self.spin_up}")
 
 
-def run_quickstart(out: str | Path, config: QuickstartConfig = QuickstartConfig(), *, device=None, progress: bool = True) -> dict:
+def run_quickstart(
+    out: str | Path, config: QuickstartConfig = QuickstartConfig(), *, device: Device | None = None, progress: bool = True
+) -> dict:
     """Runs generate -> train -> roll out -> report into ``out``; returns the figures and the headline numbers."""
     out = Path(out)
     store, run = out / "navier_stokes.zarr", out / "fno"
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     steps = round(config.horizon / 0.5)
     recipe = fno_navier_stokes(1e-3).with_overrides(
         shape=(64, 64),

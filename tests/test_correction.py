@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from torch import nn
 
 from pdekit.data import Recipe, generate
-from pdekit.rollout.correction import CorrectionObjective
+from pdekit.rollout.correction import CorrectedSolver, CorrectionObjective, CorrectionTraining
+from pdekit.runs import ExperimentConfig
 from pdekit.solvers import GaussianRandomField
 
 
@@ -30,3 +32,20 @@ def test_objective_from_a_store_steps_its_time_interval_with_its_recipe_on_the_s
     objective = CorrectionObjective.from_store(store, statistics=None, device="cpu")
     assert objective.dt == pytest.approx(0.05)
     assert objective.solvers.grid.shape == (8,) and objective.solvers.device == torch.device("cpu")
+
+
+def test_solver_dt_and_scale_not_set_are_none_meaning_the_recipes_step_and_an_earlier_files_zeros_read_as_none(tmp_path):
+    assert (CorrectionTraining().solver_dt, CorrectionTraining().scale) == (None, None)
+    earlier = ExperimentConfig.from_dict({"correction": {"solver_dt": 0.0, "scale": 0.0}}).correction
+    assert earlier == CorrectionTraining()
+    store = str(tmp_path / "burgers.zarr")
+    generate(tiny_burgers(), store, progress=False)
+    unset = CorrectionObjective.from_store(store, earlier, statistics=None, device="cpu").corrected_solver(nn.Identity())
+    assert unset.solver_dt == pytest.approx(1e-2) and unset.scale == 1.0  # the recipe's dt; an unresolved scale leaves the output as is
+    given = CorrectionTraining(solver_dt=0.025, scale=0.5)
+    solver = CorrectionObjective.from_store(store, given, statistics=None, device="cpu").corrected_solver(nn.Identity())
+    assert (solver.solver_dt, solver.scale) == (0.025, 0.5)
+    with pytest.raises(ValueError, match=r"^correction.solver_dt must be positive and finite \(or left out: from the data\); got -0.01$"):
+        CorrectionTraining(solver_dt=-0.01)
+    with pytest.raises(ValueError, match=r"^solver_dt must be positive and finite"):
+        CorrectedSolver(unset.solvers, nn.Identity(), dt=0.05, solver_dt=0.0)

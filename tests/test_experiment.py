@@ -9,7 +9,9 @@ import tomllib
 from pdekit.cli import main
 from pdekit.data import generate
 from pdekit.data.recipes import burgers_1d
-from pdekit.runs import ExperimentConfig, load_config
+from pdekit.runs import ExperimentConfig, load_config, save_config
+from pdekit.runs import train as train_run
+from pdekit.runs.config import DataConfig
 
 TINY_MODEL = ["--set", "model.modes=8", "--set", "model.width=8", "--set", "model.layers=2"]
 
@@ -105,7 +107,10 @@ def test_unrolled_pushforward_training_with_noise_and_curriculum_runs_from_the_c
         ({"seed": "1"}, r"seed must be an integer; got '1'"),
         ({"data": {"validation_fraction": 1.0}}, r"data.validation_fraction must be in \(0, 1\); got 1.0"),
         ({"trainer": {"weight_decay": -1}}, r"trainer.weight_decay must be non-negative and finite; got -1.0"),
-        ({"online": {"watermark": 5000}}, r"online.watermark must be in \[0, capacity=2048\]"),
+        ({"online": {"watermark": 5000}}, r"online.watermark must be in \[1, capacity=2048\]"),
+        ({"online": {"tee": 3}}, r"online.tee must be a string; got 3 \(int\)"),
+        ({"trainer": {"schedule_epochs": 2.5}}, r"trainer.schedule_epochs must be an integer; got 2.5 \(float\)"),
+        ({"correction": {"scale": "auto"}}, r"correction.scale must be a number; got 'auto' \(str\)"),
         ({"rollout": {"noise": float("nan")}}, r"rollout.noise must be non-negative and finite; got nan"),
     ],
 )
@@ -134,6 +139,56 @@ def test_config_file_errors_name_the_file_and_yaml_reads_exponents_as_numbers(tm
     (tmp_path / "range.toml").write_text("[data]\nbatch_size = 0\n")
     with pytest.raises(ValueError, match=r"range.toml: data.batch_size must be >= 1; got 0"):
         load_config(tmp_path / "range.toml")
+
+
+EARLIER_CONFIG = """
+seed = 0
+
+[data]
+store = ""
+
+[trainer]
+schedule_epochs = 0
+
+[rollout]
+derivative_scale = 0.0
+
+[online]
+recipe = ""
+watermark = 0
+members = 0
+batch_size = 0
+scheduler = ""
+solver_device = ""
+validation_store = ""
+tee = ""
+
+[correction]
+solver_dt = 0.0
+scale = 0.0
+"""
+"""The "not set" values a config.toml of an earlier pdekit version holds."""
+
+
+def test_a_config_file_of_an_earlier_version_reads_its_not_set_values_as_none(tmp_path):
+    (tmp_path / "earlier.toml").write_text(EARLIER_CONFIG)
+    loaded = load_config(tmp_path / "earlier.toml")
+    assert loaded == ExperimentConfig()  # every one is today's None, the default
+    save_config(loaded, tmp_path / "config.toml")
+    written = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert "store" not in written["data"] and "tee" not in written["online"] and "scale" not in written["correction"]
+    assert load_config(tmp_path / "config.toml") == loaded
+    assert ExperimentConfig.from_dict({"online": {"tee": None}, "trainer": {"schedule_epochs": None}}) == ExperimentConfig()
+
+
+def test_data_store_unset_is_none_an_earlier_files_empty_store_reads_as_none_and_train_asks_for_one(tmp_path):
+    assert DataConfig().store is None
+    earlier = ExperimentConfig.from_dict({"data": {"store": ""}})
+    assert earlier.data.store is None
+    assert DataConfig(store="ensemble.zarr").store == "ensemble.zarr"
+    with pytest.raises(ValueError, match=r"^data.store is not set: name the Zarr ensemble"):
+        train_run(earlier, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_build_model_checks_setting_types_as_the_config_does():

@@ -393,66 +393,16 @@ def test_pdekit_train_mode_correction_trains_evaluates_and_rolls_out_a_corrected
     )
     store, run = tmp_path / "burgers.zarr", tmp_path / "run"
     generate(recipe, str(store), progress=False)
-    code = main(
-        [
-            "train",
-            "--data",
-            str(store),
-            "--out",
-            str(run),
-            "--mode",
-            "correction",
-            "--target-steps",
-            "2",
-            "--epochs",
-            "1",
-            "--model",
-            "fno",
-            "--set",
-            "model.modes=8",
-            "--set",
-            "model.width=8",
-            "--set",
-            "correction.unroll=2",
-            "--set",
-            "correction.solver_dt=0.025",
-            "--device",
-            "cpu",
-            "--no-progress",
-        ]
-    )
+    command = ["train", "--data", str(store), "--out", str(run), "--mode", "correction", "--target-steps", "2", "--model", "fno"]
+    command += ["--set", "model.modes=8", "--set", "model.width=8", "--set", "correction.unroll=2"]
+    command += ["--set", "correction.solver_dt=0.025", "--device", "cpu", "--no-progress"]
+    code = main([*command, "--epochs", "1"])
     assert code == 0, capsys.readouterr().err
     _, stepper = load_run(run)
     assert isinstance(stepper, CorrectedSolver)
     assert main(["evaluate", str(run), "--device", "cpu"]) == 0 and main(["rollout", str(run), "--device", "cpu"]) == 0
     assert "correlation time" in capsys.readouterr().out
-    again = [
-        "train",
-        "--data",
-        str(store),
-        "--out",
-        str(run),
-        "--mode",
-        "correction",
-        "--target-steps",
-        "2",
-        "--epochs",
-        "2",
-        "--model",
-        "fno",
-        "--set",
-        "model.modes=8",
-        "--set",
-        "model.width=8",
-        "--set",
-        "correction.unroll=2",
-        "--set",
-        "correction.solver_dt=0.025",
-        "--device",
-        "cpu",
-        "--no-progress",
-        "--resume",
-    ]
+    again = [*command, "--epochs", "2", "--resume"]
     assert main(again) == 0, capsys.readouterr().err  # the same command resumes: correction.scale = 0 takes the run's resolved scale
 
 

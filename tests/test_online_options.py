@@ -122,6 +122,32 @@ def test_online_config_workers_mean_what_the_generators_mean():
     assert OnlineConfig(workers=0, scheduler="tcp://localhost:8786").workers is None
 
 
+UNSET_ONLINE = ("recipe", "watermark", "members", "batch_size", "scheduler", "solver_device", "validation_store", "tee")
+
+
+def test_online_settings_not_set_are_none_and_an_earlier_files_zeros_and_empty_strings_read_as_none():
+    from pdekit.runs import ExperimentConfig
+    from pdekit.runs.online import online_recipe
+
+    assert all(getattr(OnlineConfig(), name) is None for name in UNSET_ONLINE)
+    earlier = {"recipe": "", "watermark": 0, "members": 0, "batch_size": 0, "scheduler": "", "solver_device": "", "validation_store": ""}
+    assert ExperimentConfig.from_dict({"online": {**earlier, "tee": ""}}).online == OnlineConfig()
+    # as before: the recipe's batch size, and a reservoir filled to half its capacity before training
+    read = ExperimentConfig.from_dict({"online": {**earlier, "recipe": "burgers_1d", "capacity": 64}})
+    assert online_recipe(read).batch_size == online_recipe(ExperimentConfig.from_dict({"online": {"recipe": "burgers_1d"}})).batch_size
+    assert Reservoir(read.online.capacity, watermark=read.online.watermark).watermark == 32
+    given = OnlineConfig(
+        recipe="burgers_1d", watermark=16, members=8, batch_size=2, solver_device="cpu", validation_store="v.zarr", tee="t.zarr"
+    )
+    assert [getattr(given, name) for name in UNSET_ONLINE] == ["burgers_1d", 16, 8, 2, None, "cpu", "v.zarr", "t.zarr"]
+    assert online_recipe(ExperimentConfig(online=given)).batch_size == 2
+    assert OnlineConfig(scheduler="tcp://localhost:8786").scheduler == "tcp://localhost:8786"
+    with pytest.raises(ValueError, match=r"^online.members must be >= 1; got -1$"):
+        OnlineConfig(members=-1)
+    with pytest.raises(ValueError, match=r"^online.tee needs online.members"):
+        OnlineConfig(tee="t.zarr")
+
+
 def test_a_thread_generator_streams_every_member_once():
     reservoir = Reservoir(1000, "fifo", watermark=1)
     with Generator(tiny_heat(members=4, batch_size=2), reservoir, members=4, workers=0, device="cpu") as generator:

@@ -80,6 +80,22 @@ class Negate(nn.Module):
         return -x
 
 
+def test_derivative_scale_not_set_is_none_and_an_earlier_files_zero_reads_as_none():
+    from pdekit.runs import ExperimentConfig
+
+    assert RolloutTraining().derivative_scale is None
+    earlier = ExperimentConfig.from_dict({"rollout": {"mode": "derivative", "derivative_scale": 0.0}}).rollout
+    assert earlier == RolloutTraining(mode="derivative")
+    # unresolved (a bare objective, not a run), the targets are not rescaled, as before
+    assert RolloutObjective(earlier, input_steps=1, dt=0.1).scale == 1.0 and earlier.stepper(Negate(), 0.1, 1).derivative_scale == 1.0
+    given = RolloutTraining(mode="derivative", derivative_scale=0.5)
+    assert RolloutObjective(given, input_steps=1, dt=0.1).scale == 0.5 and given.stepper(Negate(), 0.1, 1).derivative_scale == 0.5
+    with pytest.raises(
+        ValueError, match=r"^rollout.derivative_scale must be positive and finite \(or left out: from the data\); got -1.0$"
+    ):
+        RolloutTraining(derivative_scale=-1.0)
+
+
 def test_a_state_mode_stepper_has_no_time_derivative_and_a_derivative_one_scales_its_model():
     u = torch.arange(4.0).view(1, 1, 1, 4)
     with pytest.raises(ValueError, match="no time derivative"):

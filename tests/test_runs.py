@@ -32,8 +32,9 @@ from pdekit.data.store import consolidate
 from pdekit.models import build_model
 from pdekit.runs import ExperimentConfig, evaluate, evaluate_rollout, load_config, load_run, save_config, train
 from pdekit.runs.config import SECTIONS
+from pdekit.runs.integrity import checkpoint_trainer_settings
 from pdekit.runs.train import training_device
-from pdekit.training import Trainer, TrainerConfig, load_checkpoint
+from pdekit.training import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
 from pdekit.training.distributed import Process
 
 TRAIN = importlib.import_module("pdekit.runs.train")  # the module: pdekit.runs.train is the function train
@@ -346,6 +347,33 @@ def test_a_config_with_unset_settings_round_trips_through_its_file(tmp_path):
     save_config(asked, tmp_path / "config.toml")
     assert "workers" not in tomllib.loads((tmp_path / "config.toml").read_text())["online"]
     assert load_config(tmp_path / "config.toml") == asked
+
+
+def test_a_checkpoints_trainer_settings_read_an_earlier_versions_zero_as_none_and_keep_what_the_config_refuses():
+    assert checkpoint_trainer_settings({"epochs": 3, "schedule_epochs": 0}) == {"epochs": 3, "schedule_epochs": None}
+    assert checkpoint_trainer_settings({"epochs": 3, "schedule_epochs": 5}) == {"epochs": 3, "schedule_epochs": 5}
+    assert checkpoint_trainer_settings({"schedule_epochs": 0, "warmup": 2}) == {"schedule_epochs": 0, "warmup": 2}  # named on resume
+
+
+def test_a_run_directory_of_an_earlier_version_with_its_not_set_zeros_and_empty_strings_resumes(store, tmp_path):
+    import tomli_w
+
+    run = tmp_path / "run"
+    train(config(store), run)
+    values = tomllib.loads((run / "config.toml").read_text())
+    values["trainer"]["schedule_epochs"] = 0
+    values["rollout"]["derivative_scale"] = 0.0
+    values["correction"].update(solver_dt=0.0, scale=0.0)
+    values["online"].update(
+        recipe="", watermark=0, members=0, batch_size=0, scheduler="", solver_device="", validation_store="", tee="", workers=0
+    )
+    (run / "config.toml").write_text(tomli_w.dumps(values))
+    state = load_checkpoint(run / "checkpoint.pt")
+    save_checkpoint(run / "checkpoint.pt", {**state, "trainer_config": {**state["trainer_config"], "schedule_epochs": 0}})
+    train(config(store, trainer={"epochs": 2}), run, resume=True)
+    recorded = tomllib.loads((run / "config.toml").read_text())
+    assert "schedule_epochs" not in recorded["trainer"] and "tee" not in recorded["online"]  # rewritten with today's None
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
 
 
 def test_every_setting_that_may_be_none_defaults_to_none():

@@ -28,7 +28,7 @@ from pdekit.training import (
     relative_l2,
     save_checkpoint,
 )
-from pdekit.training.trainer import OneStep
+from pdekit.training.trainer import LearningRateSchedule, OneStep
 
 
 def heat_data(count=64, points=32):
@@ -184,6 +184,18 @@ def test_a_cosine_schedule_that_ends_before_the_last_epoch_is_refused():
     with pytest.raises(ValueError, match="would train at learning rate 0"):
         TrainerConfig(epochs=10, schedule_epochs=5)
     assert TrainerConfig(epochs=10, schedule_epochs=20).schedule_epochs == 20
+
+
+def test_schedule_epochs_not_set_is_none_meaning_epochs_and_an_earlier_files_zero_reads_as_none():
+    from pdekit.runs import ExperimentConfig
+
+    assert TrainerConfig().schedule_epochs is None
+    earlier = ExperimentConfig.from_dict({"trainer": {"epochs": 10, "schedule_epochs": 0}}).trainer
+    assert earlier == TrainerConfig(epochs=10)
+    assert LearningRateSchedule(earlier).end == 10  # the cosine anneals over the run's epochs, as 0 meant
+    assert LearningRateSchedule(TrainerConfig(epochs=10, schedule_epochs=20)).end == 20
+    with pytest.raises(ValueError, match=r"^trainer.schedule_epochs must be >= 1; got -1$"):
+        TrainerConfig(schedule_epochs=-1)
 
 
 @pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])

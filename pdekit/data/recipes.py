@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from pdekit.data.fields import PDES, channel_names
+from pdekit.devices import Device
 from pdekit.grid import Grid, fourier_truncate
 from pdekit.solvers import Burgers, GaussianRandomField, GrayScott, Heat, NavierStokes2D, fno_forcing, kolmogorov_forcing
 from pdekit.solvers import gray_scott as gs
@@ -204,7 +205,7 @@ def _gray_scott(recipe: Recipe, parameters: dict[str, torch.Tensor], common: dic
 SOLVERS = {"heat": _heat, "burgers": _burgers, "navier_stokes_2d": _navier_stokes, "gray_scott": _gray_scott}
 
 
-def build_solver(recipe: Recipe, parameters: dict[str, torch.Tensor], device=None) -> SpectralSolver:
+def build_solver(recipe: Recipe, parameters: dict[str, torch.Tensor], device: Device | None = None) -> SpectralSolver:
     """Returns the recipe's solver with per-member ``parameters`` (name -> ``[batch]`` float64 tensor)."""
     return SOLVERS[recipe.pde](recipe, parameters, dict(device=device, dtype=torch.float64, initial_field=recipe.initial_field))
 

@@ -22,70 +22,89 @@ class OnlineConfig:
     sees fewer new samples while the solver burns compute.
 
     Args:
-        recipe: the simulations to stream, a name in ``pdekit.data.RECIPES`` (empty: an offline run).
+        recipe: the simulations to stream, a name in ``pdekit.data.RECIPES``; None: none (an offline run).
         policy: the reservoir's policy, one of ``pdekit.online.POLICIES``.
         capacity: windows the reservoir holds.
         min_seen: with the ``reservoir`` policy, replace only windows drawn at least this often (see ``Reservoir``).
-        watermark: windows held before training starts; 0: half the capacity.
+        watermark: windows held before training starts, in ``[1, capacity]``; None: half the capacity.
         steps_per_epoch: batches per epoch.
-        members: stream members in all; 0: no end.
-        batch_size: members per solver call; 0: the recipe's.
+        members: stream members in all, at least 1; None: no end.
+        batch_size: members per solver call, at least 1; None: the recipe's.
         workers: the producers, as ``Generator``'s ``workers``: ``N >= 1`` CPU processes, 0 one thread
-            of the training process on ``solver_device``, None (in a file: leave the key out) the
-            default, a thread when the solver device is a GPU and one process on the CPU. Not with
-            ``scheduler``.
-        scheduler: the address of a dask scheduler whose workers solve; empty: local producers.
-        solver_device: the device of the solver thread; empty: the training device.
+            of the training process on ``solver_device``; None: the default, a thread when the solver
+            device is a GPU and one process on the CPU. Not with ``scheduler``.
+        scheduler: the address of a dask scheduler whose workers solve; None: local producers.
+        solver_device: the device of the solver thread; None: the training device.
         validation_store: a store whose held-out members (the last ``data.validation_fraction`` of
-            it, as offline training holds out) validate the run; empty: ``validation_members``
+            it, as offline training holds out) validate the run; None: ``validation_members``
             members generated once into the run directory with a seed of their own.
-        validation_members: how many validation members to generate when ``validation_store`` is empty.
-        tee: a new Zarr store that also receives every streamed member (needs ``members``).
+        validation_members: how many validation members to generate when ``validation_store`` is None.
+        tee: a new Zarr store that also receives every streamed member (needs ``members``); None: none.
+
+    A None setting is left out of a saved ``config.toml`` (TOML has no null) and reads back as None.
+    Files of earlier pdekit versions wrote ``0`` (``watermark``, ``members``, ``batch_size``) or ``""``
+    (``recipe``, ``scheduler``, ``solver_device``, ``validation_store``, ``tee``) for "not set", and
+    ``workers = 0`` beside a ``scheduler`` for the default; those read as None, meaning what they meant.
 
     Raises:
         ValueError: an unknown ``policy`` (naming the choices), a value below its least, a
-            ``watermark`` past the capacity, ``tee`` without ``members``, or both ``workers`` and
+            ``watermark`` outside ``[1, capacity]``, ``tee`` without ``members``, or both ``workers`` and
             ``scheduler``.
     """
 
-    recipe: str = ""
+    recipe: str | None = None
     policy: str = "reservoir"
     capacity: int = 2048
     min_seen: int = 1
-    watermark: int = 0
+    watermark: int | None = None
     steps_per_epoch: int = 100
-    members: int = 0
-    batch_size: int = 0
+    members: int | None = None
+    batch_size: int | None = None
     workers: int | None = None
-    scheduler: str = ""
-    solver_device: str = ""
-    validation_store: str = ""
+    scheduler: str | None = None
+    solver_device: str | None = None
+    validation_store: str | None = None
     validation_members: int = 16
-    tee: str = ""
+    tee: str | None = None
 
     def __post_init__(self) -> None:
+        # config.toml files of earlier pdekit versions hold 0 or "" for "not set": it meant what None means now
+        for name, unset in (
+            ("recipe", ""),
+            ("watermark", 0),
+            ("members", 0),
+            ("batch_size", 0),
+            ("scheduler", ""),
+            ("solver_device", ""),
+            ("validation_store", ""),
+            ("tee", ""),
+        ):
+            if getattr(self, name) == unset:
+                object.__setattr__(self, name, None)
+        if self.workers == 0 and self.scheduler is not None:
+            # run directories written before pdekit 0.2 saved workers = 0 for "the default", scheduler runs among them
+            object.__setattr__(self, "workers", None)
         if self.policy not in POLICIES:
             raise ValueError(f"online.policy must be one of {sorted(POLICIES)}; got {self.policy!r}")
         for name, lowest in (
             ("capacity", 1),
             ("steps_per_epoch", 1),
             ("validation_members", 1),
-            ("members", 0),
+            ("members", 1),
             ("workers", 0),
             ("min_seen", 0),
-            ("batch_size", 0),
+            ("batch_size", 1),
         ):
             value = getattr(self, name)
             if value is not None and value < lowest:
                 raise ValueError(f"online.{name} must be >= {lowest}; got {value}")
-        if not 0 <= self.watermark <= self.capacity:
-            raise ValueError(f"online.watermark must be in [0, capacity={self.capacity}] (0: half the capacity); got {self.watermark}")
-        if self.tee and not self.members:
+        if self.watermark is not None and not 1 <= self.watermark <= self.capacity:
+            raise ValueError(
+                f"online.watermark must be in [1, capacity={self.capacity}] (or left out: half the capacity); got {self.watermark}"
+            )
+        if self.tee is not None and self.members is None:
             raise ValueError("online.tee needs online.members (the number of members the store will hold)")
-        if self.workers == 0 and self.scheduler:
-            # run directories written before pdekit 0.2 saved workers = 0 for "the default", scheduler runs among them
-            object.__setattr__(self, "workers", None)
-        if self.workers is not None and self.scheduler:
+        if self.workers is not None and self.scheduler is not None:
             raise ValueError(
                 f"online.workers={self.workers} and online.scheduler={self.scheduler!r}: solve in local processes or on a dask cluster, "
                 "not both"

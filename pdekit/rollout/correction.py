@@ -210,9 +210,13 @@ class CorrectedSolver(nn.Module):
             raise ValueError(f"dt must be positive and finite; got {dt}")
         if not scale > 0:
             raise ValueError(f"scale must be positive; got {scale}")
+        if solver_dt is not None and not (solver_dt > 0 and math.isfinite(solver_dt)):
+            raise ValueError(f"solver_dt must be positive and finite (or None: the recipe's dt); got {solver_dt}")
         self.solvers, self.model, self.dt, self.scale = solvers, model, float(dt), float(scale)
-        recipe = getattr(solvers, "recipe", None)
-        self.solver_dt = float(solver_dt or (recipe.dt if recipe is not None else dt))
+        if solver_dt is None:
+            recipe = getattr(solvers, "recipe", None)
+            solver_dt = recipe.dt if recipe is not None else dt
+        self.solver_dt = float(solver_dt)
         self.statistics, self.params = statistics, params
         self._own_solver: SpectralSolver | None = None  # the solver for self.params, built once (reading params costs a host copy)
         self._std: torch.Tensor | None = None
@@ -329,27 +333,40 @@ class CorrectedSolver(nn.Module):
 class CorrectionTraining:
     """How a coarse-solver correction is trained (a run's ``[correction]`` settings).
 
-    - ``unroll``: corrected steps rolled out per window, gradients through every solver step; the
-      window's ``target_steps`` must be at least this. The loss is the mean over the steps.
-    - ``pushforward``: gradients through the last step only (the earlier ones run without them).
-    - ``solver_dt``: the coarse solver's largest step (0: the store recipe's ``dt``; its CFL limit holds).
-    - ``scale``: the factor on the network's output (0: ``CorrectionObjective.defect_scale`` of the data).
-    - ``solver_dtype``: ``"float32"`` or ``"float64"`` for the coarse solver.
+    A ``config.toml`` of an earlier pdekit version holds ``solver_dt = 0.0`` or ``scale = 0.0`` for
+    "from the data"; they read as None.
+
+    Args:
+        unroll: corrected steps rolled out per window, gradients through every solver step; the
+            window's ``target_steps`` must be at least this. The loss is the mean over the steps.
+        pushforward: gradients through the last step only (the earlier ones run without them).
+        solver_dt: the coarse solver's largest step, positive (its CFL limit holds); None: the store
+            recipe's ``dt``.
+        scale: the factor on the network's output, positive; None: ``CorrectionObjective.defect_scale``
+            of the training data when a run starts (``pdekit.runs.train``; 1 where nothing resolves it).
+        solver_dtype: ``"float32"`` or ``"float64"`` for the coarse solver.
+
+    Raises:
+        ValueError: naming the setting (``correction.<name>``) for an ``unroll`` below 1, a
+            non-positive or non-finite ``solver_dt`` or ``scale``, or an unknown ``solver_dtype``.
     """
 
     unroll: int = 4
     pushforward: bool = False
-    solver_dt: float = 0.0
-    scale: float = 0.0
+    solver_dt: float | None = None
+    scale: float | None = None
     solver_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        for name in ("solver_dt", "scale"):
+            if getattr(self, name) == 0:  # config.toml files of earlier pdekit versions wrote 0.0 for "from the data"
+                object.__setattr__(self, name, None)
         if self.unroll < 1:
             raise ValueError(f"correction.unroll must be >= 1; got {self.unroll}")
-        if self.solver_dt < 0 or self.scale < 0:
-            raise ValueError(
-                f"correction.solver_dt and correction.scale must be >= 0 (0: from the data); got {self.solver_dt}, {self.scale}"
-            )
+        for name in ("solver_dt", "scale"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):  # false for NaN too
+                raise ValueError(f"correction.{name} must be positive and finite (or left out: from the data); got {value}")
         if self.solver_dtype not in DTYPES:
             raise ValueError(f"correction.solver_dtype must be one of {sorted(DTYPES)}; got {self.solver_dtype!r}")
 
@@ -374,7 +391,7 @@ class CorrectionObjective:
         statistics: FieldStatistics | None,
     ):
         self.solvers, self.training, self.dt, self.statistics = solvers, training, float(dt), statistics
-        self.scale = training.scale or 1.0
+        self.scale = 1.0 if training.scale is None else training.scale
 
     @classmethod
     def from_store(
@@ -415,7 +432,7 @@ class CorrectionObjective:
             self.solvers,
             network,
             dt=self.dt,
-            solver_dt=self.training.solver_dt or None,
+            solver_dt=self.training.solver_dt,
             statistics=self.statistics,
             scale=self.scale,
             params=params,

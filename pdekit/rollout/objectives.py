@@ -34,7 +34,8 @@ class RolloutTraining:
             learned correction: ``pdekit.rollout.correction``, with a run's ``[correction]`` section).
         integrator: derivative mode's integrator, a name in ``INTEGRATORS``.
         substeps: derivative mode's integrator steps per window step.
-        derivative_scale: divides the derivative targets (0: set from the data's standard deviation at start).
+        derivative_scale: divides the derivative targets, positive; None: set from the data's standard deviation
+            when a run starts (``pdekit.runs.train``; 1 where nothing resolves it, as a bare ``RolloutObjective``).
         unroll: steps rolled out per window (the window's ``target_steps`` must be at least this).
         pushforward: only the last unrolled step carries gradients, the earlier ones feed it their
             (detached) predictions: the pushforward trick of Brandstetter, Worrall and Welling,
@@ -47,15 +48,19 @@ class RolloutTraining:
             default; ``pdekit.rollout.derivatives``) or ``"auto"``, the highest order the window holds
             (richardson from 5 states, central from 3, else forward).
 
+    A ``config.toml`` of an earlier pdekit version holds ``derivative_scale = 0.0`` for "from the data";
+    it reads as None.
+
     Raises:
         ValueError: naming the setting (``rollout.<name>``) for an unknown mode, integrator or
-            derivative target, a count below its minimum, or a negative or non-finite noise or scale.
+            derivative target, a count below its minimum, a negative or non-finite noise, or a
+            non-positive or non-finite scale.
     """
 
     mode: str = "state"
     integrator: str = "rk4"
     substeps: int = 1
-    derivative_scale: float = 0.0
+    derivative_scale: float | None = None
     unroll: int = 1
     pushforward: bool = False
     teacher_forcing_epochs: int = 0
@@ -63,6 +68,8 @@ class RolloutTraining:
     derivative_target: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.derivative_scale == 0:  # config.toml files of earlier pdekit versions wrote 0.0 for "from the data"
+            object.__setattr__(self, "derivative_scale", None)
         if self.derivative_target != "auto":
             derivative_target(self.derivative_target)  # raises naming the choices
         if self.mode not in MODES:
@@ -71,9 +78,12 @@ class RolloutTraining:
         for name, lowest in (("unroll", 1), ("substeps", 1), ("teacher_forcing_epochs", 0)):
             if getattr(self, name) < lowest:
                 raise ValueError(f"rollout.{name} must be >= {lowest}; got {getattr(self, name)}")
-        for name in ("noise", "derivative_scale"):
-            if not 0 <= getattr(self, name) < float("inf"):  # false for NaN too
-                raise ValueError(f"rollout.{name} must be non-negative and finite; got {getattr(self, name)}")
+        if not 0 <= self.noise < float("inf"):  # false for NaN too
+            raise ValueError(f"rollout.noise must be non-negative and finite; got {self.noise}")
+        if self.derivative_scale is not None and not 0 < self.derivative_scale < float("inf"):
+            raise ValueError(
+                f"rollout.derivative_scale must be positive and finite (or left out: from the data); got {self.derivative_scale}"
+            )
 
     def stepper(self, model: nn.Module, dt: float, input_steps: int) -> Stepper:
         """Returns the Stepper that advances states with ``model`` as this training defines it.
@@ -96,7 +106,7 @@ class RolloutTraining:
             substeps=self.substeps,
             training_dt=dt,
             input_steps=input_steps,
-            derivative_scale=self.derivative_scale or 1.0,
+            derivative_scale=1.0 if self.derivative_scale is None else self.derivative_scale,
         )
 
     def derivative(self, history: torch.Tensor, following: torch.Tensor, dt: float) -> torch.Tensor:
@@ -136,7 +146,7 @@ class RolloutObjective:
 
     def __init__(self, training: RolloutTraining, *, input_steps: int, dt: float):
         self.training, self.input_steps, self.dt = training, input_steps, dt
-        self.scale = training.derivative_scale or 1.0
+        self.scale = 1.0 if training.derivative_scale is None else training.derivative_scale
 
     @staticmethod
     def space_dims(inputs: torch.Tensor) -> int:

@@ -32,7 +32,8 @@ class DataConfig:
     draws) are held out for validation and for ``evaluate``.
 
     Args:
-        store: the Zarr ensemble: a local path or an fsspec URL.
+        store: the Zarr ensemble: a local path or an fsspec URL; None: not set (``pdekit online`` sets it to its validation
+            store; ``train`` refuses to run without one).
         input_steps: the states a window gives the model, at least 1.
         target_steps: the states after them it is trained to predict, at least 1.
         stride: the steps between the starts of consecutive windows, at least 1.
@@ -42,11 +43,13 @@ class DataConfig:
         members_per_read: the members a ``ChunkLocalSampler`` block reads at once, at least 1.
         workers: DataLoader worker processes, at least 0 (0: in the training process).
 
+    A ``config.toml`` of an earlier pdekit version holds ``store = ""`` for "not set"; it reads as None.
+
     Raises:
         ValueError: a setting is out of its range, naming it (``data.KEY``).
     """
 
-    store: str = ""
+    store: str | None = None
     input_steps: int = 1
     target_steps: int = 1
     stride: int = 1
@@ -57,6 +60,8 @@ class DataConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.store == "":  # config.toml files of earlier pdekit versions wrote "" for "not set"
+            object.__setattr__(self, "store", None)
         for name in ("input_steps", "target_steps", "stride", "batch_size", "members_per_read"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1; got {getattr(self, name)}")

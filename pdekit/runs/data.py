@@ -36,7 +36,7 @@ def validation_members(config: ExperimentConfig) -> list[int]:
     """Returns the members of ``config.data.store`` that a run validates and is evaluated on.
 
     The last ``data.validation_fraction`` of the completed members, except for the validation set
-    ``pdekit online`` generated itself (``online.recipe`` set, ``online.validation_store`` empty): all of it.
+    ``pdekit online`` generated itself (``online.recipe`` set, ``online.validation_store`` None): all of it.
 
     Args:
         config: the run's configuration.
@@ -44,7 +44,7 @@ def validation_members(config: ExperimentConfig) -> list[int]:
     Returns:
         The members' indices, increasing.
     """
-    if config.online.recipe and not config.online.validation_store:
+    if config.online.recipe is not None and config.online.validation_store is None:
         completed, _ = member_status(open_store(config.data.store))
         return np.flatnonzero(completed).tolist()
     return split_members(config.data.store, config.data.validation_fraction)[1]

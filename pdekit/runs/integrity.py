@@ -35,7 +35,7 @@ from pdekit.data.store import channel_names, member_status, space_shape, store_f
 from pdekit.models.registry import model_config
 from pdekit.runs.config import CONFIG, ExperimentConfig, load_config
 from pdekit.training.checkpoint import load_checkpoint
-from pdekit.training.trainer import CHECKPOINT, CHECKPOINT_KEYS
+from pdekit.training.trainer import CHECKPOINT, CHECKPOINT_KEYS, TrainerConfig
 
 DATA_RECORD = "data.json"
 NORMALIZATION = "normalization.json"
@@ -62,7 +62,7 @@ online stream's reservoir and epochs, and ``data.batch_size`` and ``data.members
 batch size sets the steps per epoch and the gradient noise the learning rate was tuned for, and
 ``members_per_read`` sets the ``ChunkLocalSampler``'s blocks, hence the order of the batches a
 resumed run replays. A run that wants them changed is a new run (in another directory).
-``rollout.derivative_scale = 0`` (resolve from the data) takes the run's resolved value.
+``rollout.derivative_scale`` and ``correction.scale`` left out (None: resolve from the data) take the run's resolved values.
 """
 
 
@@ -277,6 +277,19 @@ def flat_settings(values: dict) -> dict[str, object]:
     return flat
 
 
+def checkpoint_trainer_settings(saved: dict) -> dict:
+    """Returns the Trainer settings a checkpoint saved, read as ``TrainerConfig`` reads them (an earlier version's "not set" as None).
+
+    Only the keys saved are returned. Settings ``TrainerConfig`` refuses (one it no longer has) are
+    returned as saved, so that the resume check names them.
+    """
+    try:
+        read = dataclasses.asdict(TrainerConfig(**saved))
+    except (TypeError, ValueError):
+        return saved
+    return {key: read[key] for key in saved}
+
+
 def resume_differences(recorded: dict, asked: dict, safe=RESUMABLE) -> list[str]:
     """Returns ``"section.key: run has A, asked B"`` for every setting of ``asked`` that differs from ``recorded`` (both ``flat_settings``),
     less ``safe`` and ``data.store``."""
@@ -315,13 +328,13 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
             f"{run_dir} has a checkpoint but no {CONFIG}: what it trained is unknown, so it cannot be resumed; start a new run"
         )
     run = load_config(run_dir / CONFIG)
-    if asked.rollout.derivative_scale == 0:  # "resolve from the data": the run resolved it
+    if asked.rollout.derivative_scale is None:  # "resolve from the data": the run resolved it
         asked = asked.with_overrides(rollout={"derivative_scale": run.rollout.derivative_scale})
-    if asked.correction.scale == 0:  # likewise
+    if asked.correction.scale is None:  # likewise
         asked = asked.with_overrides(correction={"scale": run.correction.scale})
     recorded = flat_settings(run.to_dict())
     if isinstance(state.get("trainer_config"), dict):
-        recorded.update({f"trainer.{k}": _plain(v) for k, v in state["trainer_config"].items()})
+        recorded.update({f"trainer.{k}": _plain(v) for k, v in checkpoint_trainer_settings(state["trainer_config"]).items()})
     spec = state.get("model_spec")
     if isinstance(spec, dict) and "name" in spec:
         recorded = {k: v for k, v in recorded.items() if not k.startswith("model.")}
@@ -329,7 +342,9 @@ def prepare_resume(run_dir: str | os.PathLike, asked: ExperimentConfig) -> Resum
     differences = resume_differences(recorded, flat_settings(asked.to_dict()))
     data = load_run_data(run_dir)
     if (
-        data is None and asked.data.store and store_address(asked.data.store) != store_address(run.data.store)
+        data is None
+        and asked.data.store is not None
+        and (run.data.store is None or store_address(asked.data.store) != store_address(run.data.store))
     ):  # no fingerprint to recognise a moved store by
         differences.append(f"data.store: run has {run.data.store!r}, asked {asked.data.store!r}")
     if differences:

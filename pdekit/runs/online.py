@@ -29,7 +29,7 @@ def online_recipe(config: ExperimentConfig) -> Recipe:
     name = config.online.recipe
     if name not in RECIPES:
         raise ValueError(f"online.recipe {name!r} is not a recipe; choose one of {sorted(RECIPES)}")
-    return RECIPES[name]().with_overrides(batch_size=config.online.batch_size or None)
+    return RECIPES[name]().with_overrides(batch_size=config.online.batch_size)
 
 
 def validation_seed(recipe: Recipe) -> int:
@@ -38,7 +38,7 @@ def validation_seed(recipe: Recipe) -> int:
 
 
 def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool) -> tuple[ExperimentConfig, list[int]]:
-    """Returns the config with ``data.store`` set to the validation store, and the stream members to leave out.
+    """Returns the config with ``data.store`` set to the validation store (its ``store_address``), and the stream members to leave out.
 
     A given ``online.validation_store`` is held out as offline training holds it out; if it was
     generated from the streamed recipe, its held-out members are left out of the stream, so the
@@ -46,11 +46,11 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     once into ``run_dir/validation.zarr`` (finished, not redone, on resume).
     """
     store = config.online.validation_store
-    if not store:
+    if store is None:
         store = str(run_dir / VALIDATION_STORE)
         held_out_recipe = recipe.with_overrides(members=config.online.validation_members, seed=validation_seed(recipe))
         generate(held_out_recipe, store, resume=True, progress=progress)
-    config = config.with_overrides(data={"store": store})
+    config = config.with_overrides(data={"store": store_address(store)})
     held_out = validation_members(config)
     group = open_store(store)
     channels, shape = channel_names(group), space_shape(group)
@@ -62,7 +62,7 @@ def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, 
     same_members = not differing_settings(
         json_attribute(group.attrs, "recipe", {}), recipe, ignore=("batch_size",)
     )  # the batch size changes no member's seed or parameters (only its last bits)
-    return config, held_out if same_members and config.online.validation_store else []
+    return config, held_out if same_members and config.online.validation_store is not None else []
 
 
 def train_online(
@@ -98,8 +98,8 @@ def train_online(
     """
     if recipe is not None:
         config = config.with_overrides(online={"recipe": recipe.name})
-    elif not config.online.recipe:
-        raise ValueError("online.recipe is empty: name the recipe to stream (pdekit online --recipe NAME)")
+    elif config.online.recipe is None:
+        raise ValueError("online.recipe is not set: name the recipe to stream (pdekit online --recipe NAME)")
     process = init_from_environment()
     if process.distributed:
         raise ValueError("online training runs in one training process; spread the solvers instead (online.workers or online.scheduler)")
@@ -111,7 +111,6 @@ def train_online(
         torch.manual_seed(config.seed)
         recipe = recipe or online_recipe(config)
         config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress)
-        config = config.with_overrides(data={"store": store_address(config.data.store)})
         if resumed is not None and resumed.data is not None:
             check_store(run_dir, resumed.data, config.data.store)
             held_out = resumed.data.validation_members
@@ -136,11 +135,11 @@ def train_online(
         online = config.online
         min_seen = 0 if POLICIES[online.policy].uses_each_once else online.min_seen  # fifo and firo use every window exactly once anyway
         reservoir = Reservoir(
-            online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark or None, device=trainer.device, seed=config.seed
+            online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark, device=trainer.device, seed=config.seed
         )
         own_client = None
         try:
-            if client is None and online.scheduler:
+            if client is None and online.scheduler is not None:
                 from distributed import Client
 
                 try:
@@ -155,12 +154,12 @@ def train_online(
                 stride=config.data.stride,
                 statistics=statistics,
                 start_member=start_member,
-                members=online.members or None,
+                members=online.members,
                 exclude=exclude,
-                device=online.solver_device or trainer.device,
+                device=trainer.device if online.solver_device is None else online.solver_device,
                 workers=online.workers,
                 client=client,
-                tee=online.tee or None,
+                tee=online.tee,
             )
             with generator:
                 batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)

@@ -56,13 +56,13 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False
         The Trainer, after its last epoch.
 
     Raises:
-        ValueError: ``data.store`` is empty, HDF5 data or not the run's ensemble, the resume would
+        ValueError: ``data.store`` is not set, HDF5 data or not the run's ensemble, the resume would
             change a setting outside ``RESUMABLE``, or ``run_dir`` holds a run trained on a stream.
         FileExistsError: ``run_dir`` holds a checkpoint and ``resume`` is off.
         pdekit.data.lock.LockedError: another process trains in ``run_dir``.
     """
-    if not config.data.store:
-        raise ValueError("data.store is empty: name the Zarr ensemble to train on (pdekit train --data STORE)")
+    if config.data.store is None:
+        raise ValueError("data.store is not set: name the Zarr ensemble to train on (pdekit train --data STORE)")
     require_zarr_store(config.data.store)  # an HDF5 directory: name pdekit import
     open_store(config.data.store)  # a missing or unreadable store is refused before the run directory is touched
     run_dir = Path(run_dir)
@@ -186,7 +186,7 @@ def build_trainer(
             raise ValueError(
                 f"rollout.unroll={config.rollout.unroll} needs data.target_steps >= {config.rollout.unroll}; got {config.data.target_steps}"
             )
-        if config.rollout.mode == "derivative" and not config.rollout.derivative_scale:
+        if config.rollout.mode == "derivative" and config.rollout.derivative_scale is None:
             config = config.with_overrides(rollout={"derivative_scale": derivative_scale(example, config.rollout)})
         objective = RolloutObjective(config.rollout, input_steps=config.data.input_steps, dt=example.dt)
     model = build_model(
@@ -231,8 +231,8 @@ def training_device(device: Device | None, process: Process) -> torch.device:
 def correction_objective(
     config: ExperimentConfig, example: Windows, statistics: FieldStatistics | None, device: torch.device
 ) -> tuple[ExperimentConfig, CorrectionObjective]:
-    """Returns the config with ``correction.scale`` resolved from the data (when 0), and the objective training a coarse-solver correction
-    on ``example``'s store."""
+    """Returns the config with ``correction.scale`` resolved from the data (when None), and the objective training a coarse-solver
+    correction on ``example``'s store."""
     if config.data.input_steps != 1:
         raise ValueError(
             f"rollout.mode = 'correction' needs data.input_steps = 1 (a solver step sees one state); got {config.data.input_steps}"
@@ -243,9 +243,11 @@ def correction_objective(
             f"{config.data.target_steps}"
         )
     objective = CorrectionObjective.from_store(example.store, config.correction, statistics=statistics, device=device)
-    if not config.correction.scale:
-        config = config.with_overrides(correction={"scale": objective.scale_from(example)})
-    return config, objective.with_scale(config.correction.scale)
+    scale = config.correction.scale
+    if scale is None:
+        scale = objective.scale_from(example)
+        config = config.with_overrides(correction={"scale": scale})
+    return config, objective.with_scale(scale)
 
 
 def derivative_scale(training: Windows, rollout: RolloutTraining, windows_used: int = 256) -> float:

@@ -58,7 +58,7 @@ def optimizer_class(name: str) -> Callable[..., torch.optim.Optimizer]:
 class TrainerConfig:
     """Settings of ``Trainer``; the defaults train a neural operator sensibly.
 
-    ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``; 0 means ``epochs``), ``"step"``
+    ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``, by default ``epochs``), ``"step"``
     (times ``gamma`` every ``step_epochs``) or ``"constant"``; the rate is set once per epoch
     (``LearningRateSchedule``, which also says how a cosine schedule extends when a resumed run
     asks for more epochs).
@@ -72,7 +72,7 @@ class TrainerConfig:
         learning_rate: the initial learning rate (positive).
         weight_decay: the optimiser's weight decay (non-negative).
         schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
-        schedule_epochs: where a cosine schedule reaches 0 (0: ``epochs``; otherwise at least ``epochs``).
+        schedule_epochs: where a cosine schedule reaches 0, at least ``epochs``; None: ``epochs``.
         step_epochs: a step schedule's epochs between decays.
         gamma: a step schedule's factor per decay.
         gradient_clip: the bound on the global gradient norm (0: no clipping).
@@ -80,6 +80,9 @@ class TrainerConfig:
         amp: float16 autocast with loss scaling, on CUDA only.
         progress: a progress bar over each epoch's batches (rank 0 only; also off when standard
             error is not a terminal or under ``TQDM_DISABLE``).
+
+    A ``config.toml`` or checkpoint of an earlier pdekit version holds ``schedule_epochs = 0`` for
+    "``epochs``"; it reads as None.
 
     Raises:
         ValueError: naming the setting (``trainer.<name>``) for an unknown optimiser, schedule or loss,
@@ -92,7 +95,7 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
-    schedule_epochs: int = 0
+    schedule_epochs: int | None = None
     step_epochs: int = 10
     gamma: float = 0.5
     gradient_clip: float = 1.0
@@ -101,18 +104,21 @@ class TrainerConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.schedule_epochs == 0:  # config.toml files and checkpoints of earlier pdekit versions hold 0 for "epochs"
+            object.__setattr__(self, "schedule_epochs", None)
         optimizer_class(self.optimizer)
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"trainer.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"trainer.loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
-        for name, lowest in (("epochs", 1), ("step_epochs", 1), ("schedule_epochs", 0)):
-            if getattr(self, name) < lowest:
-                raise ValueError(f"trainer.{name} must be >= {lowest}; got {getattr(self, name)}")
-        if self.schedule == "cosine" and 0 < self.schedule_epochs < self.epochs:
+        for name, lowest in (("epochs", 1), ("step_epochs", 1), ("schedule_epochs", 1)):
+            value = getattr(self, name)
+            if value is not None and value < lowest:
+                raise ValueError(f"trainer.{name} must be >= {lowest}; got {value}")
+        if self.schedule == "cosine" and self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
             raise ValueError(
                 f"trainer.schedule_epochs={self.schedule_epochs} ends the cosine annealing before trainer.epochs={self.epochs}: "
-                "the epochs after it would train at learning rate 0; use schedule_epochs >= epochs (or 0, meaning epochs)"
+                "the epochs after it would train at learning rate 0; use schedule_epochs >= epochs (or leave it out, meaning epochs)"
             )
         for name, positive in (("learning_rate", True), ("gamma", True), ("weight_decay", False), ("gradient_clip", False)):
             value = getattr(self, name)
@@ -125,9 +131,9 @@ class LearningRateSchedule:
     extended) alone.
 
     - ``"cosine"``: ``(1 + cos θ(e)) / 2``, the phase ``θ`` rising linearly from 0 at epoch 0 to π at
-      the planned end ``T = schedule_epochs or epochs`` (the annealing of Loshchilov and Hutter, "SGDR:
-      stochastic gradient descent with warm restarts", ICLR 2017, without restarts and with a minimum
-      of 0); it stays at π from ``T`` on, so the last planned epoch ``T - 1`` still trains at
+      the planned end ``T`` (``schedule_epochs``, by default ``epochs``): the annealing of Loshchilov
+      and Hutter, "SGDR: stochastic gradient descent with warm restarts", ICLR 2017, without restarts
+      and with a minimum of 0. It stays at π from ``T`` on, so the last planned epoch ``T - 1`` still trains at
       ``(1 + cos(π (T - 1) / T)) / 2 > 0``. ``"step"``: ``gamma ** (e // step_epochs)``.
       ``"constant"``: 1.
     - Extending (or shortening) a run on resume. ``step`` and ``constant`` do not depend on the
@@ -150,7 +156,7 @@ class LearningRateSchedule:
 
     def __init__(self, config: TrainerConfig):
         self.kind, self.step_epochs, self.gamma = config.schedule, config.step_epochs, config.gamma
-        self.end = config.schedule_epochs or config.epochs
+        self.end = config.epochs if config.schedule_epochs is None else config.schedule_epochs
         self.anchor_epoch, self.anchor_phase = 0, 0.0
 
     def phase(self, epoch: int) -> float:
