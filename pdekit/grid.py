@@ -177,11 +177,63 @@ class Grid:
         return keep.to(dtype)
 
 
+def resize_spectrum(v: torch.Tensor, old: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
+    """Returns the rfft coefficients ``v [..., *rfft(old)]`` of a field on the periodic grid ``old`` in the rfft layout of ``shape``.
+
+    Keeps the modes ``|m| <= (min(n_old, n_new) - 1) // 2`` of every axis and zeroes the rest, so
+    neither grid's Nyquist mode (which has no sign) survives; axes may shrink and grow at once. The
+    one re-layout of Fourier modes behind ``fourier_resample``, ``fourier_truncate`` and the
+    Gray-Scott solver's alias-free products.
+
+    Args:
+        v: rfft coefficients over the last ``len(old)`` axes.
+        old: the grid ``v`` belongs to.
+        shape: the grid whose layout is returned.
+
+    Returns:
+        ``[..., *rfft(shape)]``.
+    """
+    d = len(shape)
+    for axis, (n_old, n_new) in enumerate(zip(old, shape, strict=True)):
+        dim, keep = axis - d, (min(n_old, n_new) - 1) // 2
+        if axis == d - 1:
+            v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 - keep)], dim=dim)
+        else:
+            gap = v.new_zeros(*v.shape[:dim], n_new - 2 * keep - 1, *v.shape[dim:][1:])
+            v = torch.cat([v.narrow(dim, 0, keep + 1), gap, v.narrow(dim, n_old - keep, keep)], dim=dim)
+    return v
+
+
+def fourier_resample(u: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Returns ``u [..., *old]`` on the periodic grid ``shape``: its Fourier modes ``|m| <= (min(n_old, n_new) - 1) // 2`` per axis, the
+    rest zero.
+
+    Coarsening drops the high modes (no aliasing, unlike taking every k-th point); refining is
+    band-limited (zero-padded) interpolation, exact for a field that the coarse grid resolves. Axes
+    may be coarsened and refined at once.
+
+    Args:
+        u: a real field ``[..., *old]``; its last ``len(shape)`` axes are space.
+        shape: the new grid's points per axis.
+
+    Returns:
+        ``[..., *shape]``; ``u`` itself when ``shape`` is ``old``.
+    """
+    shape = tuple(int(n) for n in shape)
+    d = len(shape)
+    old = tuple(u.shape[-d:])
+    if old == shape:
+        return u
+    dims = tuple(range(-d, 0))
+    v = resize_spectrum(torch.fft.rfftn(u, dim=dims), old, shape)
+    return torch.fft.irfftn(v, s=shape, dim=dims) * (math.prod(shape) / math.prod(old))
+
+
 def fourier_truncate(u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Returns ``u [..., *old_shape]`` on a coarser periodic grid ``shape`` by dropping its high Fourier modes.
 
-    Keeps the modes ``|m| <= (n_new - 1) // 2`` of every axis, so the coarse field is the
-    band-limited part of the fine one, with no aliasing (unlike taking every k-th point).
+    ``fourier_resample`` restricted to coarsening: keeps the modes ``|m| <= (n_new - 1) // 2`` of
+    every axis, so the coarse field is the band-limited part of the fine one, with no aliasing.
 
     Args:
         u: a real field ``[..., *old_shape]`` on a periodic grid; its last ``len(shape)`` axes are space.
@@ -193,19 +245,7 @@ def fourier_truncate(u: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     Raises:
         ValueError: ``shape`` is finer than ``old_shape`` on some axis.
     """
-    d = len(shape)
-    old = tuple(u.shape[-d:])
+    old = tuple(u.shape[-len(shape) :])
     if any(n > o for n, o in zip(shape, old, strict=True)):
         raise ValueError(f"fourier_truncate refines nothing: {old} -> {shape}")
-    if tuple(shape) == old:
-        return u
-    dims = tuple(range(-d, 0))
-    v = torch.fft.rfftn(u, dim=dims)
-    for axis, (n_old, n_new) in enumerate(zip(old, shape, strict=True)):
-        dim, keep = axis - d, (n_new - 1) // 2
-        if axis == d - 1:
-            v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 - keep)], dim=dim)
-        else:
-            gap = v.new_zeros(*v.shape[:dim], n_new - 2 * keep - 1, *v.shape[dim:][1:])
-            v = torch.cat([v.narrow(dim, 0, keep + 1), gap, v.narrow(dim, n_old - keep, keep)], dim=dim)
-    return torch.fft.irfftn(v, s=shape, dim=dims) * (math.prod(shape) / math.prod(old))
+    return fourier_resample(u, shape)

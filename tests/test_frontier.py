@@ -18,7 +18,7 @@ from pdekit import Grid
 from pdekit.data import RECIPES, EpochSampler, FieldStatistics, Recipe, Windows, compute_statistics, generate
 from pdekit.data.recipes import fno_navier_stokes
 from pdekit.frontier_cli import add_frontier_parser
-from pdekit.grid import fourier_truncate
+from pdekit.grid import fourier_resample, fourier_truncate
 from pdekit.models import build_model
 from pdekit.rollout import HybridSolver, relative_l2_per_step, rollout
 from pdekit.rollout.correction import CorrectedSolver, CorrectionObjective, CorrectionTraining, MemberSolvers, recipe_from_attrs
@@ -27,7 +27,6 @@ from pdekit.runs.frontier import (
     FrontierRow,
     HybridRoute,
     SurrogateRoute,
-    fourier_resample,
     frontier,
     frontier_seed,
     pareto_front,

@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit import Grid
+from pdekit.grid import fourier_resample
 from pdekit.models import build_model
 from pdekit.solvers import Burgers, GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig, relative_l2_per_sample
@@ -53,15 +54,6 @@ def solve(u0: torch.Tensor, batch: int = 100) -> torch.Tensor:
     """Returns ``u(T=1)`` from the initial states ``u0 [n, 1, points]`` (float64), batch by batch."""
     solver = Burgers(Grid((u0.shape[-1],)), VISCOSITY, cfl=0.5, initial_field=FIELD, device="cpu", dtype=torch.float64)
     return torch.cat([solver.solve(part, [1.0], dt=1e-3)[:, 0] for part in u0.split(batch)])
-
-
-def interpolate(u: torch.Tensor, points: int) -> torch.Tensor:
-    """Returns the band-limited ``u [..., n]`` on ``points`` points (zero-padded spectrum)."""
-    n = u.shape[-1]
-    spectrum = torch.fft.rfft(u)
-    padded = torch.zeros(*u.shape[:-1], points // 2 + 1, dtype=spectrum.dtype)
-    padded[..., : n // 2] = spectrum[..., : n // 2]  # the Nyquist mode of n is dropped (it has no sign)
-    return torch.fft.irfft(padded, points) * (points / n)
 
 
 def relative_l2(model, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -82,7 +74,7 @@ def main() -> None:
     seeds = list(range(args.seed * 10_000, args.seed * 10_000 + args.train + args.test))
     u0 = FIELD(Grid((POINTS,)), seeds, dtype=torch.float64)
     u1 = solve(u0)
-    check = solve(interpolate(u0[:8], 2 * POINTS))  # the same initial states on twice the points
+    check = solve(fourier_resample(u0[:8], 2 * POINTS))  # the same initial states on twice the points
     refinement = relative_l2_per_sample(u1[:8], check[..., ::2]).max().item()
     print(
         f"data: {len(seeds)} members at {POINTS} points in {time.perf_counter() - started:.0f} s; "
@@ -116,7 +108,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     model.eval()
     test_1024 = relative_l2(model, x[args.train :], y[args.train :])
-    test_8192 = relative_l2(model, interpolate(u0[args.train :], ZERO_SHOT).float(), interpolate(u1[args.train :], ZERO_SHOT).float())
+    test_8192 = relative_l2(
+        model, fourier_resample(u0[args.train :], ZERO_SHOT).float(), fourier_resample(u1[args.train :], ZERO_SHOT).float()
+    )
     print(
         f"FNO, {args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads), {args.train} training pairs: "
         f"test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192"

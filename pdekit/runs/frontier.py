@@ -48,6 +48,7 @@ from pdekit.data.schema import json_attribute, names
 from pdekit.data.store import space_shape, values
 from pdekit.data.windows import uniform_step
 from pdekit.devices import Device, resolve_device
+from pdekit.grid import fourier_resample
 from pdekit.rollout import HybridSolver, correlation_time, relative_l2_per_field, rollout
 from pdekit.rollout.correction import CorrectedSolver, on_grid
 from pdekit.seeds import FRONTIER_STREAM, derived_seed
@@ -56,32 +57,6 @@ from pdekit.solvers.base import SpectralSolver
 
 # The settings that make two recipes the same physics (resolution, times, members may differ).
 PHYSICS = ("pde", "parameters", "forcing", "lengths", "fields")
-
-
-def fourier_resample(u: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Returns ``u [..., *old]`` on the periodic grid ``shape``: its Fourier modes ``|m| <= (min(n_old, n_new) - 1) // 2`` per axis, the
-    rest zero.
-
-    Coarsening is ``pdekit.grid.fourier_truncate``; refining is band-limited (zero-padded)
-    interpolation, exact for a field that the coarse grid resolves. Axes may be coarsened and
-    refined at once.
-    """
-    shape = tuple(int(n) for n in shape)
-    d = len(shape)
-    old = tuple(u.shape[-d:])
-    if old == shape:
-        return u
-    dims = tuple(range(-d, 0))
-    v = torch.fft.rfftn(u, dim=dims)
-    for axis, (n_old, n_new) in enumerate(zip(old, shape, strict=True)):
-        dim, keep = axis - d, (min(n_old, n_new) - 1) // 2
-        if axis == d - 1:
-            v = torch.cat([v.narrow(dim, 0, keep + 1), v.new_zeros(*v.shape[:dim], n_new // 2 + 1 - (keep + 1))], dim=dim)
-        else:
-            size = v.shape[dim]
-            gap = v.new_zeros(*v.shape[:dim], n_new - 2 * keep - 1, *v.shape[dim:][1:])
-            v = torch.cat([v.narrow(dim, 0, keep + 1), gap, v.narrow(dim, size - keep, keep)], dim=dim)
-    return torch.fft.irfftn(v, s=shape, dim=dims) * (math.prod(shape) / math.prod(old))
 
 
 def synchronize(device: torch.device) -> None:

@@ -24,7 +24,7 @@ from types import MappingProxyType
 import torch
 
 from pdekit.devices import Device
-from pdekit.grid import Grid
+from pdekit.grid import Grid, resize_spectrum
 from pdekit.solvers.base import SpectralSolver
 from pdekit.solvers.fields import member_generator
 from pdekit.solvers.time_stepping import Scheme
@@ -252,30 +252,6 @@ def trigonometric_interpolant(values: torch.Tensor, shape: tuple[int, ...]) -> t
     return torch.fft.irfftn(c, s=shape, dim=tuple(range(d))) * (math.prod(shape) / math.prod(coarse))
 
 
-def _pad_spectrum(v: torch.Tensor, shape: tuple[int, ...], padded: tuple[int, ...]) -> torch.Tensor:
-    """Returns the rfft coefficients ``v`` of a field on ``shape`` in the rfft layout of ``padded``, modes ``|m| < n/2`` only."""
-    d = len(shape)
-    for axis, (n, m) in enumerate(zip(shape, padded, strict=True)):
-        dim, keep = v.ndim - d + axis, (n - 1) // 2
-        if axis == d - 1:
-            v = torch.cat([v.narrow(dim, 0, keep + 1), _zeros_along(v, dim, m // 2 - keep)], dim=dim)
-        else:
-            v = torch.cat([v.narrow(dim, 0, keep + 1), _zeros_along(v, dim, m - 2 * keep - 1), v.narrow(dim, n - keep, keep)], dim=dim)
-    return v
-
-
-def _truncate_spectrum(w: torch.Tensor, shape: tuple[int, ...], padded: tuple[int, ...]) -> torch.Tensor:
-    """Returns the modes ``|m| < n/2`` of the rfft coefficients ``w`` on ``padded``, in the rfft layout of ``shape``."""
-    d = len(shape)
-    for axis, (n, m) in enumerate(zip(shape, padded, strict=True)):
-        dim, keep = w.ndim - d + axis, (n - 1) // 2
-        if axis == d - 1:
-            w = torch.cat([w.narrow(dim, 0, keep + 1), _zeros_along(w, dim, n // 2 - keep)], dim=dim)
-        else:
-            w = torch.cat([w.narrow(dim, 0, keep + 1), _zeros_along(w, dim, n - 2 * keep - 1), w.narrow(dim, m - keep, keep)], dim=dim)
-    return w
-
-
 class GrayScott(SpectralSolver):
     """Batched Gray-Scott reaction-diffusion for two species as channels: ``[batch, 2, *space]`` = ``(u, v)``.
 
@@ -382,10 +358,10 @@ class GrayScott(SpectralSolver):
             return self.to_spectral(u * v.square())
         shape, padded = self.grid.shape, self._padded_shape
         # irfftn divides by the number of points it transforms to; rescale to the field's values.
-        fields = torch.fft.irfftn(_pad_spectrum(state_hat, shape, padded), s=padded, dim=self.grid.dims)
+        fields = torch.fft.irfftn(resize_spectrum(state_hat, shape, padded), s=padded, dim=self.grid.dims)
         u, v = (fields * (math.prod(padded) / math.prod(shape))).split(1, dim=1)
         product = torch.fft.rfftn(u * v.square(), dim=self.grid.dims)
-        return _truncate_spectrum(product, shape, padded) * (math.prod(shape) / math.prod(padded))
+        return resize_spectrum(product, padded, shape) * (math.prod(shape) / math.prod(padded))
 
     def nonlinear_term(self, state_hat: torch.Tensor) -> torch.Tensor:
         """Returns ``(-u v^2 + F, u v^2)`` in rfft space: ``[batch, 2, *spectrum]``.
