@@ -144,6 +144,10 @@ def test_hybrid_with_every_step_numerical_is_the_solver_exactly():
     hybrid = HybridSolver(solver, Stepper(ExactDerivative(solver)), surrogate_steps=0, numerical_steps=1)
     assert torch.equal(hybrid.solve(u0, [0.1, 0.2], 0.01), solver.solve(u0, [0.1, 0.2], 0.01))
     assert torch.equal(hybrid.step(u0, 0.01), solver.step(u0, 0.01))
+    # with its own inner step, every numerical step (and so the whole solve) runs at that step, not at dt
+    fine = HybridSolver(solver, Stepper(ExactDerivative(solver)), surrogate_steps=0, numerical_steps=1, numerical_dt=0.0025)
+    assert torch.equal(fine.solve(u0, [0.1, 0.2], 0.01), solver.solve(u0, [0.1, 0.2], 0.0025))
+    assert torch.equal(fine.step(u0, 0.01), solver.solve(u0, [0.01], 0.0025)[:, 0])
 
 
 def test_hybrid_alternates_surrogate_and_numerical_steps_and_tracks_the_solver():

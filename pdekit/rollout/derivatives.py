@@ -99,21 +99,6 @@ def finite_difference(states: torch.Tensor, index: int, dt, points: int) -> torc
     return derivative / dt
 
 
-def forward_difference(states: torch.Tensor, index: int, dt) -> torch.Tensor:
-    """Returns the first-order ``du/dt [B, C, *S]`` at ``index`` of ``states [B, T, C, *S]``: forward, backward at the last state."""
-    return finite_difference(states, index, dt, points=2)
-
-
-def central_difference(states: torch.Tensor, index: int, dt) -> torch.Tensor:
-    """Returns the second-order ``du/dt [B, C, *S]`` at ``index`` of ``states [B, T, C, *S]``: central, one-sided at the ends."""
-    return finite_difference(states, index, dt, points=3)
-
-
-def richardson_extrapolation(states: torch.Tensor, index: int, dt) -> torch.Tensor:
-    """Returns the fourth-order ``du/dt [B, C, *S]`` at ``index`` of ``states [B, T, C, *S]``: 5-point central, one-sided near the ends."""
-    return finite_difference(states, index, dt, points=5)
-
-
 @dataclass(frozen=True)
 class DerivativeTarget:
     """A named finite-difference ``du/dt``: ``target(states [B, T, C, *S], index, dt) -> [B, C, *S]``.

@@ -206,8 +206,8 @@ class HybridSolver:
         Raises:
             ValueError: if the times are not increasing multiples of ``dt``.
         """
-        if self.surrogate_steps == 0:
-            return self.solver.solve(u0, t_out, dt)
+        if self.surrogate_steps == 0:  # the numerical solver alone, at the step a numerical step takes
+            return self.solver.solve(u0, t_out, dt if self.numerical_dt is None else self.numerical_dt)
         times = torch.as_tensor(t_out, dtype=torch.float64).tolist()
         indices = [round(t / dt) for t in times]
         if (
