@@ -25,6 +25,7 @@ from pdekit.data import (
     sample_parameters,
     validate,
 )
+from pdekit.data.normalize import FieldStatistics
 from pdekit.data.recipes import burgers_1d, heat_2d
 from pdekit.grid import Grid, fourier_truncate
 from pdekit.solvers import Burgers
@@ -483,3 +484,15 @@ def test_a_store_missing_a_per_member_variable_is_a_store_error_naming_it(tmp_pa
     del zarr.open_group(store, mode="r+")["viscosity"]
     with pytest.raises(StoreError, match="no variable 'viscosity'"):
         Windows(store)
+
+
+def test_statistics_make_their_tensors_once_per_device_and_dtype_and_invert_exactly():
+    statistics = FieldStatistics((1.0, -2.0), (2.0, 0.5), space_dims=1)
+    x = torch.tensor([[[3.0, 5.0], [-2.0, -1.0]]], dtype=torch.float64)  # [B=1, C=2, S=2]
+    z = statistics.normalize(x)
+    assert z.tolist() == [[[1.0, 2.0], [0.0, 2.0]]]  # (3 - 1) / 2, (5 - 1) / 2; (-2 + 2) / 0.5, (-1 + 2) / 0.5
+    assert torch.equal(statistics.denormalize(z), x)
+    first, again = statistics.moments(x), statistics.moments(z)
+    assert first[0] is again[0] and first[1] is again[1]  # kept: no new host-to-device copy per call
+    assert statistics.moments(x.float())[0].dtype == torch.float32
+    assert statistics == FieldStatistics((1.0, -2.0), (2.0, 0.5), space_dims=1)  # the cache takes no part in equality

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,19 +39,31 @@ class FieldStatistics:
         if len(self.mean) != len(self.std) or not all(s > 0 for s in self.std):
             raise ValueError(f"FieldStatistics needs one positive std per mean; got mean {self.mean}, std {self.std}")
 
-    def _view(self, values: tuple[float, ...], x):
-        shape = (len(values), *([1] * self.space_dims))
-        if isinstance(x, torch.Tensor):
-            return torch.tensor(values, dtype=x.dtype, device=x.device).view(shape)
-        return np.asarray(values, dtype=x.dtype).reshape(shape)
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def moments(self, x):
+        """Returns ``(mean, std)`` shaped ``[C, *1s]`` to broadcast against ``x``, in its array type, dtype and device.
+
+        Tensors are made once per device and dtype and kept: a rollout or validation loop on a GPU
+        normalises every step, and a fresh host-to-device copy each time would make the host wait.
+        """
+        shape = (len(self.mean), *([1] * self.space_dims))
+        if not isinstance(x, torch.Tensor):
+            return np.asarray(self.mean, dtype=x.dtype).reshape(shape), np.asarray(self.std, dtype=x.dtype).reshape(shape)
+        key = (x.device, x.dtype)
+        if key not in self._tensors:
+            self._tensors[key] = tuple(torch.tensor(v, dtype=x.dtype, device=x.device).view(shape) for v in (self.mean, self.std))
+        return self._tensors[key]
 
     def normalize(self, x):
         """Returns ``(x - mean) / std`` per channel: ``x [..., C, *space]``, a tensor or a numpy array, in its dtype and device."""
-        return (x - self._view(self.mean, x)) / self._view(self.std, x)
+        mean, std = self.moments(x)
+        return (x - mean) / std
 
     def denormalize(self, x):
         """Returns ``x * std + mean`` per channel, the inverse of ``normalize``: physical units again."""
-        return x * self._view(self.std, x) + self._view(self.mean, x)
+        mean, std = self.moments(x)
+        return x * std + mean
 
 
 def compute_statistics(store, members=None, *, save: bool = True) -> FieldStatistics:

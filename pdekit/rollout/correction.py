@@ -219,7 +219,6 @@ class CorrectedSolver(nn.Module):
         self.solver_dt = float(solver_dt)
         self.statistics, self.params = statistics, params
         self._own_solver: SpectralSolver | None = None  # the solver for self.params, built once (reading params costs a host copy)
-        self._std: torch.Tensor | None = None
 
     def with_params(self, params: torch.Tensor | None) -> CorrectedSolver:
         """Returns this corrected solver (same network, solver and settings) for members with ``params [B, P]``."""
@@ -247,9 +246,7 @@ class CorrectedSolver(nn.Module):
         z = v if self.statistics is None else self.statistics.normalize(v)
         update = self.scale * self.model(z.to(network_dtype), params).to(v.dtype)
         if self.statistics is not None:
-            if self._std is None or self._std.dtype != v.dtype or self._std.device != v.device:
-                self._std = torch.tensor(self.statistics.std, dtype=v.dtype, device=v.device).view(-1, *([1] * (v.ndim - 2)))
-            update = update * self._std
+            update = update * self.statistics.moments(v)[1]
         return v + update
 
     def coarse_step(self, u: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
