@@ -169,3 +169,8 @@ def read_pdekit_array(file, name: str, n: int, where: str) -> np.ndarray | None:
     if values.shape != (n,):
         raise ValueError(f"{where}: pdekit/{name} has shape {values.shape}; expected one value per trajectory, ({n},)")
     return values
+
+
+def attribute_text(value) -> str:
+    """Returns an HDF5 attribute as text: h5py gives variable-length strings as ``str`` and fixed-length ones as ``bytes``."""
+    return value.decode() if isinstance(value, bytes) else str(value)

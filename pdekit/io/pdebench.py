@@ -46,7 +46,7 @@ import zarr
 import pdekit
 from pdekit.data.fields import AXES, Field, Parameter
 from pdekit.io.ensemble import Ensemble, check_axis, decimal_float64, member_trajectories, read_ensemble, reverse_space, write_ensemble
-from pdekit.io.formats import h5py_module, read_pdekit_array, replaced_when_written, write_pdekit_arrays
+from pdekit.io.formats import attribute_text, h5py_module, read_pdekit_array, replaced_when_written, write_pdekit_arrays
 
 LAYOUTS = ("single", "multi")
 # PDEBench's names for the velocity components (its compressible Navier-Stokes files).
@@ -213,10 +213,6 @@ def _write_multi(file, store, ensemble: Ensemble) -> None:
         group.attrs["config"] = yaml.safe_dump(config)
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _boundary_conditions(path: Path, ndim: int, given: Sequence[str] | None, saved: dict | None) -> dict[str, str]:
     """Returns each axis's boundary condition: ``given`` (x, y, z order), else pdekit's own record, else the file name's (``periodic``;
     ``trans``: open)."""
@@ -309,7 +305,7 @@ def import_pdebench(
         raise FileNotFoundError(f"{path}: no such file")
     with h5py.File(path, "r") as file:
         multi = [k for k in sorted(file) if isinstance(file[k], h5py.Group) and "data" in file[k]]
-        saved = json.loads(_text(file.attrs["pdekit_attributes"])) if "pdekit_attributes" in file.attrs else None
+        saved = json.loads(attribute_text(file.attrs["pdekit_attributes"])) if "pdekit_attributes" in file.attrs else None
         try:
             if multi:
                 ensemble, read = _describe_multi(file, path, multi, saved, boundary_conditions, parameters)
@@ -418,7 +414,7 @@ def _describe_multi(file, path: Path, keys: list[str], saved, given_bcs, wanted)
             )
         if not np.array_equal(decimal_float64(group["grid"]["t"][:]), times):
             raise ValueError(f"{where}: sample {key} has other times than sample {keys[0]}; one store holds one time axis")
-        config = yaml.safe_load(_text(group.attrs["config"])) if "config" in group.attrs else {}
+        config = yaml.safe_load(attribute_text(group.attrs["config"])) if "config" in group.attrs else {}
         configs.append(config if isinstance(config, dict) else {})
     if len(times) not in (steps, steps + 1):
         raise ValueError(f"{where}: grid/t has {len(times)} entries for {steps} stored steps")

@@ -53,7 +53,15 @@ from pdekit.io.ensemble import (
     split_channels,
     write_ensemble,
 )
-from pdekit.io.formats import h5py_module, hdf5_files, is_hdf5, read_pdekit_array, replaced_when_written, write_pdekit_arrays
+from pdekit.io.formats import (
+    attribute_text,
+    h5py_module,
+    hdf5_files,
+    is_hdf5,
+    read_pdekit_array,
+    replaced_when_written,
+    write_pdekit_arrays,
+)
 
 SPLITS = ("train", "valid", "test")
 # The Well's bc_type values, in upper case as its BoundaryCondition enum names them.
@@ -291,22 +299,18 @@ def well_files(source, split: str = "train", name: str | None = None) -> list[Pa
     return files
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _boundary_conditions(file, where: str) -> dict[str, str]:
     """Returns each axis's pdekit boundary condition from a Well file's ``boundary_conditions`` group.
 
     An axis no group names is open, as ``WellDataset`` reads it. A boundary over several axes, or
     an axis whose two ends differ, has no pdekit equivalent (one condition per axis): refused.
     """
-    spatial = [_text(d) for d in file["dimensions"].attrs["spatial_dims"]]
+    spatial = [attribute_text(d) for d in file["dimensions"].attrs["spatial_dims"]]
     ends: dict[str, list[str | None]] = {axis: [None, None] for axis in spatial}
     known = {v: k for k, v in WELL_BOUNDARY.items()}
     for key, group in file["boundary_conditions"].items():
-        dims = [_text(d) for d in np.atleast_1d(group.attrs["associated_dims"])]
-        kind = _text(group.attrs["bc_type"]).upper()
+        dims = [attribute_text(d) for d in np.atleast_1d(group.attrs["associated_dims"])]
+        kind = attribute_text(group.attrs["bc_type"]).upper()
         if len(dims) != 1 or dims[0] not in ends or kind not in known:
             raise ValueError(
                 f"{where}: boundary_conditions/{key} ({kind} on {dims}) is not one of {sorted(known)} on one axis; pdekit keeps one "
@@ -331,10 +335,10 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
     """Returns the description of one Well file and its fields to read, ``(name, vector)`` in channel order (t0 then t1, as ``WellDataset``
     orders them)."""
     where = str(path)
-    grid_type = _text(file.attrs.get("grid_type", "cartesian"))
+    grid_type = attribute_text(file.attrs.get("grid_type", "cartesian"))
     if grid_type != "cartesian":
         raise ValueError(f"{where}: grid_type is {grid_type!r}; pdekit stores Cartesian grids only")
-    spatial = tuple(_text(d) for d in file["dimensions"].attrs["spatial_dims"])
+    spatial = tuple(attribute_text(d) for d in file["dimensions"].attrs["spatial_dims"])
     ndim = len(spatial)
     if spatial != AXES[:ndim]:
         raise ValueError(f"{where}: spatial_dims are {list(spatial)}; pdekit's axes are {list(AXES[:ndim])} (in array order)")
@@ -353,7 +357,7 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
     fields, readers, refused = [], [], []
     for order in range(3):
         group = file[f"t{order}_fields"]
-        for name in map(_text, group.attrs["field_names"]):
+        for name in map(attribute_text, group.attrs["field_names"]):
             if name in exclude:
                 continue
             dataset = group[name]
@@ -366,12 +370,17 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
                 refused.append(f"{name} (shape {dataset.shape}, not {expected})")
             else:
                 fields.append(
-                    Field(name, _text(dataset.attrs.get("long_name", name)), _text(dataset.attrs.get("units", "1")), vector=order == 1)
+                    Field(
+                        name,
+                        attribute_text(dataset.attrs.get("long_name", name)),
+                        attribute_text(dataset.attrs.get("units", "1")),
+                        vector=order == 1,
+                    )
                 )
                 readers.append((f"t{order}_fields/{name}", order == 1))
     parameters, values = [], {}
     scalars = file["scalars"]
-    for name in map(_text, scalars.attrs["field_names"]):
+    for name in map(attribute_text, scalars.attrs["field_names"]):
         if name in exclude:
             continue
         dataset = scalars[name]
@@ -382,9 +391,11 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
         if value.size != (n if dataset.attrs["sample_varying"] else 1):
             refused.append(f"{name} (a scalar of shape {dataset.shape})")
             continue
-        parameters.append(Parameter(name, _text(dataset.attrs.get("long_name", name)), _text(dataset.attrs.get("units", "1"))))
+        parameters.append(
+            Parameter(name, attribute_text(dataset.attrs.get("long_name", name)), attribute_text(dataset.attrs.get("units", "1")))
+        )
         values[name] = np.broadcast_to(value, (n,)).copy()
-    for name in map(_text, file.attrs.get("simulation_parameters", [])):
+    for name in map(attribute_text, file.attrs.get("simulation_parameters", [])):
         if name not in values and name not in exclude and name in file.attrs:
             value = decimal_float64(np.asarray(file.attrs[name])).ravel()
             if value.size not in (1, n):
@@ -400,9 +411,9 @@ def _file_ensemble(file, path: Path, exclude: set[str]) -> tuple[Ensemble, list[
     seeds = read_pdekit_array(file, "seeds", n, where)
     seeds = np.full(n, -1, dtype=np.int64) if seeds is None else seeds.astype(np.int64)
     if "pdekit_attributes" in file.attrs:
-        attributes = json.loads(_text(file.attrs["pdekit_attributes"]))
+        attributes = json.loads(attribute_text(file.attrs["pdekit_attributes"]))
     else:
-        dataset = _text(file.attrs.get("dataset_name", path.stem))
+        dataset = attribute_text(file.attrs.get("dataset_name", path.stem))
         attributes = {
             "pde": dataset,
             "solver": "unknown",
@@ -473,7 +484,9 @@ def import_well(source, store, *, split: str = "train", name: str | None = None,
         with h5py.File(path, "r") as file:
             try:
                 described.append(_file_ensemble(file, path, excluded))
-                mentioned |= {_text(n) for g in ("t0_fields", "t1_fields", "t2_fields", "scalars") for n in file[g].attrs["field_names"]}
+                mentioned |= {
+                    attribute_text(n) for g in ("t0_fields", "t1_fields", "t2_fields", "scalars") for n in file[g].attrs["field_names"]
+                }
             except KeyError as error:  # h5py's message names the missing group, dataset or attribute
                 raise ValueError(f"{path}: not in The Well's layout (docs/data_format.md): {error}") from None
     unknown = sorted(excluded - mentioned)

@@ -84,8 +84,12 @@ def stream_parameters_and_seeds(recipe: Recipe, members: Sequence[int]) -> tuple
     names = recipe.parameter_names
     parameters = {name: np.empty(len(members)) for name in names}
     seeds = np.empty(len(members), dtype=np.int64)
+    blocks: dict[int, tuple[dict[str, np.ndarray], np.ndarray]] = {}  # looked up once per block, not per member
     for i, member in enumerate(members):
-        block_parameters, block_seeds = _block(recipe, member // recipe.members)
+        block = member // recipe.members
+        if block not in blocks:
+            blocks[block] = _block(recipe, block)
+        block_parameters, block_seeds = blocks[block]
         for name in names:
             parameters[name][i] = block_parameters[name][member % recipe.members]
         seeds[i] = block_seeds[member % recipe.members]
@@ -195,8 +199,9 @@ def _produce(
     if not kept:
         return Produced([], (), None, solved.failed)
     if len(kept) < len(solved.members):  # solved with its whole offline batch, then dropped: the batch decides the bits
-        index = torch.tensor(kept, device=solved.trajectories.device)
-        solved = Solved([solved.members[i] for i in kept], solved.trajectories[index], solved.parameters[index.cpu()], solved.failed)
+        index = torch.tensor(kept)  # on the host, where the parameters are; the trajectories get their own copy
+        trajectories = solved.trajectories[index.to(solved.trajectories.device)]
+        solved = Solved([solved.members[i] for i in kept], trajectories, solved.parameters[index], solved.failed)
     trajectories = solved.trajectories
     normalized = w.statistics.normalize(trajectories) if w.statistics is not None else trajectories
     inputs, targets = cut_windows(normalized, w.input_steps, w.target_steps, w.stride)
@@ -498,7 +503,7 @@ class Generator:
                 batch = list(range(block * per_block + low, block * per_block + min(low + size, per_block)))
                 if self.members is not None and batch[0] >= self.members:
                     return
-                if any(m not in self.dropped(batch) for m in batch):
+                if len(self.dropped(batch)) < len(batch):  # something of it is delivered
                     yield batch
             block += 1
 
