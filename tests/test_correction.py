@@ -49,3 +49,29 @@ def test_solver_dt_and_scale_not_set_are_none_meaning_the_recipes_step_and_an_ea
         CorrectionTraining(solver_dt=-0.01)
     with pytest.raises(ValueError, match=r"^solver_dt must be positive and finite"):
         CorrectedSolver(unset.solvers, nn.Identity(), dt=0.05, solver_dt=0.0)
+
+
+class Constant(nn.Module):
+    """A network whose output is ``value`` everywhere: ``[B, C, *S]`` like its input."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+        self.weight = nn.Parameter(torch.zeros(()))  # a parameter gives the solver the network's dtype
+
+    def forward(self, z, params=None):
+        return torch.full_like(z, self.value) + 0 * self.weight
+
+
+def test_a_step_is_the_coarse_step_plus_scale_times_std_times_the_network_output(tmp_path):
+    from pdekit.data.normalize import FieldStatistics
+
+    store = str(tmp_path / "burgers.zarr")
+    generate(tiny_burgers(), store, progress=False)
+    objective = CorrectionObjective.from_store(store, CorrectionTraining(scale=0.5), statistics=None, device="cpu")
+    statistics = FieldStatistics((0.3,), (2.0,), space_dims=1)
+    u = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64).sin().view(1, 1, 8)
+    for value, expected_shift in ((0.0, 0.0), (0.25, 0.5 * 2.0 * 0.25)):  # v + scale * std * N(z)
+        corrected = CorrectedSolver(objective.solvers, Constant(value).double(), dt=objective.dt, statistics=statistics, scale=0.5)
+        coarse = corrected.coarse_step(u)
+        torch.testing.assert_close(corrected.step(u, objective.dt), coarse + expected_shift, rtol=0, atol=1e-12)

@@ -134,7 +134,9 @@ class MemberSolvers:
         batch = None if params is None else params.shape[0]
         if params is not None and params.shape[-1] != len(self.parameter_names):
             raise ValueError(f"params have {params.shape[-1]} columns; expected one per parameter {list(self.parameter_names)}")
-        columns = None if params is None else params.detach().double().cpu().T.tolist()  # one sync per batch
+        varies = any(isinstance(self.recipe.parameters[name], Uniform) for name in self.recipe.parameter_names)
+        # one read-back per batch, and only when some parameter is not the recipe's constant
+        columns = None if params is None or not varies else params.detach().double().cpu().T.tolist()
         result = {}
         for name in self.recipe.parameter_names:
             value = self.recipe.parameters[name]
