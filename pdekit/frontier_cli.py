@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from pdekit.arguments import device_type, non_negative_float, positive_float, positive_int, writable_directory
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,7 @@ def run_frontier(args: argparse.Namespace) -> int:
             raise ValueError(f"--viscosity applies to fno_navier_stokes, not {args.recipe}")
         options["viscosity"] = args.viscosity
     recipe = RECIPES[args.recipe](**options)
+    writable_directory(args.out, "--out")  # before the routes run: a bad path must not lose them
     ndim = len(recipe.shape)
     runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
     result = frontier(
@@ -92,13 +95,16 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
         "--coarse-shapes", type=grid_shape, nargs="+", default=[], metavar="NxN", help="coarser solver grids, e.g. 32x32 64x64 128x128"
     )
     parser.add_argument(
-        "--horizon", type=float, required=True, help="simulated time compared after --start-time (a multiple of the recipe's output step)"
+        "--horizon",
+        type=positive_float,
+        required=True,
+        help="simulated time compared after --start-time (a multiple of the output step)",
     )
     parser.add_argument(
-        "--start-time", type=float, default=0.0, help="start every route from the reference at this time (e.g. past a spin-up)"
+        "--start-time", type=non_negative_float, default=0.0, help="start every route from the reference at this time (e.g. past a spin-up)"
     )
-    parser.add_argument("--dts", type=float, nargs="+", help="solver largest time steps to try (default: the recipe's)")
-    parser.add_argument("--cfls", type=float, nargs="+", help="solver CFL limits to try, 0 for fixed steps (default: the recipe's)")
+    parser.add_argument("--dts", type=positive_float, nargs="+", help="solver largest time steps to try (default: the recipe's)")
+    parser.add_argument("--cfls", type=non_negative_float, nargs="+", help="solver CFL limits, 0 for fixed steps (default: the recipe's)")
     parser.add_argument(
         "--runs", nargs="+", default=[], metavar="RUN_DIR", help="trained runs (surrogates, corrected solvers) to put on the plot"
     )
@@ -110,7 +116,7 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
         metavar="RUN_DIR:S:N",
         help="a surrogate run in the solver's loop: S surrogate steps, then N solver steps (repeatable)",
     )
-    parser.add_argument("--members", type=int, default=8, help="held-out members, solved in one batch (default 8)")
+    parser.add_argument("--members", type=positive_int, default=8, help="held-out members, solved in one batch (default 8)")
     parser.add_argument(
         "--measure-shape",
         type=grid_shape,
@@ -118,11 +124,11 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
         help="grid the errors are measured on (default: the runs' stored grid, else the recipe's)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed calls per route after the warm-up; the median is reported (default 3)"
+        "--repeats", type=positive_int, default=3, help="timed calls per route after the warm-up; the median is reported (default 3)"
     )
     parser.add_argument("--error", choices=["mean_error", "error_at_T"], default="mean_error", help="the error on the plot's vertical axis")
-    parser.add_argument("--viscosity", type=float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
-    parser.add_argument("--device", help="torch device (default: CUDA when present)")
+    parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
+    parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.add_argument("--out", default="frontier", help="folder for frontier.json, frontier.md and frontier.png (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines (they show with -v)")
     parser.set_defaults(func=run_frontier)

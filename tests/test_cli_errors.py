@@ -65,6 +65,15 @@ BAD_INPUT = [
     ("evaluate {tmp}/run --device cuda", "argument --device: 'cuda' is not available on this machine"),
     ("rollout {tmp}/run --device cuda", "argument --device: 'cuda' is not available on this machine"),
     ("quickstart --out {tmp}/qs --device cuda", "argument --device: 'cuda' is not available on this machine"),
+    ("frontier heat_2d --reference-shape 16x16 --horizon 0.1 --device cuda", "argument --device: 'cuda' is not available on this machine"),
+    # frontier: refused before the reference solve, naming the option
+    ("frontier heat_2d --reference-shape 16x16 --horizon inf", "argument --horizon: expected a positive number; got 'inf'"),
+    ("frontier heat_2d --reference-shape 16x16 --horizon 0.1 --dts -1", "argument --dts: expected a positive number; got '-1'"),
+    ("frontier heat_2d --reference-shape 16x16 --horizon 0.1 --repeats 0", "argument --repeats: expected an integer >= 1; got '0'"),
+    (
+        "frontier heat_2d --reference-shape 16x16 --horizon 0.1 --out {tmp}/plain.zarr/zarr.json/x",
+        "--out {tmp}/plain.zarr/zarr.json/x is not",
+    ),
 ]
 
 # A few through the installed entry point (python -m pdekit): the real exit code and stream, no CUDA hidden.
