@@ -411,3 +411,14 @@ def test_frontier_seed_is_the_seed_sequence_it_always_was():
         expected = int(np.random.SeedSequence([seed, 0xF407, 1]).generate_state(1, np.uint32)[0])
         assert frontier_seed(fno_navier_stokes().with_overrides(seed=seed)) == expected
     assert len({frontier_seed(fno_navier_stokes().with_overrides(seed=s)) for s in range(8)}) == 8
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"dts": [0.0]}, "dts must be positive"), ({"cfls": [-1.0]}, "cfls must be non-negative"), ({"repeats": 0}, "repeats must be >= 1")],
+)
+def test_frontier_refuses_bad_settings_before_solving_anything(options, message, monkeypatch):
+    recipe = fno_navier_stokes(1e-3)
+    monkeypatch.setattr(NavierStokes2D, "solve", lambda *a, **k: pytest.fail("solved before checking its settings"))
+    with pytest.raises(ValueError, match=message):
+        frontier(recipe, (16, 16), recipe.times[0], coarse_shapes=[(8, 8)], members=1, device="cpu", **options)

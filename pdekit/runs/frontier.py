@@ -497,6 +497,11 @@ def frontier(
         raise ValueError(f"horizon must be a positive multiple of the output interval {interval:g}; got {horizon}")
     if start_time < 0:
         raise ValueError(f"start_time must be >= 0; got {start_time}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    for name, given, lowest in (("dts", dts or [], "positive"), ("cfls", cfls or [], "non-negative")):
+        if not all(math.isfinite(v) and (v > 0 if lowest == "positive" else v >= 0) for v in given):
+            raise ValueError(f"{name} must be {lowest} and finite (cfl 0: fixed steps); got {list(given)}")
     settings = [(dt or recipe.dt, recipe.cfl if cfl is None else cfl or None) for dt in (dts or [None]) for cfl in (cfls or [None])]
     routes: list = [
         SolverRoute(f"solver {'x'.join(map(str, shape))}" + (f", dt {dt:g}, cfl {cfl}" if len(settings) > 1 else ""), shape, dt, cfl)
