@@ -500,7 +500,7 @@ def frontier(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
     for name, given, lowest in (("dts", dts or [], "positive"), ("cfls", cfls or [], "non-negative")):
-        if not all(math.isfinite(v) and (v > 0 if lowest == "positive" else v >= 0) for v in given):
+        if not all(v is None or (math.isfinite(v) and (v > 0 if lowest == "positive" else v >= 0)) for v in given):
             raise ValueError(f"{name} must be {lowest} and finite (cfl 0: fixed steps); got {list(given)}")
     settings = [(dt or recipe.dt, recipe.cfl if cfl is None else cfl or None) for dt in (dts or [None]) for cfl in (cfls or [None])]
     routes: list = [
