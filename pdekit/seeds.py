@@ -17,6 +17,10 @@ ONLINE_VALIDATION_STREAM = 0x7A11D
 """Key of the validation members ``pdekit online`` generates (``pdekit.runs.online``)."""
 
 
+RESERVOIR_STREAM = 0x5E5E
+"""Key of the reservoir seeds of DDP ranks after the first (``pdekit.runs.online``; rank 0 keeps the run's seed)."""
+
+
 def derived_seed(seed: int, *key: int, bits: int = 32) -> int:
     """Returns the non-negative ``bits``-bit seed of stream ``key`` of ``seed`` (``bits`` is 32 or 62).
 

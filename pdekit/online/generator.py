@@ -10,15 +10,27 @@ Solves run as tasks of one whole batch of members each (``recipe.batch_size``, t
 partition; members not wanted are dropped after solving, so every member gets its offline bits) on
 an executor: a thread on the solver's device (on CUDA, with its own stream so solving overlaps
 training), worker processes on the CPU, or any dask.distributed ``Client``. A feeder thread keeps
-``in_flight`` tasks submitted, takes results in the order they finish (a slow worker holds up only
-its own batch), cuts every trajectory into the same windows ``pdekit.data.Windows`` reads from a
-store, and puts them into the reservoir, waiting while the reservoir is full: that wait is the
-backpressure that stops new submissions. A task that raises is submitted again (``retries``); a
-dead worker process is replaced.
+``in_flight`` tasks submitted, cuts every trajectory into the same windows ``pdekit.data.Windows``
+reads from a store, and puts them into the reservoir in stream order, waiting while the reservoir is
+full: that wait is the backpressure that stops new submissions. A task that raises is submitted
+again (``retries``); a dead worker process is replaced.
+
+**Stream order.** Tasks run concurrently but their windows are put in the order of the batches: a
+batch that finishes early waits for those before it. So the windows a reservoir receives are one
+fixed sequence, whatever the workers' timing, and where that sequence stood is one pair, ``(first
+member of the batch, window index in it)``, which ``Reservoir.put`` records with each put and a
+resumed Generator continues from (``resume_at``): no window is offered twice or skipped. The cost
+is a wait when one task is slower than the ones after it; batches of one recipe take about equally
+long, and ``in_flight`` keeps the workers busy meanwhile.
+
+**Shares** (data-parallel training): ``share=(rank, replicas)`` delivers only the batches whose
+index in the stream's partition is ``rank`` modulo ``replicas``, so the ranks' Generators split one
+stream into disjoint parts, each member solved and trained by one rank only.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
 import multiprocessing
@@ -394,10 +406,16 @@ class Generator:
         tee: a new Zarr store that receives every solved member's trajectory as ``pdekit generate``
             would write it (needs ``members``).
         solve: replaces ``solve_members`` (same signature; a test's fault injection).
+        share: ``(rank, replicas)``: deliver only this rank's share of the stream's batches (see the
+            module's docstring); None: all of them.
+        resume_at: ``(first member of a batch, windows of it already delivered)``, a reservoir's
+            ``position`` at a checkpoint: the stream continues with that batch's next window (and
+            nothing before that batch is delivered). None: start at ``start_member``.
 
     Raises:
-        ValueError: a negative ``workers``, ``workers`` with a ``client``, ``in_flight < 1``, or
-            ``tee`` without ``members``; the recipe's times are not uniformly spaced.
+        ValueError: a negative ``workers``, ``workers`` with a ``client``, ``in_flight < 1``,
+            ``tee`` without ``members``, or a ``share`` whose rank is outside ``[0, replicas)``; the
+            recipe's times are not uniformly spaced.
     """
 
     def __init__(
@@ -419,6 +437,8 @@ class Generator:
         retries: int = 3,
         tee: Any = None,
         solve: Callable[..., Solved] = solve_members,
+        share: tuple[int, int] | None = None,
+        resume_at: tuple[int, int] | None = None,
     ):
         if workers is not None and workers < 0:
             raise ValueError(f"workers must be >= 0 (0: a thread of this process) or None (the default); got {workers}")
@@ -428,6 +448,11 @@ class Generator:
             raise ValueError(f"in_flight must be >= 1 or None (one per worker plus one); got {in_flight}")
         if tee is not None and members is None:
             raise ValueError("tee needs a finite number of members (the store's size)")
+        if share is not None and not 0 <= share[0] < share[1]:
+            raise ValueError(f"share=(rank, replicas) needs 0 <= rank < replicas; got {share}")
+        if resume_at is not None:
+            start_member = resume_at[0]
+        self.share, self.resume_at = share, resume_at
         self.recipe, self.reservoir = recipe, reservoir
         self.start_member, self.members, self.exclude = start_member, members, frozenset(exclude)
         if device is None and (client is not None or workers):
@@ -443,6 +468,8 @@ class Generator:
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
         self._pending: dict[Any, tuple[list[int], int]] = {}  # future -> (batch, attempt)
+        self._order: collections.deque[list[int]] = collections.deque()  # batches submitted and not yet delivered, in stream order
+        self._finished: dict[int, Produced] = {}  # first member -> result, waiting for the batches before it
         self._submitted_until = start_member
         self._tee_group = None
 
@@ -491,18 +518,21 @@ class Generator:
         solving (``dropped``). The batch's composition sets the bits of every member (batched
         transforms, and the CFL step chosen over the batch), so, with the same device and thread
         count, the stream's members are the offline store's. A batch none of whose members is
-        wanted is skipped.
+        wanted is skipped, and with a ``share`` so is every batch of the other ranks' shares.
 
         Yields:
             Lists of consecutive stream member numbers.
         """
         size, per_block = self.recipe.batch_size, self.recipe.members
+        per_block_batches = -(-per_block // size)
         block = self.start_member // per_block
         while True:
-            for low in range(0, per_block, size):
+            for index, low in enumerate(range(0, per_block, size)):
                 batch = list(range(block * per_block + low, block * per_block + min(low + size, per_block)))
                 if self.members is not None and batch[0] >= self.members:
                     return
+                if self.share is not None and (block * per_block_batches + index) % self.share[1] != self.share[0]:
+                    continue
                 if len(self.dropped(batch)) < len(batch):  # something of it is delivered
                     yield batch
             block += 1
@@ -536,32 +566,60 @@ class Generator:
             for future in self.executor.wait_first(list(self._pending), timeout=0.2):
                 if not self._collect(future):
                     break  # the pool was replaced: its other finished futures were submitted again
-        return exhausted and not self._pending
+            self._deliver_in_order()
+        return exhausted and not self._pending and not self._order
 
     def _top_up(self, batches: Iterator[list[int]]) -> bool:
-        """Submits batches until ``in_flight`` tasks are pending; returns False once there are no more batches."""
-        while len(self._pending) < self.in_flight:
+        """Submits batches until ``in_flight`` are pending or finished undelivered; returns False once there are no more batches."""
+        while len(self._order) < self.in_flight:
             batch = next(batches, None)
             if batch is None:
                 return False
             self._pending[self._submit(batch)] = (batch, 0)
+            self._order.append(batch)
             self._submitted_until = batch[-1] + 1
         return True
 
     def _submit(self, batch: list[int]) -> Any:
-        return self.executor.submit(produce, self.solve, self.recipe, batch, self.executor.task_device, self.windowing, self.dropped(batch))
+        try:
+            return self.executor.submit(produce, self.solve, self.recipe, batch, *self._task_settings(batch))
+        except BrokenProcessPool as error:  # a worker died since the last results were taken: its pool is gone
+            self.counters.task_failures += 1
+            log.warning("a solver process died (%r); starting new ones and submitting their batches again", error)
+            self._replace_pool()
+            return self.executor.submit(produce, self.solve, self.recipe, batch, *self._task_settings(batch))
+
+    def _task_settings(self, batch: list[int]) -> tuple:
+        return self.executor.task_device, self.windowing, self.dropped(batch)
+
+    def _replace_pool(self) -> None:
+        """Starts a new worker pool and submits every pending batch to it (their futures died with the old pool)."""
+        self.executor.restart()
+        pending = list(self._pending.values())
+        self._pending = {}
+        for batch, attempt in pending:
+            self._pending[self._submit(batch)] = (batch, attempt)
 
     def _collect(self, future: Any) -> bool:
-        """Delivers a finished task's windows, or submits its batch again; returns False when the worker pool had to be replaced."""
+        """Keeps a finished task's result for delivery, or submits its batch again; returns False when the pool had to be replaced."""
         batch, attempt = self._pending.pop(future)
         try:
             produced = future.result()
         except Exception as error:  # noqa: BLE001 - a producer failed: count it, solve the batch again
             return self._retry(batch, attempt, error)
-        self._deliver(produced)
-        # a resumed run restarts here: no member before it is missing (some after it may repeat)
-        self.counters.next_member = min([b[0] for b, _ in self._pending.values()] + [self._submitted_until])
+        self._finished[batch[0]] = produced
         return True
+
+    def _deliver_in_order(self) -> None:
+        """Delivers the finished batches that every earlier batch has been delivered before."""
+        while self._order and self._order[0][0] in self._finished and not self._stop.is_set():
+            batch = self._order[0]
+            if not self._deliver(batch, self._finished[batch[0]]):
+                return  # stopped while waiting for room
+            del self._finished[batch[0]]
+            self._order.popleft()
+            # a resumed run without a reservoir state restarts here: no member before it is missing (some after it may repeat)
+            self.counters.next_member = self._order[0][0] if self._order else self._submitted_until
 
     def _retry(self, batch: list[int], attempt: int, error: Exception) -> bool:
         """Submits a failed batch again (RuntimeError after ``retries``); returns False when a dead worker took the pool with it."""
@@ -571,28 +629,35 @@ class Generator:
         log.warning("members %d..%d failed (%r); submitting them again", batch[0], batch[-1], error)
         broken = isinstance(error, BrokenProcessPool)
         if broken:  # a worker process died, and every pending task with it: a new pool solves them again
-            self.executor.restart()
-            self._pending = {self._submit(b): (b, a) for b, a in self._pending.values()}
+            self._replace_pool()
         self._pending[self._submit(batch)] = (batch, attempt + 1)
         return not broken
 
-    def _deliver(self, produced: Produced) -> None:
-        """Writes a finished batch to the tee store and puts its samples, waiting while the reservoir is full: backpressure."""
+    def _deliver(self, batch: list[int], produced: Produced) -> bool:
+        """Writes a finished batch to the tee store and puts its samples, waiting while the reservoir is full (backpressure); returns
+        False if stopped first.
+
+        Each put carries the stream position ``(batch[0], window index)``; a batch the run resumes
+        in (``resume_at``) skips the windows delivered before the checkpoint.
+        """
         self.counters.blown_up += len(produced.failed)
         if not produced.members:
-            return
+            return True
         if self._tee_group is not None:
             assert produced.trajectories is not None  # a tee keeps the trajectories (Windowing.keep_trajectories)
             for member, trajectory in zip(produced.members, produced.trajectories.cpu().numpy(), strict=True):
                 write_member(self._tee_group, member, trajectory)
         samples = produced.samples
-        handled = 0
+        handled = self.resume_at[1] if self.resume_at is not None and self.resume_at[0] == batch[0] else 0
+        if handled >= len(samples[0]):
+            return True  # delivered whole before the checkpoint
         while handled < len(samples[0]):
             if self._stop.is_set():
-                return
-            handled += self.reservoir.put(*(t[handled:] for t in samples), timeout=0.2)
+                return False
+            handled += self.reservoir.put(*(t[handled:] for t in samples), timeout=0.2, position=(batch[0], handled))
         self.counters.members += len(produced.members)
         self.counters.windows += len(samples[0])
+        return True
 
     def _create_tee(self):
         """Opens the tee store (a resumed run) or creates it with the stream's parameters and seeds of members ``0 .. members - 1``."""

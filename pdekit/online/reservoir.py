@@ -21,6 +21,20 @@ Policies (how ``sample`` picks and what a full reservoir does with a new sample)
 Training waits until ``watermark`` samples have been admitted, so the first batches are not drawn
 from a handful of trajectories. ``put`` and ``sample`` are thread-safe.
 
+**The end of a finite stream** (``close``, which the Generator calls once every member is in): no
+sample is admitted any more, and the reservoir drains, as Melissa's buffers do once reception is over:
+every policy now removes what it returns (``reservoir`` draws uniformly at random among the samples
+held, without replacement), ``sample`` returns what is left when fewer than ``n`` remain, and then
+raises ``ReservoirClosed``. So every admitted sample still held at the end is drawn exactly once more
+(fifo and firo: every admitted sample is drawn exactly once in all), and training ends instead of
+redrawing the last windows without end.
+
+**State.** ``state_dict()`` holds everything a restart needs to continue with the same reservoir:
+the samples held, each slot's arrival and draw count, the counters, the policy's random state, the
+watermark and closed flags, and the stream ``position`` of the last sample handled (the producer's
+own ``(key, index)``, given to ``put``); ``load_state_dict`` restores it into a reservoir of the same
+capacity and policy, bit for bit.
+
 All bookkeeping (which slots hold what, how often each was drawn) lives on the host in numpy; the
 samples live in preallocated device tensors. ``put`` only books slots and keeps a reference to the
 batch; ``sample`` copies what was booked into the storage and gathers its batch, all on the trainer's
@@ -34,7 +48,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -238,6 +252,8 @@ class Reservoir:
         self._pending: list[tuple[np.ndarray, np.ndarray, tuple[torch.Tensor, ...]]] = []  # (slots, positions in the batch, batch)
         self._started = False
         self._closed = False
+        self._drain = FirstInRandomOut()  # what ``reservoir`` becomes once closed: random out, each drawn once more
+        self.position: tuple[int, int] | None = None
         self._condition = threading.Condition()
 
     # ----- state -----------------------------------------------------------------------------
@@ -255,7 +271,7 @@ class Reservoir:
         return self._closed
 
     def close(self) -> None:
-        """Refuses further puts and wakes every waiting producer and consumer."""
+        """Ends the stream: refuses further puts, starts draining (see the module's docstring) and wakes every waiting thread."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
@@ -266,7 +282,7 @@ class Reservoir:
             return self._slots.seen[self._slots.occupied].copy()
 
     # ----- producers -------------------------------------------------------------------------
-    def put(self, *tensors: torch.Tensor, timeout: float | None = None) -> int:
+    def put(self, *tensors: torch.Tensor, timeout: float | None = None, position: tuple[int, int] | None = None) -> int:
         """Offers a batch of samples; returns how many of them were handled (admitted or discarded).
 
         Waits while the policy has no room (``fifo``, ``firo``, ``min_seen``); with ``timeout`` it
@@ -278,6 +294,9 @@ class Reservoir:
             tensors: the parts of the samples, each ``[n, ...]`` with the same ``n``; their shapes
                 past the first axis and their dtypes must be those of the first ``put``.
             timeout: the most seconds to wait for room; None: until all ``n`` are handled.
+            position: the stream position of the first sample, the producer's ``(key, index)``; after
+                ``h`` samples are handled the reservoir's ``position`` is ``(key, index + h)``, under
+                the same lock, so ``state_dict`` says exactly where the stream stood. None: untracked.
 
         Returns:
             The number of leading samples handled, ``n`` unless ``timeout`` ran out.
@@ -297,6 +316,8 @@ class Reservoir:
                 if len(slots):
                     self._book(slots, handled, tensors)
                     handled += len(slots)
+                    if position is not None:
+                        self.position = (position[0], position[1] + handled)
                 elif not self._wait(deadline):
                     break
         return handled
@@ -396,11 +417,41 @@ class Reservoir:
         return index
 
     # ----- the trainer -----------------------------------------------------------------------
+    def _rule_now(self) -> Policy:
+        """Returns the policy that decides draws now: the reservoir's own, or the drain's once a keeping policy is closed."""
+        return self._drain if self._closed and not self._rule.uses_each_once else self._rule
+
+    def _await_batch(self, n: int, timeout: float | None) -> None:
+        """Waits (under the lock) until a batch of ``n`` can be drawn or the reservoir is closed; TimeoutError after ``timeout`` seconds."""
+        if not 1 <= n <= self.capacity:
+            raise ValueError(f"sample size must be in [1, capacity={self.capacity}]; got {n}")
+        waited = time.perf_counter()
+        ready = self._condition.wait_for(lambda: self._closed or (self._started and self._rule.ready(len(self), n)), timeout)
+        self.counters.waiting_seconds += time.perf_counter() - waited
+        if not ready:
+            raise TimeoutError(f"no batch of {n} within {timeout} s: {len(self)} samples held, watermark {self.watermark}")
+
+    def wait_ready(self, n: int, timeout: float | None = None) -> bool:
+        """Waits until ``sample(n)`` would return at once; returns False if it would raise ``ReservoirClosed`` instead (closed and empty).
+
+        What this returns stays true until this thread draws: producers only add samples. The
+        waiting counts in ``counters.waiting_seconds``. DDP ranks agree on it before any of them
+        draws, so no rank removes a batch that is then not trained on.
+
+        Raises:
+            ValueError: ``n`` is outside ``[1, capacity]``.
+            TimeoutError: neither within ``timeout`` seconds.
+        """
+        with self._condition:
+            self._await_batch(n, timeout)
+            return len(self) > 0
+
     def sample(self, n: int, timeout: float | None = None) -> tuple[torch.Tensor, ...]:
         """Returns ``n`` samples chosen by the policy, on the reservoir's device.
 
         Waits until the watermark is reached and (fifo, firo) ``n`` samples are held. Once the
-        reservoir is closed, it returns what is left (fewer than ``n`` for fifo and firo).
+        reservoir is closed it drains: every policy removes what it returns, and the last batch
+        holds what is left (fewer than ``n``).
 
         Args:
             n: the batch size, in ``[1, capacity]``.
@@ -414,26 +465,92 @@ class Reservoir:
             TimeoutError: no batch within ``timeout`` seconds.
             ReservoirClosed: the reservoir is closed and empty.
         """
-        if not 1 <= n <= self.capacity:
-            raise ValueError(f"sample size must be in [1, capacity={self.capacity}]; got {n}")
         with self._condition:
-            waited = time.perf_counter()
-            ready = self._condition.wait_for(lambda: self._closed or (self._started and self._rule.ready(len(self), n)), timeout)
-            self.counters.waiting_seconds += time.perf_counter() - waited
-            if not ready:
-                raise TimeoutError(f"no batch of {n} within {timeout} s: {len(self)} samples held, watermark {self.watermark}")
+            self._await_batch(n, timeout)
             if len(self) == 0:
                 raise ReservoirClosed("the reservoir is closed and empty")
-            slots = self._rule.draw(self._slots, n, self._rng)
+            rule = self._rule_now()
+            slots = rule.draw(self._slots, n, self._rng)
             self.counters.unique_drawn += int((self._slots.seen[np.unique(slots)] == 0).sum())
             np.add.at(self._slots.seen, slots, 1)
             self.counters.draws += len(slots)
             storage = self._apply_pending()
             index = self._device_index(slots)
             batch = tuple(stored.index_select(0, index) for stored in storage)
-            if self._rule.uses_each_once:
+            if rule.uses_each_once:
                 for slot in slots:
                     self._retire(int(slot))
                 self.counters.used_up += len(slots)
             self._condition.notify_all()
             return batch
+
+    # ----- restarts --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Returns the reservoir's whole state, every value loadable under ``torch.load(weights_only=True)``.
+
+        Booked samples are copied in first (on this thread, as ``sample`` does); the samples held
+        come back on the CPU, in slot order.
+
+        Returns:
+            ``capacity``, ``policy``, ``min_seen``, ``watermark``, ``started``, ``closed``,
+            ``position``, ``occupied``/``arrival``/``seen`` (``[capacity]`` tensors), ``layout``
+            (shape and dtype name of each part), ``samples`` (one ``[held, ...]`` tensor per part),
+            ``counters`` and ``rng`` (the policy's NumPy bit-generator state).
+        """
+        with self._condition:
+            held = self._slots.held()
+            samples = []
+            if self._layout is not None and len(held):
+                storage = self._apply_pending()
+                index = self._device_index(held)
+                samples = [stored.index_select(0, index).cpu() for stored in storage]
+            counters = asdict(self.counters)
+            counters["reuse"] = {int(k): int(v) for k, v in self.counters.reuse.items()}
+            return {
+                "capacity": self.capacity,
+                "policy": self.policy,
+                "min_seen": self.min_seen,
+                "watermark": self.watermark,
+                "started": self._started,
+                "closed": self._closed,
+                "position": None if self.position is None else list(self.position),
+                "occupied": torch.from_numpy(self._slots.occupied.copy()),
+                "arrival": torch.from_numpy(self._slots.arrival.copy()),
+                "seen": torch.from_numpy(self._slots.seen.copy()),
+                "layout": None
+                if self._layout is None
+                else [[list(shape), str(dtype).removeprefix("torch.")] for shape, dtype in self._layout],
+                "samples": samples,
+                "counters": counters,
+                "rng": self._rng.bit_generator.state,
+            }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a ``state_dict()`` into this reservoir, which must be empty and of the same capacity, policy and ``min_seen``.
+
+        Raises:
+            ValueError: the state is of another capacity, policy or ``min_seen`` (naming both), or
+                this reservoir has been used.
+        """
+        mine = {"capacity": self.capacity, "policy": self.policy, "min_seen": self.min_seen}
+        theirs = {name: state[name] for name in mine}
+        if theirs != mine:
+            raise ValueError(f"the saved reservoir has {theirs}; this one {mine}: a reservoir resumes only with its own settings")
+        with self._condition:
+            if self.counters.offered or self._pending:
+                raise ValueError("load_state_dict needs a fresh reservoir; this one has been given samples")
+            self.watermark, self._started, self._closed = int(state["watermark"]), bool(state["started"]), bool(state["closed"])
+            self.position = None if state["position"] is None else (int(state["position"][0]), int(state["position"][1]))
+            self._slots = Slots(state["occupied"].numpy().copy(), state["arrival"].numpy().copy(), state["seen"].numpy().copy())
+            counters = dict(state["counters"])
+            counters["reuse"] = Counter({int(k): int(v) for k, v in counters["reuse"].items()})
+            self.counters = ReservoirCounters(**counters)
+            self._rng.bit_generator.state = state["rng"]
+            if state["layout"] is not None:
+                self._layout = [(tuple(shape), getattr(torch, dtype)) for shape, dtype in state["layout"]]
+                self._storage = [torch.empty((self.capacity, *shape), dtype=dtype, device=self.device) for shape, dtype in self._layout]
+                held = self._device_index(self._slots.held())
+                for stored, saved in zip(self._storage, state["samples"], strict=True):
+                    if len(saved):
+                        stored.index_copy_(0, held, saved.to(self.device))
+            self._condition.notify_all()

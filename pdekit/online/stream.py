@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
 from pdekit.online.generator import Generator
-from pdekit.online.reservoir import POLICIES, Reservoir, ReservoirClosed
+from pdekit.online.lockstep import Lockstep, Readiness
+from pdekit.online.reservoir import POLICIES, Reservoir
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,20 @@ class ReservoirBatches:
     """An epoch of ``steps`` batches of ``batch_size`` samples drawn from ``reservoir``: what ``Trainer.fit`` iterates.
 
     Batches are ``(inputs, targets, dt, params)`` as a DataLoader over ``pdekit.data.Windows`` yields.
-    The epoch ends early once the reservoir is closed and spent (a finished finite stream under fifo
-    or firo); if the generator failed, its error is raised here instead of training on silently.
-    ``summary()`` returns the epoch's stream figures, which the Trainer adds to its metrics.
+    When the reservoir is closed (a finite stream fully delivered) it drains, and once it is spent the
+    epoch ends early and ``exhausted`` is set: the Trainer stops there, every window having been
+    trained on (``Reservoir``'s docstring gives each policy's rule). If the generator failed, its
+    error is raised here instead of training on silently.
+
+    Under DDP (``lockstep`` over several processes) the ranks agree before every batch
+    (``pdekit.online.lockstep``): a rank whose reservoir is not ready holds the others back (they
+    wait; ``peer_waiting_fraction``), and once any rank's share is spent, or any rank's generator
+    failed, every rank ends the epoch at the same step (``epoch_cut``). Windows still held by the
+    other ranks then are never trained on; ``samples_left`` counts them.
+
+    ``summary()`` returns the epoch's stream figures, which the Trainer adds to its metrics;
+    ``state_dict()`` the reservoir's and the generator's state, which the Trainer saves beside each
+    checkpoint.
 
     Args:
         reservoir: where the batches come from.
@@ -125,17 +137,24 @@ class ReservoirBatches:
         steps: batches per epoch.
         generator: the Generator filling ``reservoir``, whose error ends the epoch and whose counters
             ``summary`` reports; None: no generator to watch.
+        lockstep: the DDP ranks' agreement; None: one process.
 
     Raises:
         ValueError: ``batch_size`` exceeds the reservoir's capacity.
     """
 
-    def __init__(self, reservoir: Reservoir, batch_size: int, steps: int, generator: Generator | None = None):
+    def __init__(
+        self, reservoir: Reservoir, batch_size: int, steps: int, generator: Generator | None = None, lockstep: Lockstep | None = None
+    ):
         if batch_size > reservoir.capacity:
             raise ValueError(f"batch_size {batch_size} exceeds the reservoir capacity {reservoir.capacity}")
         self.reservoir, self.batch_size, self.steps, self.generator = reservoir, batch_size, steps, generator
+        self.lockstep = lockstep or Lockstep()
+        self.exhausted = False
+        self.steps_taken = 0
         self._epoch_started = time.perf_counter()
         self._waited_before = 0.0
+        self._peers_waited_before = 0.0
 
     def __len__(self) -> int:
         return self.steps
@@ -143,44 +162,85 @@ class ReservoirBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         self._epoch_started = time.perf_counter()
         self._waited_before = self.reservoir.counters.waiting_seconds
-        for step in range(self.steps):
-            try:
-                batch = self.reservoir.sample(self.batch_size)
-            except ReservoirClosed:
+        self._peers_waited_before = self.lockstep.peer_waiting_seconds
+        self.steps_taken = 0
+        for _ in range(self.steps):
+            readiness = self.lockstep.agree(self._readiness())
+            if readiness is Readiness.FAILED:
                 self._raise_generator_error()
-                if step == 0:
-                    raise ValueError(
-                        f"the stream is used up: every sample of its {self.generator.counters.members if self.generator else 'finite'} "
-                        "members was used "
-                        f"({self.reservoir.policy} uses each once); stream more members (online.members) or keep samples (policy reservoir)"
-                    ) from None
+                raise RuntimeError("the online generator of another rank stopped; its error is in that rank's log")
+            if readiness is Readiness.SPENT:
+                self.exhausted = True
                 return
-            yield batch
+            self.steps_taken += 1
+            yield self.reservoir.sample(self.batch_size)
         self._raise_generator_error()
+
+    def _readiness(self) -> Readiness:
+        """Waits until this rank's reservoir has a batch or is spent; returns which, or FAILED if the generator stopped with an error."""
+        ready = self.reservoir.wait_ready(self.batch_size)
+        if self.generator is not None and self.generator.error is not None:
+            return Readiness.FAILED
+        return Readiness.READY if ready else Readiness.SPENT
 
     def _raise_generator_error(self) -> None:
         if self.generator is not None and self.generator.error is not None:
             raise RuntimeError(f"the online generator stopped: {self.generator.error}") from self.generator.error
 
     def summary(self) -> dict:
-        """Returns the last epoch's waiting fraction and the totals of the reservoir and the generator so far.
+        """Returns the last epoch's waiting fractions and step count, and the totals of the reservoir and the generator so far.
+
+        Under DDP every rank must call it (it gathers each rank's figures); counts are summed over
+        the ranks, fractions averaged, and ``*_per_rank`` lists give each rank's own.
 
         Returns:
-            ``waiting_fraction`` (of the epoch's time spent waiting for samples), ``samples_admitted``,
-            ``samples_discarded``, ``samples_evicted``, ``unique_samples_drawn``, ``mean_reuse``, and with a
-            generator ``members_solved``, ``members_blown_up``, ``task_failures`` and ``next_member``.
+            ``waiting_fraction`` (of the epoch's time spent waiting for this rank's reservoir),
+            ``peer_waiting_fraction`` (waiting for other ranks), ``epoch_steps``, ``epoch_cut`` (the
+            epoch ended before ``steps`` because the stream was spent), ``samples_admitted``,
+            ``samples_discarded``, ``samples_evicted``, ``unique_samples_drawn``, ``mean_reuse``,
+            ``samples_left`` (held when the stream ended; 0 while it runs), and with a generator
+            ``members_solved``, ``members_blown_up``, ``task_failures`` and ``next_member``.
         """
         counters = self.reservoir.counters
         seconds = time.perf_counter() - self._epoch_started
-        record = {
-            "waiting_fraction": (counters.waiting_seconds - self._waited_before) / seconds if seconds > 0 else 0.0,
+        fraction = (lambda s: s / seconds) if seconds > 0 else (lambda s: 0.0)
+        mine = {
+            "waiting_fraction": fraction(counters.waiting_seconds - self._waited_before),
+            "peer_waiting_fraction": fraction(self.lockstep.peer_waiting_seconds - self._peers_waited_before),
             "samples_admitted": counters.admitted,
             "samples_discarded": counters.discarded,
             "samples_evicted": counters.evicted,
             "unique_samples_drawn": counters.unique_drawn,
-            "mean_reuse": counters.mean_reuse,
+            "draws": counters.draws,
+            "samples_left": len(self.reservoir) if self.exhausted else 0,
         }
         if self.generator is not None:
             g = self.generator.counters
-            record.update(members_solved=g.members, members_blown_up=g.blown_up, task_failures=g.task_failures, next_member=g.next_member)
+            mine.update(members_solved=g.members, members_blown_up=g.blown_up, task_failures=g.task_failures)
+        every = self.lockstep.gather([float(v) for v in mine.values()])
+        record: dict = {"epoch_steps": self.steps_taken, "epoch_cut": self.steps_taken < self.steps}
+        for i, name in enumerate(mine):
+            values = [rank[i] for rank in every]
+            if name.endswith("fraction"):
+                record[name] = sum(values) / len(values)
+            else:
+                values = [int(v) for v in values]
+                record[name] = sum(values)
+            if self.lockstep.replicas > 1:
+                record[f"{name}_per_rank"] = values
+        draws = record.pop("draws")
+        record.pop("draws_per_rank", None)
+        record["mean_reuse"] = draws / record["unique_samples_drawn"] if record["unique_samples_drawn"] else 0.0
+        if self.generator is not None:
+            record["next_member"] = self.generator.counters.next_member
         return record
+
+    def state_dict(self) -> dict:
+        """Returns what a resumed run needs to continue this rank's stream: the reservoir's state and the generator's counters."""
+        state: dict = {"reservoir": self.reservoir.state_dict(), "replicas": self.lockstep.replicas}
+        # A failed generator closes the reservoir after setting its error: a state taken after that
+        # would resume as a finished stream, so it is never saved.
+        self._raise_generator_error()
+        if self.generator is not None:
+            state["generator"] = asdict(self.generator.counters)
+        return state

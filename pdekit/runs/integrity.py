@@ -49,8 +49,8 @@ checkpoint on, or if the change has one defined meaning. ``trainer.progress`` (d
 base seed from the global generator however many workers it has; a 1 + 1 epoch run resumed with
 another worker count ends bit-identical to an uninterrupted one) change no number;
 ``online.workers``, ``online.scheduler`` and ``online.solver_device`` say where the stream's solvers
-run (the same members are solved; a dask scheduler has a new address after a restart, and the
-order in which members reach the reservoir depends on timing in any case). ``trainer.epochs`` has one
+run (the same members are solved and reach the reservoir in the same stream order; a dask
+scheduler has a new address after a restart). ``trainer.epochs`` has one
 meaning: train on to the new count, with the schedule extended as
 ``pdekit.training.trainer.LearningRateSchedule`` says. ``data.store`` may name another path if the
 store there has the run's fingerprint (a moved or copied store; a run from before ``data.json`` has

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -11,17 +12,21 @@ from pdekit.data import RECIPES, Recipe, generate, open_store
 from pdekit.data.recipes import differing_settings
 from pdekit.data.schema import json_attribute
 from pdekit.data.store import channel_names, space_shape
-from pdekit.online import POLICIES, Generator, Reservoir
+from pdekit.online import POLICIES, Generator, GeneratorCounters, Reservoir
+from pdekit.online.lockstep import Lockstep
 from pdekit.online.stream import ReservoirBatches
 from pdekit.runs.config import ExperimentConfig
 from pdekit.runs.data import validation_members, windows
-from pdekit.runs.integrity import check_store, lock_run, store_address
+from pdekit.runs.integrity import Resumption, check_store, lock_run, store_address
 from pdekit.runs.train import build_trainer, resumption, training_statistics
-from pdekit.seeds import ONLINE_VALIDATION_STREAM, derived_seed
-from pdekit.training.distributed import init_from_environment
+from pdekit.seeds import ONLINE_VALIDATION_STREAM, RESERVOIR_STREAM, derived_seed
+from pdekit.training.checkpoint import DATA_STATE, data_state_path, load_checkpoint
+from pdekit.training.distributed import Process, barrier, init_from_environment
 from pdekit.training.trainer import Trainer
 
 VALIDATION_STORE = "validation.zarr"
+
+log = logging.getLogger(__name__)
 
 
 def online_recipe(config: ExperimentConfig) -> Recipe:
@@ -37,19 +42,56 @@ def validation_seed(recipe: Recipe) -> int:
     return derived_seed(recipe.seed, ONLINE_VALIDATION_STREAM, 0)
 
 
-def prepare_validation(config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool) -> tuple[ExperimentConfig, list[int]]:
+def reservoir_seed(seed: int, rank: int) -> int:
+    """Returns the seed of rank ``rank``'s reservoir: the run's own on rank 0 (as in one process), a derived one on each other rank."""
+    return seed if rank == 0 else derived_seed(seed, RESERVOIR_STREAM, rank)
+
+
+def saved_stream(run_dir: Path, resumed: Resumption | None, process: Process) -> dict | None:
+    """Returns this rank's stream state saved with the checkpoint a resume continues (``ReservoirBatches.state_dict``), None for a new run.
+
+    A run directory of an earlier pdekit has none: the reservoir is then refilled and the stream
+    restarts after the members the checkpoint had used (a warning says so).
+
+    Raises:
+        ValueError: the run was trained on another number of processes (its shares of the stream
+            and its reservoirs are per rank).
+    """
+    if resumed is None:
+        return None
+    epoch = int(resumed.checkpoint["epoch"])
+    path = data_state_path(run_dir, epoch, process.rank)
+    ranks = len(list((run_dir / DATA_STATE).glob(f"epoch-{epoch:06d}-rank-*.pt")))
+    if ranks and ranks != process.replicas:
+        raise ValueError(
+            f"{run_dir} was trained online by {ranks} processes; resume it with as many (torchrun --nproc-per-node {ranks}), "
+            f"not {process.replicas}: each holds its own reservoir and share of the stream"
+        )
+    if not path.exists():
+        log.warning("%s holds no reservoir state (an earlier pdekit's run): the reservoir is refilled from the stream", run_dir)
+        return None
+    return load_checkpoint(path, required=("reservoir", "replicas"))
+
+
+def prepare_validation(
+    config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool, process: Process | None = None
+) -> tuple[ExperimentConfig, list[int]]:
     """Returns the config with ``data.store`` set to the validation store (its ``store_address``), and the stream members to leave out.
 
     A given ``online.validation_store`` is held out as offline training holds it out; if it was
     generated from the streamed recipe, its held-out members are left out of the stream, so the
     online run never trains on them. Otherwise ``online.validation_members`` members are generated
-    once into ``run_dir/validation.zarr`` (finished, not redone, on resume).
+    once into ``run_dir/validation.zarr`` (finished, not redone, on resume), by the main process
+    while the others wait.
     """
+    process = process or Process()
     store = config.online.validation_store
     if store is None:
         store = str(run_dir / VALIDATION_STORE)
-        held_out_recipe = recipe.with_overrides(members=config.online.validation_members, seed=validation_seed(recipe))
-        generate(held_out_recipe, store, resume=True, progress=progress)
+        if process.is_main:
+            held_out_recipe = recipe.with_overrides(members=config.online.validation_members, seed=validation_seed(recipe))
+            generate(held_out_recipe, store, resume=True, progress=progress)
+        barrier(process)
     config = config.with_overrides(data={"store": store_address(store)})
     held_out = validation_members(config)
     group = open_store(store)
@@ -73,11 +115,31 @@ def train_online(
     The same Trainer, checkpoints, metrics and ``config.toml`` as ``pdekit train``; every epoch's
     metrics also hold the stream's figures (``waiting_fraction``, unique samples drawn, reuse,
     members solved). ``pdekit evaluate`` and ``pdekit rollout`` work on the run as on an offline one.
-    A resumed run restarts the stream after the members its last checkpoint had used; the reservoir
-    itself is refilled (its content is not checkpointed). ``client`` is a ``distributed.Client``
-    (otherwise one is opened to ``online.scheduler`` when set). ``recipe`` streams a Recipe of your
-    own instead of the catalogue's ``online.recipe``. As ``train``: the run directory is locked while
-    it trains, and a resume is checked (settings, model, validation store) before anything is written.
+    ``client`` is a ``distributed.Client`` (otherwise one is opened to ``online.scheduler`` when set).
+    ``recipe`` streams a Recipe of your own instead of the catalogue's ``online.recipe``. As ``train``:
+    the run directory is locked while it trains, and a resume is checked (settings, model,
+    validation store) before anything is written.
+
+    **Resume.** After every epoch each process saves its reservoir (samples held, draw counts,
+    counters, random state) and the stream position beside the checkpoint
+    (``run_dir/data_state``). A resumed run restores them and its Generator continues with the
+    next window of the stream, so it starts with the reservoir and counters it had at the
+    checkpoint, no window offered twice or skipped. What follows is bit-identical to the
+    uninterrupted run where it does not depend on timing: under ``fifo`` every batch (the oldest
+    windows) whenever the reservoir holds one; under ``firo`` and ``reservoir`` the draws depend on
+    which windows the producers had delivered at each draw, which is timing, resumed or not.
+
+    **DDP** (under ``torchrun``): each process trains from its own reservoir on its device, fed by
+    its own Generator with the share ``(rank, replicas)`` of the stream (disjoint: every member is
+    solved and trained by one rank), its own producers (``online.workers`` processes per rank, or
+    tasks on the dask cluster, which every rank submits to), and the ranks agree before each batch
+    (``pdekit.online.lockstep``): a rank waits for a slower one, and all end an epoch when one rank's
+    share of a finite stream is spent. The validation store is made by rank 0 while the others
+    wait; ``online.tee`` is refused (one store, written from one process).
+
+    **End of stream.** With ``online.members`` the reservoir drains once every member is in (each
+    window left is drawn once more) and training ends then, before ``trainer.epochs`` if the stream
+    runs out first.
 
     Args:
         config: the run's settings; its ``online`` section says what to stream and how.
@@ -91,9 +153,9 @@ def train_online(
         The Trainer after its last epoch.
 
     Raises:
-        ValueError: no recipe to stream, an unknown ``online.recipe``, a DDP launch (online training
-            runs in one process), an unreachable ``online.scheduler``, a validation store of other
-            channels or grid, or a refused resume.
+        ValueError: no recipe to stream, an unknown ``online.recipe``, ``online.tee`` under DDP, an
+            unreachable ``online.scheduler``, a validation store of other channels or grid, a
+            refused resume, or a resume on another number of processes.
         LockedError: another process is using ``run_dir``.
     """
     if recipe is not None:
@@ -101,16 +163,20 @@ def train_online(
     elif config.online.recipe is None:
         raise ValueError("online.recipe is not set: name the recipe to stream (pdekit online --recipe NAME)")
     process = init_from_environment()
-    if process.distributed:
-        raise ValueError("online training runs in one training process; spread the solvers instead (online.workers or online.scheduler)")
+    if process.distributed and config.online.tee is not None:
+        raise ValueError(
+            f"online.tee={config.online.tee!r} writes one store from one process; under torchrun leave it out "
+            "(pdekit generate writes the same members)"
+        )
     run_dir = Path(run_dir)
     with lock_run(run_dir, "pdekit online", process):
         resumed = resumption(config, run_dir, resume)  # before the validation store is generated: a refused resume writes nothing
         if resumed is not None:
             config = resumed.config
+        stream_state = saved_stream(run_dir, resumed, process)
         torch.manual_seed(config.seed)
         recipe = recipe or online_recipe(config)
-        config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress)
+        config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress, process)
         if resumed is not None and resumed.data is not None:
             check_store(run_dir, resumed.data, config.data.store)
             held_out = resumed.data.validation_members
@@ -135,8 +201,16 @@ def train_online(
         online = config.online
         min_seen = 0 if POLICIES[online.policy].uses_each_once else online.min_seen  # fifo and firo use every window exactly once anyway
         reservoir = Reservoir(
-            online.capacity, online.policy, min_seen=min_seen, watermark=online.watermark, device=trainer.device, seed=config.seed
+            online.capacity,
+            online.policy,
+            min_seen=min_seen,
+            watermark=online.watermark,
+            device=trainer.device,
+            seed=reservoir_seed(config.seed, process.rank),
         )
+        if stream_state is not None:
+            reservoir.load_state_dict(stream_state["reservoir"])
+        lockstep = Lockstep(process.replicas)
         own_client = None
         try:
             if client is None and online.scheduler is not None:
@@ -160,9 +234,13 @@ def train_online(
                 workers=online.workers,
                 client=client,
                 tee=online.tee,
+                share=(process.rank, process.replicas) if process.distributed else None,
+                resume_at=reservoir.position,
             )
+            if stream_state is not None and "generator" in stream_state:
+                generator.counters = GeneratorCounters(**stream_state["generator"])
             with generator:
-                batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator)
+                batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator, lockstep)
                 trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)
         finally:
             if own_client is not None:

@@ -61,6 +61,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Device | None = None,
     return state
 
 
+DATA_STATE = "data_state"
+
+
+def data_state_path(run_dir: str | os.PathLike, epoch: int, rank: int) -> Path:
+    """Returns where process ``rank`` saves its training data's state after ``epoch`` epochs: ``run_dir/data_state/epoch-E-rank-R.pt``.
+
+    The Trainer writes it (``Trainer.fit``, for a ``train`` with a ``state_dict``) before the
+    checkpoint of the same epoch; whoever builds the data reads it back to resume.
+    """
+    return Path(run_dir) / DATA_STATE / f"epoch-{epoch:06d}-rank-{rank}.pt"
+
+
 def weight_differences(model: nn.Module, weights) -> list[str]:
     """Returns why ``weights`` (a state dict) would not load into ``model``: missing, unexpected and differently shaped tensors; empty if it
     would."""

@@ -65,3 +65,9 @@ def sum_across_processes(values: torch.Tensor, process: Process) -> torch.Tensor
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def barrier(process: Process) -> None:
+    """Waits until every process has reached this point (nothing to wait for in one process)."""
+    if process.distributed:
+        dist.barrier()

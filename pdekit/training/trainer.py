@@ -18,8 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 from pdekit.devices import Device, default_device, resolve_device
 from pdekit.progress import progress_bar
 from pdekit.rollout.objectives import Loss, RolloutObjective, RolloutTraining
-from pdekit.training.checkpoint import load_checkpoint, save_checkpoint, weight_differences
-from pdekit.training.distributed import Process, init_from_environment, sum_across_processes
+from pdekit.training.checkpoint import DATA_STATE, data_state_path, load_checkpoint, save_checkpoint, weight_differences
+from pdekit.training.distributed import Process, barrier, init_from_environment, sum_across_processes
 from pdekit.training.losses import LOSSES, make_loss, relative_h1, relative_l2_per_sample
 from pdekit.training.metrics_log import MetricsLog
 
@@ -260,6 +260,12 @@ class Trainer:
 
     Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and only rank 0 writes
     files, shows progress and logs each epoch's record (``logging.INFO`` on ``pdekit.training.trainer``).
+
+    Training data with a state of its own (a ``train`` with ``state_dict()``, e.g. an online stream's
+    reservoir) has it saved by every process after each epoch, to ``data_state_path(run_dir, epoch,
+    rank)``, before rank 0 writes that epoch's checkpoint (all processes meet in between), so the
+    files of the checkpoint's epoch always exist; older ones are removed. Data that ends
+    (``train.exhausted`` set, a finite stream used up) ends training after that epoch.
     ``denormalize`` maps normalised predictions and targets back to physical units before the
     validation metrics. ``objective`` defines the loss and the validation prediction (default:
     ``OneStep`` for ``(x, y)`` batches, a state-mode ``RolloutObjective`` for ``Window`` batches;
@@ -458,7 +464,11 @@ class Trainer:
                 loss = self.train_step(inputs, targets, params, loss_fn)
                 total_loss += loss.detach() * len(inputs)  # stays on the device: no sync per batch
                 samples += len(inputs)
+            exhausted = bool(getattr(train, "exhausted", False))
             if samples == 0:
+                if exhausted and self.history:
+                    log.info("the training data ended after epoch %d of %d", self.epoch, self.config.epochs)
+                    break
                 raise ValueError("the training data yielded no batches")
             seconds = time.perf_counter() - started
             train_loss = (sum_across_processes(total_loss, self.process) / (samples * self.process.replicas)).item()
@@ -481,13 +491,33 @@ class Trainer:
                 record.update({f"validation_{k}": v for k, v in self.evaluate(validation).items() if k != "l2_per_channel"})
             self.history.append(record)
             self.epoch += 1
+            self._save_data_state(train)
             if self.process.is_main:
                 if metrics_log is not None:
                     metrics_log.write(record)
                 if self.checkpoint_path is not None:
                     save_checkpoint(self.checkpoint_path, self.state_dict())
                 log.info(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+            if exhausted:
+                log.info("the training data ended after epoch %d of %d", self.epoch, self.config.epochs)
+                break
         return self.history
+
+    def _save_data_state(self, train: Iterable) -> None:
+        """Saves ``train.state_dict()`` of this process for the epoch just ended, and removes what no checkpoint can need any more.
+
+        Every process meets the others after writing, before rank 0 writes the checkpoint: so the
+        checkpoint of epoch ``e`` is written only once every process's state of epoch ``e`` is, and
+        each process's files before ``e - 1`` (the checkpoint on disk until rank 0 replaces it) can go.
+        """
+        state = getattr(train, "state_dict", None)
+        if self.run_dir is None or not callable(state):
+            return
+        save_checkpoint(data_state_path(self.run_dir, self.epoch, self.process.rank), state())
+        barrier(self.process)
+        for old in (self.run_dir / DATA_STATE).glob(f"epoch-*-rank-{self.process.rank}.pt"):
+            if int(old.name.split("-")[1]) < self.epoch - 1:
+                old.unlink(missing_ok=True)
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn: Loss) -> torch.Tensor:
         """One optimiser step on one batch; returns the loss (a device tensor, not synchronised).
