@@ -334,6 +334,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config, trainer = fit_from_arguments(train, args)
     last = trainer.history[-1] if trainer.history else {}
+    if not trainer.process.is_main:  # under torchrun, one report
+        return 0
     print(
         f"trained {config.model.name} for {trainer.epoch} epochs into {args.out}: validation relative L2 "
         f"{last.get('validation_l2', float('nan')):.4g}"
@@ -346,8 +348,11 @@ def run_online(args: argparse.Namespace) -> int:
 
     config, trainer = fit_from_arguments(train_online, args)
     last = trainer.history[-1] if trainer.history else {}
+    if not trainer.process.is_main:  # under torchrun, one report
+        return 0
+    ended = f" (the stream of {config.online.members} members ended them)" if trainer.epoch < config.trainer.epochs else ""
     print(
-        f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs into {args.out}: "
+        f"trained {config.model.name} online on {config.online.recipe} for {trainer.epoch} epochs{ended} into {args.out}: "
         f"validation relative L2 {last.get('validation_l2', float('nan')):.4g}, {last.get('members_solved', 0)} members solved, "
         f"{last.get('unique_samples_drawn', 0)} unique samples drawn, waiting {100 * last.get('waiting_fraction', 0):.1f}% of the last "
         "epoch"

@@ -22,12 +22,16 @@ Training waits until ``watermark`` samples have been admitted, so the first batc
 from a handful of trajectories. ``put`` and ``sample`` are thread-safe.
 
 **The end of a finite stream** (``close``, which the Generator calls once every member is in): no
-sample is admitted any more, and the reservoir drains, as Melissa's buffers do once reception is over:
-every policy now removes what it returns (``reservoir`` draws uniformly at random among the samples
-held, without replacement), ``sample`` returns what is left when fewer than ``n`` remain, and then
-raises ``ReservoirClosed``. So every admitted sample still held at the end is drawn exactly once more
-(fifo and firo: every admitted sample is drawn exactly once in all), and training ends instead of
-redrawing the last windows without end.
+sample is admitted any more, and the reservoir drains: every policy now removes what it returns
+(``reservoir`` draws uniformly at random among the samples held, without replacement), ``sample``
+returns what is left when fewer than ``n`` remain, and then raises ``ReservoirClosed``. So every
+admitted sample still held at the end is drawn exactly once more (fifo and firo: every admitted
+sample is drawn exactly once in all; ``reservoir`` with ``min_seen >= 1``: at least once), and
+training ends instead of redrawing the last windows without end. Melissa's FIFO and FIRO buffers are
+likewise told when reception is over (their docs: a ``ReceptionDependant`` mixin; the number of
+batches is "deterministic for FIFO and FIRO"); what its Reservoir does then could not be read here
+(its source is on gitlab.inria.fr, outside the stored copies), so the ``reservoir`` drain is pdekit's
+own rule: it keeps the guarantee the other two give, that training ends having used what it admitted.
 
 **State.** ``state_dict()`` holds everything a restart needs to continue with the same reservoir:
 the samples held, each slot's arrival and draw count, the counters, the policy's random state, the

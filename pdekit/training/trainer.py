@@ -200,6 +200,15 @@ def cosine_phase(epoch: int, anchor_epoch: int, anchor_phase: float, end: int) -
     return anchor_phase + (math.pi - anchor_phase) * (epoch - anchor_epoch) / (end - anchor_epoch)
 
 
+def log_value(value) -> str:
+    """Returns an epoch record's value as its log line shows it: floats to 4 significant digits, lists element by element."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(log_value(v) for v in value) + "]"
+    return str(value)
+
+
 def unpack(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Returns ``(inputs, targets, params)`` of a batch ``(inputs, targets)`` or a ``Window`` ``(inputs, targets, dt, params)``."""
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 4):
@@ -497,7 +506,7 @@ class Trainer:
                     metrics_log.write(record)
                 if self.checkpoint_path is not None:
                     save_checkpoint(self.checkpoint_path, self.state_dict())
-                log.info(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+                log.info(", ".join(f"{k} {log_value(v)}" for k, v in record.items()))
             if exhausted:
                 log.info("the training data ended after epoch %d of %d", self.epoch, self.config.epochs)
                 break
