@@ -33,7 +33,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
-    settings = {"rar_d": {"every": 1000, "added": 100}, "rad": {"every": 1000}, "uniform_resampled": {"every": 1}}
+    # RAD and RAR-D as the R3 paper's authors ran them on convection (README of arkadaw9/r3_sampling_icml2023:
+    # --N_s 100000 --k 100 --m 10; sampler_rar.py draws with torch.multinomial(|r|), i.e. k = 1, c = 0). One
+    # difference: pdekit draws fresh dense candidates at each update, the authors score one dense set drawn once.
+    dense = {"every": 100, "candidates": 100_000, "k": 1.0, "c": 0.0}
+    settings = {"rar_d": {**dense, "added": 10}, "rad": dense, "uniform_resampled": {"every": 1}}
     rows = []
     for problem_name in args.problems:
         problem = PROBLEMS[problem_name]

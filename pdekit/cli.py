@@ -596,7 +596,8 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
         description="Train a neural operator online: the recipe's solver runs beside the trainer (a thread on the GPU, "
         "CPU worker processes, or dask workers) and streams windows into a reservoir on the training device, which the "
         "Trainer draws batches from. Same run directory, checkpoints, metrics and --config/--set as pdekit train "
-        "(section [online] holds the options below); pdekit evaluate and rollout work on the run.",
+        "(section [online] holds the options below); pdekit evaluate and rollout work on the run. Under torchrun every "
+        "rank trains from its own reservoir, fed by its own share of the stream (docs/scaling.md).",
     )
     parser.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="the simulations to stream (online.recipe)")
     add_training_arguments(parser)
@@ -609,7 +610,11 @@ def add_online_parser(commands) -> argparse.ArgumentParser:
     )
     parser.add_argument("--watermark", type=positive_int, help="windows held before training starts (default: half the capacity)")
     parser.add_argument("--steps-per-epoch", type=positive_int, help="batches per epoch (default 100)")
-    parser.add_argument("--members", type=positive_int, help="stop the stream after this many members (default: no end)")
+    parser.add_argument(
+        "--members",
+        type=positive_int,
+        help="stop the stream after this many members; the reservoir then drains and training ends (default: no end)",
+    )
     parser.add_argument(
         "--workers",
         type=non_negative_int,

@@ -65,10 +65,14 @@ def test_a_closed_reservoir_drains_every_held_sample_exactly_once_more_then_ends
     for _ in range(3):
         reservoir.sample(4)  # drawn with replacement while the stream runs
     reservoir.close()
-    drained = torch.cat(collect(reservoir)[0].unbind(0)) if len(reservoir) else torch.empty(0)
-    assert sorted(drained.tolist()) == list(range(10)) and len(reservoir) == 0  # each once, the last batch short
-    with pytest.raises(ReservoirClosed):
-        reservoir.sample(1)
+    batches = []
+    while True:
+        try:
+            batches.append(reservoir.sample(4)[0][:, 0])
+        except ReservoirClosed:
+            break
+    assert [len(b) for b in batches] == [4, 4, 2]  # the last batch holds what is left
+    assert sorted(torch.cat(batches).tolist()) == list(range(10)) and len(reservoir) == 0  # each sample once, none repeated
 
 
 @pytest.mark.parametrize("policy, min_seen", [("fifo", 0), ("reservoir", 1)])
@@ -156,9 +160,21 @@ def records(run) -> list[dict]:
 SETTINGS = {"online": {"workers": 1, "steps_per_epoch": 4, "capacity": 48, "watermark": 12}, "trainer": {"epochs": 3}}
 
 
-def test_two_ranks_train_in_lockstep_on_disjoint_shares_and_a_finite_stream_ends_them_together(tmp_path):
+@pytest.fixture
+def dask_scheduler():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:  # its workers are threads of this test process; the ranks reach its scheduler over TCP
+        yield cluster.scheduler_address
+
+
+@pytest.mark.parametrize("producers", ["processes", "dask"])
+def test_two_ranks_train_in_lockstep_on_disjoint_shares_and_a_finite_stream_ends_them_together(tmp_path, request, producers):
     run = tmp_path / "run"
     online = {**SETTINGS["online"], "policy": "fifo", "members": 16, "steps_per_epoch": 5}
+    if producers == "dask":  # both ranks submit their shares to one cluster
+        online = {**online, "workers": None, "scheduler": request.getfixturevalue("dask_scheduler")}
     finished(torchrun(tmp_path, run, {**SETTINGS, "online": online, "trainer": {"epochs": 50}}))
     history = records(run)
     last = history[-1]
@@ -199,19 +215,21 @@ def test_two_ranks_killed_by_sigkill_resume_with_the_reservoirs_and_counters_of_
     resumed = records(run)[-1]
     # the resumed epoch went on from the checkpoint's reservoirs: every counter continued, none restarted
     for rank in (0, 1):
-        for name, counter in (("samples_admitted", "admitted"), ("unique_samples_drawn", "unique_drawn")):
-            assert resumed[f"{name}_per_rank"][rank] >= saved[rank]["counters"][counter]
+        # one epoch of 4 batches of 4 after the checkpoint: from the saved figures, not from zero
+        drawn_before = saved[rank]["counters"]["unique_drawn"]
+        assert drawn_before < resumed["unique_samples_drawn_per_rank"][rank] <= drawn_before + 16
+        assert resumed["samples_admitted_per_rank"][rank] >= saved[rank]["counters"]["admitted"]
     assert resumed["epoch"] == epoch
 
 
 def test_a_producer_crash_on_one_rank_is_replaced_and_the_other_rank_trains_on(tmp_path):
     run = tmp_path / "run"
-    process = torchrun(tmp_path, run, {**SETTINGS, "trainer": {"epochs": 6}})
+    process = torchrun(tmp_path, run, {**SETTINGS, "trainer": {"epochs": 60}})  # long enough to outlive the crash by far
     deadline = time.monotonic() + 240
     while len(workers := solver_workers(process)) < 2 or not (run / "checkpoint.pt").exists():
-        assert process.poll() is None and time.monotonic() < deadline
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before the crash"
         time.sleep(0.1)
     workers[0].kill()  # one rank's solver process dies mid-stream
     finished(process)
     last = records(run)[-1]
-    assert last["epoch"] == 5 and sorted(last["task_failures_per_rank"]) == [0, 1]
+    assert last["epoch"] == 59 and sorted(last["task_failures_per_rank"]) == [0, 1]

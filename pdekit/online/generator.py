@@ -409,8 +409,10 @@ class Generator:
         share: ``(rank, replicas)``: deliver only this rank's share of the stream's batches (see the
             module's docstring); None: all of them.
         resume_at: ``(first member of a batch, windows of it already delivered)``, a reservoir's
-            ``position`` at a checkpoint: the stream continues with that batch's next window (and
-            nothing before that batch is delivered). None: start at ``start_member``.
+            ``position`` at a checkpoint: the stream continues with that batch's next window, and
+            nothing before that batch is delivered (it replaces ``start_member``). The batch is
+            solved again even when it was delivered whole: its window count is known only then.
+            None: start at ``start_member``.
 
     Raises:
         ValueError: a negative ``workers``, ``workers`` with a ``client``, ``in_flight < 1``,
@@ -470,6 +472,7 @@ class Generator:
         self._pending: dict[Any, tuple[list[int], int]] = {}  # future -> (batch, attempt)
         self._order: collections.deque[list[int]] = collections.deque()  # batches submitted and not yet delivered, in stream order
         self._finished: dict[int, Produced] = {}  # first member -> result, waiting for the batches before it
+        self._pools_lost = 0  # worker pools replaced since a task last finished
         self._submitted_until = start_member
         self._tee_group = None
 
@@ -593,7 +596,15 @@ class Generator:
         return self.executor.task_device, self.windowing, self.dropped(batch)
 
     def _replace_pool(self) -> None:
-        """Starts a new worker pool and submits every pending batch to it (their futures died with the old pool)."""
+        """Starts a new worker pool and submits every pending batch to it (their futures died with the old pool).
+
+        Raises:
+            RuntimeError: pools died ``retries + 1`` times in a row with no task finishing in between
+                (workers that cannot start: the stream would never move).
+        """
+        self._pools_lost += 1
+        if self._pools_lost > self.retries:
+            raise RuntimeError(f"the solver processes died {self._pools_lost} times in a row before finishing a task")
         self.executor.restart()
         pending = list(self._pending.values())
         self._pending = {}
@@ -608,6 +619,7 @@ class Generator:
         except Exception as error:  # noqa: BLE001 - a producer failed: count it, solve the batch again
             return self._retry(batch, attempt, error)
         self._finished[batch[0]] = produced
+        self._pools_lost = 0
         return True
 
     def _deliver_in_order(self) -> None:
@@ -640,7 +652,9 @@ class Generator:
         Each put carries the stream position ``(batch[0], window index)``; a batch the run resumes
         in (``resume_at``) skips the windows delivered before the checkpoint.
         """
-        self.counters.blown_up += len(produced.failed)
+        resumed_in = self.resume_at[1] if self.resume_at is not None and self.resume_at[0] == batch[0] else 0
+        if not resumed_in:  # a batch the checkpoint was inside had its blow-ups counted before
+            self.counters.blown_up += len(produced.failed)
         if not produced.members:
             return True
         if self._tee_group is not None:
@@ -648,9 +662,9 @@ class Generator:
             for member, trajectory in zip(produced.members, produced.trajectories.cpu().numpy(), strict=True):
                 write_member(self._tee_group, member, trajectory)
         samples = produced.samples
-        handled = self.resume_at[1] if self.resume_at is not None and self.resume_at[0] == batch[0] else 0
+        handled = resumed_in
         if handled >= len(samples[0]):
-            return True  # delivered whole before the checkpoint
+            return True  # delivered whole before the checkpoint (solved again only to find that out)
         while handled < len(samples[0]):
             if self._stop.is_set():
                 return False

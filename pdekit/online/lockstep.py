@@ -12,10 +12,16 @@ group (host memory), so it never synchronises a GPU.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from enum import IntEnum
 
 import torch
 import torch.distributed as dist
+
+WAIT_LIMIT = timedelta(hours=24)
+"""How long a rank waits for the others in the lockstep's group before gloo gives up: a slow producer,
+or rank 0 generating the validation store, are legitimate waits far longer than the default groups'
+(10 or 30 minutes)."""
 
 
 class Readiness(IntEnum):
@@ -31,8 +37,8 @@ class Lockstep:
 
     Args:
         replicas: the number of processes; 1 needs no process group.
-        group: the gloo process group to agree in; None: a new one over every process (collective:
-            every rank must construct its Lockstep at the same point).
+        group: the gloo process group to agree in; None: a new one over every process, waiting up to
+            ``WAIT_LIMIT`` (collective: every rank must construct its Lockstep at the same point).
     """
 
     def __init__(self, replicas: int = 1, group: dist.ProcessGroup | None = None):
@@ -40,7 +46,23 @@ class Lockstep:
         self.peer_waiting_seconds = 0.0
         self._group = group
         if replicas > 1 and group is None:
-            self._group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+            self._group = dist.new_group(backend="gloo", timeout=WAIT_LIMIT)
+
+    def wait_for_all(self) -> None:
+        """Waits until every rank has reached this point (e.g. rank 0 has written what the others read)."""
+        if self.replicas > 1:
+            self.agree(Readiness.READY)
+
+    def fail_together(self, error: BaseException | None) -> None:
+        """Raises on every rank if any rank has an ``error`` (its own, or a RuntimeError naming another rank's), so none waits for ever.
+
+        Raises:
+            RuntimeError: some rank's ``error`` is set.
+        """
+        if self.agree(Readiness.FAILED if error is not None else Readiness.READY) is Readiness.FAILED:
+            if error is not None:
+                raise RuntimeError(f"the online generator stopped: {error}") from error
+            raise RuntimeError("the online generator of another rank stopped; its error is in that rank's log")
 
     def agree(self, readiness: Readiness) -> Readiness:
         """Returns the least readiness over all ranks, waiting for every rank to say its own."""

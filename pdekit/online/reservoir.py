@@ -28,10 +28,10 @@ returns what is left when fewer than ``n`` remain, and then raises ``ReservoirCl
 admitted sample still held at the end is drawn exactly once more (fifo and firo: every admitted
 sample is drawn exactly once in all; ``reservoir`` with ``min_seen >= 1``: at least once), and
 training ends instead of redrawing the last windows without end. Melissa's FIFO and FIRO buffers are
-likewise told when reception is over (their docs: a ``ReceptionDependant`` mixin; the number of
-batches is "deterministic for FIFO and FIRO"); what its Reservoir does then could not be read here
-(its source is on gitlab.inria.fr, outside the stored copies), so the ``reservoir`` drain is pdekit's
-own rule: it keeps the guarantee the other two give, that training ends having used what it admitted.
+likewise told when reception is over (its documentation: a ``ReceptionDependant`` mixin, and a
+number of batches "deterministic for FIFO and FIRO"). The ``reservoir`` drain is pdekit's own rule,
+not taken from Melissa's Reservoir: it gives the guarantee the other two give, that training ends
+having used what it admitted.
 
 **State.** ``state_dict()`` holds everything a restart needs to continue with the same reservoir:
 the samples held, each slot's arrival and draw count, the counters, the policy's random state, the

@@ -167,25 +167,23 @@ class ReservoirBatches:
         for _ in range(self.steps):
             readiness = self.lockstep.agree(self._readiness())
             if readiness is Readiness.FAILED:
-                self._raise_generator_error()
-                raise RuntimeError("the online generator of another rank stopped; its error is in that rank's log")
+                self.lockstep.fail_together(self._error())  # raises on every rank
             if readiness is Readiness.SPENT:
                 self.exhausted = True
                 return
             self.steps_taken += 1
             yield self.reservoir.sample(self.batch_size)
-        self._raise_generator_error()
+        self.lockstep.fail_together(self._error())
 
     def _readiness(self) -> Readiness:
         """Waits until this rank's reservoir has a batch or is spent; returns which, or FAILED if the generator stopped with an error."""
         ready = self.reservoir.wait_ready(self.batch_size)
-        if self.generator is not None and self.generator.error is not None:
+        if self._error() is not None:
             return Readiness.FAILED
         return Readiness.READY if ready else Readiness.SPENT
 
-    def _raise_generator_error(self) -> None:
-        if self.generator is not None and self.generator.error is not None:
-            raise RuntimeError(f"the online generator stopped: {self.generator.error}") from self.generator.error
+    def _error(self) -> BaseException | None:
+        return self.generator.error if self.generator is not None else None
 
     def summary(self) -> dict:
         """Returns the last epoch's waiting fractions and step count, and the totals of the reservoir and the generator so far.
@@ -236,11 +234,19 @@ class ReservoirBatches:
         return record
 
     def state_dict(self) -> dict:
-        """Returns what a resumed run needs to continue this rank's stream: the reservoir's state and the generator's counters."""
+        """Returns what a resumed run needs to continue this rank's stream: the reservoir's state and the generator's counters.
+
+        Every rank must call it (the ranks check together that no generator failed). The reservoir's
+        state, stream position included, is exact; the generator's counters are a report read beside
+        it, and may be off by the batch being delivered at that moment.
+
+        Raises:
+            RuntimeError: a rank's generator stopped with an error.
+        """
         state: dict = {"reservoir": self.reservoir.state_dict(), "replicas": self.lockstep.replicas}
         # A failed generator closes the reservoir after setting its error: a state taken after that
-        # would resume as a finished stream, so it is never saved.
-        self._raise_generator_error()
+        # would resume as a finished stream, so it is never saved, and every rank stops together.
+        self.lockstep.fail_together(self._error())
         if self.generator is not None:
             state["generator"] = asdict(self.generator.counters)
         return state

@@ -21,7 +21,7 @@ from pdekit.runs.integrity import Resumption, check_store, lock_run, store_addre
 from pdekit.runs.train import build_trainer, resumption, training_statistics
 from pdekit.seeds import ONLINE_VALIDATION_STREAM, RESERVOIR_STREAM, derived_seed
 from pdekit.training.checkpoint import DATA_STATE, data_state_path, load_checkpoint
-from pdekit.training.distributed import Process, barrier, init_from_environment
+from pdekit.training.distributed import Process, init_from_environment
 from pdekit.training.trainer import Trainer
 
 VALIDATION_STORE = "validation.zarr"
@@ -74,7 +74,12 @@ def saved_stream(run_dir: Path, resumed: Resumption | None, process: Process) ->
 
 
 def prepare_validation(
-    config: ExperimentConfig, recipe: Recipe, run_dir: Path, progress: bool, process: Process | None = None
+    config: ExperimentConfig,
+    recipe: Recipe,
+    run_dir: Path,
+    progress: bool,
+    process: Process | None = None,
+    lockstep: Lockstep | None = None,
 ) -> tuple[ExperimentConfig, list[int]]:
     """Returns the config with ``data.store`` set to the validation store (its ``store_address``), and the stream members to leave out.
 
@@ -82,7 +87,7 @@ def prepare_validation(
     generated from the streamed recipe, its held-out members are left out of the stream, so the
     online run never trains on them. Otherwise ``online.validation_members`` members are generated
     once into ``run_dir/validation.zarr`` (finished, not redone, on resume), by the main process
-    while the others wait.
+    while the others wait in ``lockstep`` (whose group waits long enough for a heavy recipe).
     """
     process = process or Process()
     store = config.online.validation_store
@@ -91,7 +96,8 @@ def prepare_validation(
         if process.is_main:
             held_out_recipe = recipe.with_overrides(members=config.online.validation_members, seed=validation_seed(recipe))
             generate(held_out_recipe, store, resume=True, progress=progress)
-        barrier(process)
+        if lockstep is not None:
+            lockstep.wait_for_all()
     config = config.with_overrides(data={"store": store_address(store)})
     held_out = validation_members(config)
     group = open_store(store)
@@ -176,7 +182,8 @@ def train_online(
         stream_state = saved_stream(run_dir, resumed, process)
         torch.manual_seed(config.seed)
         recipe = recipe or online_recipe(config)
-        config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress, process)
+        lockstep = Lockstep(process.replicas)
+        config, exclude = prepare_validation(config, recipe, run_dir, config.trainer.progress, process, lockstep)
         if resumed is not None and resumed.data is not None:
             check_store(run_dir, resumed.data, config.data.store)
             held_out = resumed.data.validation_members
@@ -210,7 +217,6 @@ def train_online(
         )
         if stream_state is not None:
             reservoir.load_state_dict(stream_state["reservoir"])
-        lockstep = Lockstep(process.replicas)
         own_client = None
         try:
             if client is None and online.scheduler is not None:

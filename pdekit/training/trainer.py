@@ -426,7 +426,10 @@ class Trainer:
 
     # ----- training ----------------------------------------------------------------------------
     def fit(self, train: Iterable, validation: Iterable | None = None, *, resume: bool = False) -> list[dict]:
-        """Trains for ``config.epochs`` epochs (from the checkpoint's when resuming); returns one record per epoch.
+        """Trains for ``config.epochs`` epochs (from the checkpoint's when resuming), or until ``train`` ends; returns one record per epoch.
+
+        Training ends early after an epoch that leaves ``train.exhausted`` set (a finite online
+        stream used up); such an epoch may be short.
 
         Args:
             train: the training batches, iterated once per epoch: ``(inputs, targets)`` pairs or
@@ -478,7 +481,7 @@ class Trainer:
                 if exhausted and self.history:
                     log.info("the training data ended after epoch %d of %d", self.epoch, self.config.epochs)
                     break
-                raise ValueError("the training data yielded no batches")
+                raise ValueError("the training data ended before its first batch" if exhausted else "the training data yielded no batches")
             seconds = time.perf_counter() - started
             train_loss = (sum_across_processes(total_loss, self.process) / (samples * self.process.replicas)).item()
             if not math.isfinite(train_loss):
@@ -527,6 +530,8 @@ class Trainer:
         for old in (self.run_dir / DATA_STATE).glob(f"epoch-*-rank-{self.process.rank}.pt"):
             if int(old.name.split("-")[1]) < self.epoch - 1:
                 old.unlink(missing_ok=True)
+        for torn in (self.run_dir / DATA_STATE).glob(f".epoch-*-rank-{self.process.rank}.pt.*.tmp"):  # a write a kill interrupted
+            torn.unlink(missing_ok=True)
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, params: torch.Tensor | None, loss_fn: Loss) -> torch.Tensor:
         """One optimiser step on one batch; returns the loss (a device tensor, not synchronised).
