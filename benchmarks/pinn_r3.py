@@ -31,19 +31,26 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="*", default=SAMPLERS)
     parser.add_argument("--iterations", type=int, default=10_000)
     parser.add_argument("--points", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per sampler")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (split a seed sweep over processes)")
+    parser.add_argument(
+        "--dense-set",
+        choices=["fresh", "fixed"],
+        default="fresh",
+        help="RAD / RAR-D candidates: fresh at every update (Wu et al.) or one dense set drawn once (the R3 authors' code)",
+    )
     args = parser.parse_args()
     # RAD and RAR-D as the R3 paper's authors ran them on convection (README of arkadaw9/r3_sampling_icml2023:
     # --N_s 100000 --k 100 --m 10; sampler_rar.py draws with torch.multinomial(|r|), i.e. k = 1, c = 0). One
-    # difference: pdekit draws fresh dense candidates at each update, the authors score one dense set drawn once.
-    dense = {"every": 100, "candidates": 100_000, "k": 1.0, "c": 0.0}
+    # difference by default: fresh dense candidates at each update; --dense-set fixed scores one set drawn once, as they do.
+    dense = {"every": 100, "candidates": 100_000, "k": 1.0, "c": 0.0, "fresh_candidates": args.dense_set == "fresh"}
     settings = {"rar_d": {**dense, "added": 10}, "rad": dense, "uniform_resampled": {"every": 1}}
     rows = []
     for problem_name in args.problems:
         problem = PROBLEMS[problem_name]
         for sampler_name in args.samplers:
             errors, seconds = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 torch.manual_seed(seed)
                 network = MLP(problem.dim, 50, 4)
                 sampler = make_sampler(sampler_name, problem, args.points, seed=seed, **settings.get(sampler_name, {}))
@@ -51,7 +58,13 @@ def main() -> None:
                 errors.append(result.relative_l2)
                 seconds.append(result.seconds)
             rows.append((problem_name, sampler_name, statistics.median(errors), statistics.median(seconds)))
-            print(f"{problem_name:11s} {sampler_name:18s} relative L2 {rows[-1][2]:.4f}  ({rows[-1][3]:.0f} s)", flush=True)
+            per_seed = ", ".join(f"{e:.4f}" for e in errors)
+            spread = f", mean {statistics.mean(errors):.4f} ± {statistics.stdev(errors):.4f}" if len(errors) > 1 else ""
+            print(
+                f"{problem_name:11s} {sampler_name:18s} relative L2 {rows[-1][2]:.4f}  ({rows[-1][3]:.0f} s); seeds "
+                f"{args.first_seed}..: {per_seed}{spread}",
+                flush=True,
+            )
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}")
     print(f"{args.iterations} Adam iterations, {args.points} collocation points, median of {args.seeds} seed(s)")
     print("| problem | sampler | relative L2 | seconds |\n|---|---|---|---|")

@@ -169,6 +169,25 @@ def test_rad_redraws_the_whole_population_and_rard_grows_it_toward_high_residual
     assert len(rard.points) == 450 and (rard.points[400:, 1] > 0.8).all()
 
 
+@pytest.mark.parametrize("sampler", [RAD, RARD])
+def test_with_one_dense_set_rad_and_rard_only_ever_hold_its_points_and_fresh_candidates_leave_it(sampler):
+    problem = Convection()
+    residual = lambda points: points[:, 1].abs() + 0.1  # noqa: E731
+    fixed = sampler(problem, 100, every=1, candidates=500, fresh_candidates=False, seed=1)
+    fresh = sampler(problem, 100, every=1, candidates=500, seed=1)
+    dense = fixed.candidate_points()
+    for iteration in range(3):
+        fixed.update(residual, iteration)
+        fresh.update(residual, iteration)
+    drawn = fixed.points[-100:]  # RAD: the whole population; RAR-D: its additions
+    assert torch.equal(fixed.candidate_points(), dense)
+
+    def in_dense(points):
+        return (points[:, None, :] == dense[None]).all(-1).any(-1)
+
+    assert in_dense(drawn).all() and not in_dense(fresh.points[-100:]).all()
+
+
 def test_a_nonfinite_residual_stops_training_and_saves_the_points(tmp_path):
     class Broken(nn.Module):
         def __init__(self):

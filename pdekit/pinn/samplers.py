@@ -127,6 +127,9 @@ class RAD(Sampler):
         k: the residual's exponent.
         c: the density's uniform floor.
         candidates: the uniform candidates scored per redraw (at least the points drawn from them).
+        fresh_candidates: draw new uniform candidates at every update (Wu et al.); False: score one
+            dense set drawn once, as the R3 paper's authors run RAD and RAR-D (``sampler_rar.py`` in
+            ``arkadaw9/r3_sampling_icml2023``), so the population only ever holds points of that set.
         seed: the seed of the sampler's generator.
         device: where the points live.
 
@@ -146,6 +149,7 @@ class RAD(Sampler):
         k: float = 1.0,
         c: float = 1.0,
         candidates: int = 10_000,
+        fresh_candidates: bool = True,
         seed: int = 0,
         device: Device | None = None,
     ):
@@ -156,6 +160,7 @@ class RAD(Sampler):
                 raise ValueError(f"{name} {option} must be non-negative and finite; got {value!r}")
         super().__init__(problem, size, seed=seed, device=device)
         self.every, self.k, self.c, self.candidates = every, k, c, candidates
+        self._dense = None if fresh_candidates else self.uniform(candidates)
         if candidates < self.drawn_per_update():
             raise ValueError(
                 f"{name} draws {self.drawn_per_update()} points without replacement from its candidates: candidates must be >= that; got "
@@ -166,10 +171,14 @@ class RAD(Sampler):
         """Returns how many points an update draws from the candidates (RAD: the whole population; RAR-D: ``added``)."""
         return self.size
 
+    def candidate_points(self) -> torch.Tensor:
+        """Returns the ``[candidates, d + 1]`` points an update scores: fresh uniform ones, or the one dense set."""
+        return self.uniform(self.candidates) if self._dense is None else self._dense
+
     def update(self, residual, iteration):
         if (iteration + 1) % self.every:
             return
-        candidates = self.uniform(self.candidates)
+        candidates = self.candidate_points()
         p = residual_density(residual(candidates), self.k, self.c)
         self.points = candidates[torch.multinomial(p.cpu(), self.size, replacement=False, generator=self.generator).to(candidates.device)]
 
@@ -188,6 +197,7 @@ class RARD(RAD):
         k: the residual's exponent.
         c: the density's uniform floor.
         candidates: the uniform candidates scored per update (at least ``added``).
+        fresh_candidates: as ``RAD``'s.
         seed: the seed of the sampler's generator.
         device: where the points live.
 
@@ -207,12 +217,15 @@ class RARD(RAD):
         k: float = 2.0,
         c: float = 0.0,
         candidates: int = 10_000,
+        fresh_candidates: bool = True,
         seed: int = 0,
         device: Device | None = None,
     ):
         _check_at_least(type(self).__name__, added=(added, 1))
         self.added = added  # before RAD's checks, which compare it with the candidates
-        super().__init__(problem, size, every=every, k=k, c=c, candidates=candidates, seed=seed, device=device)
+        super().__init__(
+            problem, size, every=every, k=k, c=c, candidates=candidates, fresh_candidates=fresh_candidates, seed=seed, device=device
+        )
 
     def drawn_per_update(self) -> int:
         return self.added
@@ -220,7 +233,7 @@ class RARD(RAD):
     def update(self, residual, iteration):
         if (iteration + 1) % self.every:
             return
-        candidates = self.uniform(self.candidates)
+        candidates = self.candidate_points()
         p = residual_density(residual(candidates), self.k, self.c)
         chosen = candidates[torch.multinomial(p.cpu(), self.added, replacement=False, generator=self.generator).to(candidates.device)]
         self.points = torch.cat([self.points, chosen])
