@@ -1,4 +1,4 @@
-"""Solver worker processes that end with the process that started them, however it ends.
+"""Processes that end with the process that started them, however it ends: solver workers, and DDP ranks under torchrun.
 
 A ``ProcessPoolExecutor`` worker waits on a queue whose ends it holds itself, so it never sees its
 parent die: after a SIGKILL of ``pdekit online`` the worker (hundreds of MB) lived on, and with it
@@ -48,9 +48,14 @@ def _watch_parent(parent_pid: int, interval: float) -> None:
         time.sleep(interval)
 
 
-def exit_with_parent(parent_pid: int, interval: float = POLL_SECONDS) -> None:
-    """Makes this process exit when ``parent_pid`` (its parent) dies: a parent-death signal where Linux has one, and a watchdog thread."""
-    _arm_parent_death_signal(signal.SIGTERM)
+def exit_with_parent(parent_pid: int, interval: float = POLL_SECONDS, *, death_signal: bool = True) -> None:
+    """Makes this process exit when ``parent_pid`` (its parent) dies: a parent-death signal where Linux has one, and a watchdog thread.
+
+    ``death_signal=False`` keeps only the watchdog, for a process whose parent may start it from a
+    thread that ends before the parent does (the signal follows the thread, not the process).
+    """
+    if death_signal:
+        _arm_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid, interval), name="pdekit-parent-watchdog", daemon=True).start()

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from pdekit.devices import default_device
+from pdekit.online.workers import exit_with_parent
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def init_from_environment() -> Process:
     ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; the backend is NCCL on the
     process's default device when that is a GPU (``pdekit.devices.default_device(local_rank)``, which
     becomes the current CUDA device) and gloo otherwise. Without them this is a single process and
-    nothing is started.
+    nothing is started. A rank started by torchrun's agent exits when the agent dies (a SIGKILL of
+    ``torchrun`` otherwise leaves its ranks training on, orphaned; measured): a watchdog thread
+    checks that its parent is still the agent (``pdekit.online.workers.exit_with_parent``).
 
     Returns:
         The ``Process``.
@@ -51,6 +54,8 @@ def init_from_environment() -> Process:
     if replicas == 1:
         return Process()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if "TORCHELASTIC_RUN_ID" in os.environ and not dist.is_initialized():  # started by torchrun's agent, our parent
+        exit_with_parent(os.getppid(), death_signal=False)
     if not dist.is_initialized():
         device = default_device(local_rank)
         if device.type == "cuda":
