@@ -7,7 +7,10 @@ weight 100) for every sampler; relative L2 error against the exact (convection) 
 (Allen-Cahn) solution on a 256 x 100 grid. Space enters through the raw coordinate (no periodic
 embedding, a periodicity loss instead), as in the paper's convection runs.
 
-    python benchmarks/pinn_r3.py [--problems convection allen_cahn] [--iterations 10000] [--seeds 1]
+    python benchmarks/pinn_r3.py [--problems convection allen_cahn] [--iterations 10000] [--seeds 1] [--checkpoints DIR]
+
+With ``--checkpoints`` every run saves its state every 1000 iterations and a rerun continues it
+(``train_pinn(checkpoint=...)``), so a 100 000-iteration sweep can be split over sessions.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import platform
 import statistics
 from datetime import date
+from pathlib import Path
 
 import torch
 
@@ -39,6 +43,12 @@ def main() -> None:
         default="fresh",
         help="RAD / RAR-D candidates: fresh at every update (Wu et al.) or one dense set drawn once (the R3 authors' code)",
     )
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="a directory to checkpoint each run in: a killed or split sweep continues where it stopped",
+    )
     args = parser.parse_args()
     # RAD and RAR-D as the R3 paper's authors ran them on convection (README of arkadaw9/r3_sampling_icml2023:
     # --N_s 100000 --k 100 --m 10; sampler_rar.py draws with torch.multinomial(|r|), i.e. k = 1, c = 0). One
@@ -54,7 +64,8 @@ def main() -> None:
                 torch.manual_seed(seed)
                 network = MLP(problem.dim, 50, 4)
                 sampler = make_sampler(sampler_name, problem, args.points, seed=seed, **settings.get(sampler_name, {}))
-                result = train_pinn(problem, network, sampler, PINNConfig(iterations=args.iterations, seed=seed))
+                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{problem_name}-{sampler_name}-seed{seed}.pt"
+                result = train_pinn(problem, network, sampler, PINNConfig(iterations=args.iterations, seed=seed), checkpoint=checkpoint)
                 errors.append(result.relative_l2)
                 seconds.append(result.seconds)
             rows.append((problem_name, sampler_name, statistics.median(errors), statistics.median(seconds)))

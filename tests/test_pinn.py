@@ -188,6 +188,30 @@ def test_with_one_dense_set_rad_and_rard_only_ever_hold_its_points_and_fresh_can
     assert in_dense(drawn).all() and not in_dense(fresh.points[-100:]).all()
 
 
+@pytest.mark.parametrize("name", ["r3", "causal_r3", "rar_d"])
+def test_a_pinn_run_split_in_two_by_its_checkpoint_ends_with_the_uninterrupted_weights(tmp_path, name):
+    problem = Convection(beta=5.0)
+    settings = {"rar_d": {"every": 5, "added": 5, "candidates": 200}}.get(name, {})
+
+    def run(iterations: int, checkpoint=None):
+        torch.manual_seed(0)
+        network = MLP(problem.dim, 8, 2)
+        sampler = make_sampler(name, problem, 64, seed=1, **settings)
+        config = PINNConfig(iterations=iterations, decay_steps=7, log_every=5, initial_points=32, boundary_points=16)
+        result = train_pinn(problem, network, sampler, config, checkpoint=checkpoint, checkpoint_every=4)
+        return network, sampler, result
+
+    whole, whole_sampler, whole_result = run(24)
+    run(10, tmp_path / "pinn.pt")  # the first part: saved at iterations 4, 8 and its end, 10
+    parts, parts_sampler, parts_result = run(24, tmp_path / "pinn.pt")
+    for a, b in zip(whole.parameters(), parts.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(whole_sampler.points, parts_sampler.points)
+    # the same records, and the first part's last iteration (always logged) besides
+    assert [r for r in parts_result.history if r["iteration"] != 9] == whole_result.history
+    assert getattr(parts_sampler, "gamma", None) == getattr(whole_sampler, "gamma", None)
+
+
 def test_a_nonfinite_residual_stops_training_and_saves_the_points(tmp_path):
     class Broken(nn.Module):
         def __init__(self):

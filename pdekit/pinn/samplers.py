@@ -35,12 +35,30 @@ class Sampler:
     """
 
     name = "uniform_fixed"
+    state: tuple[str, ...] = ("points",)  # what changes as it trains, besides its generator
 
     def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, size=(size, 1))
         self.problem, self.size, self.device = problem, size, device
         self.generator = torch.Generator().manual_seed(seed)
         self.points = self.uniform(size)
+
+    def state_dict(self) -> dict:
+        """Returns what changes as the sampler trains: its population, its generator's state, and its own (e.g. the causal front)."""
+        return {"name": self.name, "generator": self.generator.get_state(), **{name: getattr(self, name) for name in self.state}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a ``state_dict()`` of a sampler of the same kind, built with the same settings.
+
+        Raises:
+            ValueError: the state is another sampler's (naming both).
+        """
+        if state["name"] != self.name:
+            raise ValueError(f"the saved sampler is {state['name']!r}; this one is {self.name!r}")
+        self.generator.set_state(state["generator"])
+        for name in self.state:
+            value = state[name]
+            setattr(self, name, value.to(self.points.device) if isinstance(value, torch.Tensor) else value)
 
     def uniform(self, n: int) -> torch.Tensor:
         """Returns ``n`` fresh uniform points from the sampler's generator.
@@ -265,6 +283,7 @@ class R3(Sampler):
     """
 
     name = "r3"
+    state: tuple[str, ...] = ("points", "retained")
 
     def __init__(self, problem: Problem, size: int = 1000, *, every: int = 1, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, every=(every, 1))
@@ -341,6 +360,7 @@ class CausalR3(R3):
     """
 
     name = "causal_r3"
+    state: tuple[str, ...] = ("points", "retained", "gamma")
 
     def __init__(
         self,

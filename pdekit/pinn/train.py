@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pdekit.atomic import atomic_file
 from pdekit.pinn.problems import Problem
 from pdekit.pinn.samplers import Sampler
 from pdekit.progress import progress_bar
@@ -126,12 +127,26 @@ def relative_l2_error(problem: Problem, network: nn.Module, points: int = 256, t
 
 
 def train_pinn(
-    problem: Problem, network: nn.Module, sampler: Sampler, config: PINNConfig = PINNConfig(), *, failure_dir: str | Path = "."
+    problem: Problem,
+    network: nn.Module,
+    sampler: Sampler,
+    config: PINNConfig = PINNConfig(),
+    *,
+    failure_dir: str | Path = ".",
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1000,
 ) -> PINNResult:
     """Trains ``network`` on ``problem`` with collocation points from ``sampler``; returns the history and final error.
 
     A residual that turns NaN or infinite stops training with ``FloatingPointError`` naming the
     iteration; the offending points are saved to ``failure_dir/pinn_nonfinite_<iteration>.pt``.
+
+    With ``checkpoint``, the Adam phase is saved there (atomically) every ``checkpoint_every``
+    iterations and at its end: the network, Adam's and the schedule's states, the sampler's
+    (``Sampler.state_dict``), the history so far. If the file exists, training continues from it,
+    so a long run can be split into parts (call again with the same arguments, or more
+    ``iterations``); on the same device and thread count the parts end with the uninterrupted run's
+    weights, bit for bit. The L-BFGS phase is not checkpointed.
 
     Args:
         problem: the PDE.
@@ -139,13 +154,18 @@ def train_pinn(
         sampler: the collocation points, moved after every iteration.
         config: the settings.
         failure_dir: where the points of a non-finite residual are saved.
+        checkpoint: the file to save to and continue from; None: none.
+        checkpoint_every: Adam iterations between saves.
 
     Returns:
         The ``PINNResult``.
 
     Raises:
         FloatingPointError: if the residual is not finite at some collocation point.
+        ValueError: ``checkpoint`` holds another sampler's run, or ``checkpoint_every < 1``.
     """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
     device = next(network.parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
     x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
@@ -180,7 +200,32 @@ def train_pinn(
 
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_steps, gamma=config.decay_rate)
-    for iteration in progress_bar(range(config.iterations), enabled=config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
+    first, seconds_before = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        sampler.load_state_dict(saved["sampler"])
+        network.load_state_dict(saved["network"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        first, seconds_before = int(saved["iteration"]), float(saved["seconds"])
+        result.history, result.populations = list(saved["history"]), list(saved["populations"])
+
+    def save(next_iteration: int) -> None:
+        state = {
+            "iteration": next_iteration,
+            "network": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "sampler": sampler.state_dict(),
+            "history": result.history,
+            "populations": result.populations,
+            "seconds": seconds_before + time.perf_counter() - started,
+        }
+        with atomic_file(checkpoint, "wb") as file:  # type: ignore[arg-type]  # only called with a checkpoint
+            torch.save(state, file)
+
+    iterations = range(first, config.iterations)
+    for iteration in progress_bar(iterations, enabled=config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
         loss, residual_loss = losses(iteration)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,6 +240,8 @@ def train_pinn(
             if hasattr(sampler, "gamma"):
                 record["gamma"] = sampler.gamma
             result.history.append(record)
+        if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0 or iteration == config.iterations - 1):
+            save(iteration + 1)
     if config.lbfgs_iterations:
         lbfgs = torch.optim.LBFGS(network.parameters(), max_iter=config.lbfgs_iterations, line_search_fn="strong_wolfe")
 
@@ -206,7 +253,7 @@ def train_pinn(
 
         lbfgs.step(closure)
     result.relative_l2 = relative_l2_error(problem, network)
-    result.seconds = time.perf_counter() - started
+    result.seconds = seconds_before + time.perf_counter() - started
     return result
 
 
