@@ -7,64 +7,47 @@ option; ``writable_directory`` is called before a long computation so a bad path
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
+def _number(text: str, kind: type, accept: Callable[[Any], bool], expected: str) -> Any:
+    """Returns ``kind(text)`` if it parses and ``accept`` takes it; otherwise the argparse error naming ``expected``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 < v < math.inf, "a positive number")
 
 
 def non_negative_float(text: str) -> float:
     """An argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 <= v < math.inf, "a finite number >= 0")
 
 
 def finite_float(text: str) -> float:
     """An argparse type: a finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not -float("inf") < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
-    return value
+    return _number(text, float, math.isfinite, "a finite number")
 
 
 def device_type(text: str) -> str:
