@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of pdekit, in one go: the CUDA tests, the solver's bandwidth roofline, short FNO
-# trainings from Zarr and from the online generator (samples/s, waiting, peak memory).
+# trainings from Zarr and from the online generator (samples/s, waiting, peak memory), and PINN seeds
+# one after another against one batched ensemble.
 # Writes one results file, $OUT/gpu_check.md; each part runs under its own timeout and a failing
-# part does not stop the others. Worst case (every part at its timeout) is 7.5 minutes.
+# part does not stop the others. Worst case (every part at its timeout) is 9 minutes.
 #
 #   bash benchmarks/gpu_check.sh                   # on a CUDA machine, from the repository root
 #   bash benchmarks/gpu_check.sh --cpu-dry-run     # every part at tiny size on the CPU: the plumbing only
@@ -10,7 +11,7 @@
 #   GPU_CHECK_PARTS=tests,solver bash benchmarks/gpu_check.sh    # a subset, e.g. to rerun
 #
 # Environment: OUT (results folder, default outputs/gpu_check), PYTHON (default python3),
-# GPU_CHECK_PARTS (comma-separated subset of env,tests,solver,training; default all).
+# GPU_CHECK_PARTS (comma-separated subset of env,tests,solver,training,pinn; default all).
 #
 # The GPU image's python3 has torch with CUDA but no zarr, neuraloperator or tomli_w (its package
 # list: /work/.library/device/KINDS.md). Nothing can be downloaded there, so the one install is of
@@ -84,11 +85,13 @@ fi
 if [ "$MODE" = gpu ]; then
   SOLVER_ARGS="--device cuda --shape 256 --batch 64 --t-end 0.5 --repeats 3"  # ~55 CFL steps per timed solve
   TRAINING_ARGS="--device cuda"
+  PINN_ARGS="--device cuda --members 8 --iterations 300 --repeats 3"
 else
   SOLVER_ARGS="--device cpu --quick --repeats 1"
   TRAINING_ARGS="--device cpu --tiny"
+  PINN_ARGS="--device cpu --members 2 --iterations 10 --repeats 1"
 fi
-PARTS=${GPU_CHECK_PARTS:-env,tests,solver,training}
+PARTS=${GPU_CHECK_PARTS:-env,tests,solver,training,pinn}
 # One hung test (a deadlocked producer, say) must not take the rest of the tests with it.
 TEST_ARGS=()
 "$PY" -c "import pytest_timeout" 2>/dev/null && TEST_ARGS=(--timeout=90)
@@ -132,6 +135,7 @@ run_part env 30 bash -c environment
 run_part tests 180 "$PY" -m pytest -q -rA -p no:cacheprovider "${TEST_ARGS[@]}" tests/test_cuda.py
 run_part solver 90 "$PY" benchmarks/solver_throughput.py $SOLVER_ARGS
 run_part training 150 "$PY" benchmarks/gpu_training.py $TRAINING_ARGS
+run_part pinn 90 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
 
 # ----- the results file: summary and key figures first, then every part's output ---------------------
 {
@@ -151,6 +155,7 @@ run_part training 150 "$PY" benchmarks/gpu_training.py $TRAINING_ARGS
   [ -f "$WORK/tests.log" ] && { grep -E '^(FAILED|ERROR) |^=* ?[0-9]+ (passed|failed|skipped|error)' "$WORK/tests.log" | tail -40; grep -E 'CPU vs CUDA|epoch losses' "$WORK/tests.log"; echo; }
   [ -f "$WORK/solver.log" ] && { grep -A3 -E '^\| grid \| batch \| float32' "$WORK/solver.log"; echo; }
   [ -f "$WORK/training.log" ] && { grep -E '^\|' "$WORK/training.log"; echo; }
+  [ -f "$WORK/pinn.log" ] && { grep -E '^\||speed-up|largest' "$WORK/pinn.log"; echo; }
   for i in "${!NAMES[@]}"; do
     echo "## ${NAMES[$i]}: ${STATUS[$i]}, ${WALL[$i]} s"
     echo
@@ -162,7 +167,7 @@ run_part training 150 "$PY" benchmarks/gpu_training.py $TRAINING_ARGS
 } >"$RESULTS"
 
 # The end of stdout is what a remote runner shows: the summary and key figures.
-awk '/^## (env|tests|solver|training):/ { exit } { print }' "$RESULTS"
+awk '/^## (env|tests|solver|training|pinn):/ { exit } { print }' "$RESULTS"
 echo
 for i in "${!NAMES[@]}"; do echo "${NAMES[$i]}: ${STATUS[$i]} (${WALL[$i]} s)"; done
 echo "results: $RESULTS"

@@ -7,7 +7,8 @@ weight 100) for every sampler; relative L2 error against the exact (convection) 
 (Allen-Cahn) solution on a 256 x 100 grid. Space enters through the raw coordinate (no periodic
 embedding, a periodicity loss instead), as in the paper's convection runs.
 
-    python benchmarks/pinn_r3.py [--problems convection allen_cahn] [--iterations 10000] [--seeds 1] [--checkpoints DIR]
+    python benchmarks/pinn_r3.py [--problems convection allen_cahn] [--iterations 10000] [--seeds 1] [--ensemble]
+        [--init torch_default] [--checkpoints DIR]
 
 With ``--checkpoints`` every run saves its state every 1000 iterations and a rerun continues it
 (``train_pinn(checkpoint=...)``), so a 100 000-iteration sweep can be split over sessions.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pdekit.pinn import MLP, AllenCahnProblem, Convection, PINNConfig, make_sampler, train_pinn
+from pdekit.pinn import INITIALISATIONS, MLP, AllenCahnProblem, Convection, PINNConfig, make_sampler, train_pinn, train_pinn_ensemble
 
 SAMPLERS = ["uniform_fixed", "uniform_resampled", "rar_d", "rad", "r3", "causal_r3"]
 PROBLEMS = {"convection": Convection(beta=50.0), "allen_cahn": AllenCahnProblem()}
@@ -44,6 +45,17 @@ def main() -> None:
         help="RAD / RAR-D candidates: fresh at every update (Wu et al.) or one dense set drawn once (the R3 authors' code)",
     )
     parser.add_argument(
+        "--init",
+        choices=sorted(INITIALISATIONS),
+        default="xavier_normal",
+        help="the MLP's hidden layers' initialisation (torch_default: as the R3 authors' convection runs)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="train a sampler's seeds side by side as one batched ensemble (train_pinn_ensemble); seconds are then per seed",
+    )
+    parser.add_argument(
         "--checkpoints",
         type=Path,
         default=None,
@@ -55,19 +67,33 @@ def main() -> None:
     # difference by default: fresh dense candidates at each update; --dense-set fixed scores one set drawn once, as they do.
     dense = {"every": 100, "candidates": 100_000, "k": 1.0, "c": 0.0, "fresh_candidates": args.dense_set == "fresh"}
     settings = {"rar_d": {**dense, "added": 10}, "rad": dense, "uniform_resampled": {"every": 1}}
+
+    def member(problem, sampler_name: str, seed: int):
+        """Returns the network and sampler of one seed (the ensemble's member ``seed - first_seed`` alike)."""
+        torch.manual_seed(seed)
+        network = MLP(problem.dim, 50, 4, init=args.init)
+        return network, make_sampler(sampler_name, problem, args.points, seed=seed, **settings.get(sampler_name, {}))
+
     rows = []
     for problem_name in args.problems:
         problem = PROBLEMS[problem_name]
         for sampler_name in args.samplers:
-            errors, seconds = [], []
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                torch.manual_seed(seed)
-                network = MLP(problem.dim, 50, 4)
-                sampler = make_sampler(sampler_name, problem, args.points, seed=seed, **settings.get(sampler_name, {}))
-                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{problem_name}-{sampler_name}-seed{seed}.pt"
-                result = train_pinn(problem, network, sampler, PINNConfig(iterations=args.iterations, seed=seed), checkpoint=checkpoint)
-                errors.append(result.relative_l2)
-                seconds.append(result.seconds)
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            name = f"{problem_name}-{sampler_name}-{args.init}"
+            if args.ensemble:
+                networks, samplers = zip(*(member(problem, sampler_name, seed) for seed in seeds), strict=True)
+                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{name}-seeds{seeds[0]}-{seeds[-1]}.pt"
+                config = PINNConfig(iterations=args.iterations, seed=seeds[0])
+                results = train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint)
+            else:
+                results = []
+                for seed in seeds:
+                    checkpoint = None if args.checkpoints is None else args.checkpoints / f"{name}-seed{seed}.pt"
+                    network, sampler = member(problem, sampler_name, seed)
+                    config = PINNConfig(iterations=args.iterations, seed=seed)
+                    results.append(train_pinn(problem, network, sampler, config, checkpoint=checkpoint))
+            errors = [r.relative_l2 for r in results]
+            seconds = [r.seconds for r in results] if not args.ensemble else [results[0].seconds / len(results)]
             rows.append((problem_name, sampler_name, statistics.median(errors), statistics.median(seconds)))
             per_seed = ", ".join(f"{e:.4f}" for e in errors)
             spread = f", mean {statistics.mean(errors):.4f} ± {statistics.stdev(errors):.4f}" if len(errors) > 1 else ""
@@ -77,7 +103,7 @@ def main() -> None:
                 flush=True,
             )
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}")
-    print(f"{args.iterations} Adam iterations, {args.points} collocation points, median of {args.seeds} seed(s)")
+    print(f"{args.iterations} Adam iterations, {args.points} points, {args.init} initialisation, median of {args.seeds} seed(s)")
     print("| problem | sampler | relative L2 | seconds |\n|---|---|---|---|")
     for problem_name, sampler_name, error, seconds in rows:
         print(f"| {problem_name} | {sampler_name} | {error:.4f} | {seconds:.0f} |")

@@ -478,18 +478,22 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_pinn(args: argparse.Namespace) -> int:
     import json
+    import statistics
 
     import torch
 
-    from pdekit.pinn import MLP, PROBLEMS, PINNConfig, make_sampler, plot_population, train_pinn
+    from pdekit.pinn import MLP, PROBLEMS, PINNConfig, make_sampler, plot_population, train_pinn_ensemble
 
     if args.beta is not None and args.problem != "convection":
         raise ValueError(f"--beta applies to the convection problem, not {args.problem}")
     problem = PROBLEMS[args.problem](**({} if args.beta is None else {"beta": args.beta}))
     out = writable_directory(args.out, "--out")  # before training: a bad path must not lose a finished run
-    torch.manual_seed(args.seed)
-    network = MLP(problem.dim, args.width, args.depth, periods=problem.periods if args.periodic else None)
-    sampler = make_sampler(args.sampler, problem, args.points, seed=args.seed)
+    seeds = range(args.seed, args.seed + args.seeds)
+    networks, samplers = [], []
+    for seed in seeds:  # seed s trains as `pdekit pinn --seed s` would: its weights, points and sampler
+        torch.manual_seed(seed)
+        networks.append(MLP(problem.dim, args.width, args.depth, periods=problem.periods if args.periodic else None, init=args.init))
+        samplers.append(make_sampler(args.sampler, problem, args.points, seed=seed))
     config = PINNConfig(
         iterations=args.iterations,
         learning_rate=args.learning_rate,
@@ -499,26 +503,37 @@ def run_pinn(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        result = train_pinn(problem, network, sampler, config, failure_dir=out)
+        results = train_pinn_ensemble(problem, networks, samplers, config, failure_dir=out)
     except FloatingPointError as error:
         print(f"pdekit pinn: {error}", file=sys.stderr)
         return 1
-    (out / "pinn.json").write_text(
-        json.dumps(
-            {
-                "problem": args.problem,
-                "sampler": args.sampler,
-                "relative_l2": result.relative_l2,
-                "seconds": result.seconds,
-                "history": result.history,
-            },
-            indent=1,
-        )
-    )
-    figure = plot_population(result, problem, out / "population.png")
+    record = {
+        "problem": args.problem,
+        "sampler": args.sampler,
+        "relative_l2": results[0].relative_l2,
+        "seconds": results[0].seconds,
+        "history": results[0].history,
+    }
+    if len(results) > 1:
+        errors = [r.relative_l2 for r in results]
+        record |= {
+            "seeds": list(seeds),
+            "relative_l2_per_seed": errors,
+            "relative_l2_mean": statistics.mean(errors),
+            "relative_l2_std": statistics.stdev(errors),
+            "history_per_seed": [r.history for r in results],
+        }
+    (out / "pinn.json").write_text(json.dumps(record, indent=1))
+    figure = plot_population(results[0], problem, out / "population.png")
+    if len(results) == 1:
+        summary = f"relative L2 {results[0].relative_l2:.4g}"
+    else:
+        per_seed = ", ".join(f"{e:.4g}" for e in record["relative_l2_per_seed"])
+        spread = f"{record['relative_l2_mean']:.4g} ± {record['relative_l2_std']:.2g}"
+        summary = f"relative L2 {spread} over seeds {seeds[0]}..{seeds[-1]} ({per_seed})"
     print(
-        f"{problem.name} with {sampler.name}: relative L2 {result.relative_l2:.4g} after {args.iterations} iterations "
-        f"({result.seconds:.0f} s); wrote {out / 'pinn.json'} and {figure}"
+        f"{problem.name} with {samplers[0].name}: {summary} after {args.iterations} iterations "
+        f"({results[0].seconds:.0f} s); wrote {out / 'pinn.json'} and {figure} (seed {args.seed})"
     )
     return 0
 
@@ -712,7 +727,7 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
         description="Train a physics-informed network on a 1D/2D benchmark problem; prints the relative L2 error against the "
         "exact or spectral reference and writes the loss history and a figure of the collocation points over training.",
     )
-    from pdekit.pinn import PROBLEMS
+    from pdekit.pinn import INITIALISATIONS, PROBLEMS
     from pdekit.pinn.samplers import SAMPLERS
 
     parser.add_argument("problem", choices=sorted(PROBLEMS), help="the benchmark problem")
@@ -725,7 +740,19 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--width", type=positive_int, default=50, help="hidden units per layer")
     parser.add_argument("--depth", type=positive_int, default=4, help="hidden layers")
     parser.add_argument("--periodic", action="store_true", help="embed x periodically (exact periodic boundary)")
+    parser.add_argument(
+        "--init",
+        default="xavier_normal",
+        choices=sorted(INITIALISATIONS),
+        help="hidden layers' initialisation (torch_default: as the R3 authors' convection runs; default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the collocation points")
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help="train seeds --seed, --seed + 1, ... side by side as one batched ensemble; reports mean ± std (default: 1)",
+    )
     parser.add_argument("--out", default="pinn-run", help="folder for pinn.json and population.png (checked before training)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_pinn)

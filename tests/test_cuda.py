@@ -249,3 +249,20 @@ def test_rollout_and_hybrid_solver_run_on_the_device_and_agree_with_the_cpu(no_t
     actual = hybrid_cuda.solve(u0.cuda(), times, 0.05)
     assert actual.is_cuda and actual.dtype == torch.float64 and hybrid_cuda.steps_taken == 6
     assert relative_l2(actual.flatten(1), expected.flatten(1)) < TOLERANCE[torch.float32]  # the surrogate's float32 dominates
+
+
+# ----- PINNs ----------------------------------------------------------------------------------------
+def test_a_pinn_ensemble_trains_on_cuda_as_on_the_cpu(no_tf32):
+    from pdekit.pinn import MLP, Convection, PINNConfig, make_sampler, train_pinn_ensemble
+
+    problem = Convection(beta=5.0)
+    config = PINNConfig(iterations=10, initial_points=32, boundary_points=16)
+    trained = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        networks = [MLP(1, 16, 2).to(device) for _ in range(3)]
+        samplers = [make_sampler("uniform_resampled", problem, 64, seed=seed, device=device) for seed in range(3)]
+        train_pinn_ensemble(problem, networks, samplers, config)
+        trained[device] = torch.stack([torch.cat([p.flatten() for p in n.parameters()]) for n in networks])
+    assert trained["cuda"].is_cuda
+    assert relative_l2(trained["cuda"], trained["cpu"]) < TOLERANCE[torch.float32]

@@ -79,6 +79,18 @@ def test_pinn_command_trains_and_writes_history_and_population_figure(tmp_path, 
     assert f"relative L2 {record['relative_l2']:.4g}" in capsys.readouterr().out  # the printed figure is the recorded one
 
 
+def test_pinn_command_trains_seeds_as_an_ensemble_and_reports_their_spread(tmp_path, capsys):
+    argv = ["pinn", "convection", "--beta", "1", "--iterations", "5", "--points", "50", "--no-progress", "--out"]
+    assert main([*argv, str(tmp_path / "two"), "--seed", "3", "--seeds", "2"]) == 0
+    record = json.loads((tmp_path / "two" / "pinn.json").read_text())
+    assert record["seeds"] == [3, 4] and len(record["history_per_seed"]) == 2
+    assert record["relative_l2_mean"] == pytest.approx(sum(record["relative_l2_per_seed"]) / 2)
+    assert f"relative L2 {record['relative_l2_mean']:.4g} ± " in capsys.readouterr().out
+    assert main([*argv, str(tmp_path / "one"), "--seed", "4"]) == 0  # seed 4 alone: the ensemble's second member
+    alone = json.loads((tmp_path / "one" / "pinn.json").read_text())["relative_l2"]
+    assert alone == pytest.approx(record["relative_l2_per_seed"][1], rel=1e-3)
+
+
 def example(script: str):
     """Returns the ``main(argv)`` of ``examples/<script>``, loaded as ``python examples/<script>`` would load it, but not run."""
     return runpy.run_path(str(ROOT / "examples" / script))["main"]

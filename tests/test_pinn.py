@@ -24,6 +24,7 @@ from pdekit.pinn import (
     plot_population,
     relative_l2_error,
     train_pinn,
+    train_pinn_ensemble,
 )
 from pdekit.solvers import AllenCahn
 
@@ -212,6 +213,102 @@ def test_a_pinn_run_split_in_two_by_its_checkpoint_ends_with_the_uninterrupted_w
     assert getattr(parts_sampler, "gamma", None) == getattr(whole_sampler, "gamma", None)
 
 
+def _members(problem, name, seeds, **settings):
+    networks, samplers = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        networks.append(MLP(problem.dim, 12, 2))
+        samplers.append(make_sampler(name, problem, 48, seed=seed, **settings))
+    return networks, samplers
+
+
+_SMALL = PINNConfig(iterations=12, decay_steps=5, log_every=4, initial_points=24, boundary_points=12)
+
+
+@pytest.mark.parametrize("name", ["uniform_resampled", "r3", "causal_r3", "rad", "rar_d"])
+def test_each_ensemble_member_trains_as_its_own_run_would(name):
+    # member e of an ensemble seeded from s is the run seeded s + e: its points, its sampler, its Adam
+    problem = Convection(beta=5.0)
+    settings = {"rar_d": {"every": 4, "added": 4, "candidates": 100}, "rad": {"every": 4, "candidates": 100}}.get(name, {})
+    networks, samplers = _members(problem, name, [3, 4], **settings)
+    together = train_pinn_ensemble(problem, networks, samplers, _SMALL.__class__(**{**_SMALL.__dict__, "seed": 3}))
+    for member, seed in enumerate([3, 4]):
+        (alone,), (sampler,) = _members(problem, name, [seed], **settings)
+        result = train_pinn(problem, alone, sampler, PINNConfig(**{**_SMALL.__dict__, "seed": seed}))
+        for a, b in zip(networks[member].parameters(), alone.parameters(), strict=True):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)  # batched kernels round differently
+        torch.testing.assert_close(samplers[member].points, sampler.points, atol=1e-5, rtol=1e-5)
+        assert [r["iteration"] for r in together[member].history] == [r["iteration"] for r in result.history]
+        assert together[member].relative_l2 == pytest.approx(result.relative_l2, rel=1e-4)
+        assert getattr(samplers[member], "gamma", 0.0) == pytest.approx(getattr(sampler, "gamma", 0.0), rel=1e-5)
+
+
+def test_a_periodic_2d_ensemble_with_lbfgs_trains_each_member_as_its_own_run():
+    problem = Heat2D()
+    config = PINNConfig(iterations=4, lbfgs_iterations=3, initial_points=24)
+
+    def network(seed):
+        torch.manual_seed(seed)
+        return MLP(2, 8, 2, periods=problem.periods, fourier_features=4)
+
+    networks = [network(0), network(1)]
+    train_pinn_ensemble(problem, networks, [R3(problem, 32, seed=0), R3(problem, 32, seed=1)], config)
+    alone = network(1)
+    train_pinn(problem, alone, R3(problem, 32, seed=1), PINNConfig(**{**config.__dict__, "seed": 1}))
+    for a, b in zip(networks[1].parameters(), alone.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_an_interrupted_ensemble_leaves_its_networks_at_their_latest_weights(tmp_path):
+    problem = Convection(beta=5.0)
+    networks, samplers = _members(problem, "uniform_fixed", [0, 1])
+    before = [p.clone() for p in networks[1].parameters()]
+
+    def poison(residual, iteration):  # member 1's points turn NaN after two steps
+        if iteration == 1:
+            samplers[1].points = torch.full_like(samplers[1].points, math.nan)
+
+    samplers[1].update = poison
+    with pytest.raises(FloatingPointError, match="iteration 2 \\(ensemble member 1\\)"):
+        train_pinn_ensemble(problem, networks, samplers, _SMALL, failure_dir=tmp_path)
+    assert (tmp_path / "pinn_nonfinite_2_member1.pt").exists()
+    assert not all(torch.equal(a, b) for a, b in zip(before, networks[1].parameters(), strict=True))
+
+
+def test_an_ensemble_split_by_its_checkpoint_ends_with_the_uninterrupted_weights(tmp_path):
+    problem = Convection(beta=5.0)
+
+    def run(iterations: int, checkpoint=None):
+        networks, samplers = _members(problem, "r3", [0, 1, 2])
+        config = PINNConfig(**{**_SMALL.__dict__, "iterations": iterations})
+        return networks, samplers, train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint, checkpoint_every=4)
+
+    whole, whole_samplers, _ = run(12)
+    run(6, tmp_path / "ensemble.pt")
+    parts, parts_samplers, results = run(12, tmp_path / "ensemble.pt")
+    for a, b in zip(whole, parts, strict=True):
+        for p, q in zip(a.parameters(), b.parameters(), strict=True):
+            assert torch.equal(p, q)
+    for a, b in zip(whole_samplers, parts_samplers, strict=True):
+        assert torch.equal(a.points, b.points)
+    with pytest.raises(ValueError, match="ensemble of 3 members; this one has 2"):
+        train_pinn_ensemble(problem, *_members(problem, "r3", [0, 1]), _SMALL, checkpoint=tmp_path / "ensemble.pt")
+
+
+def test_an_ensemble_refuses_members_that_cannot_be_stacked():
+    problem = Convection()
+    with pytest.raises(ValueError, match="share one architecture"):
+        train_pinn_ensemble(problem, [MLP(1, 8, 2), MLP(1, 9, 2)], [R3(problem, 10), R3(problem, 10)], _SMALL)
+    with pytest.raises(ValueError, match="populations must have one size; got sizes \\[10, 12\\]"):
+        train_pinn_ensemble(problem, [MLP(1, 8, 2), MLP(1, 8, 2)], [R3(problem, 10), R3(problem, 12)], _SMALL)
+    with pytest.raises(ValueError, match="one sampler per network"):
+        train_pinn_ensemble(problem, [MLP(1, 8, 2)], [], _SMALL)
+    with pytest.raises(ValueError, match="samplers must be of one kind"):
+        train_pinn_ensemble(problem, [MLP(1, 8, 2), MLP(1, 8, 2)], [R3(problem, 10), CausalR3(problem, 10)], _SMALL)
+    with pytest.raises(ValueError, match="share one architecture"):
+        train_pinn_ensemble(problem, [MLP(1, 8, 2), MLP(1, 8, 2).double()], [R3(problem, 10), R3(problem, 10)], _SMALL)
+
+
 def test_a_nonfinite_residual_stops_training_and_saves_the_points(tmp_path):
     class Broken(nn.Module):
         def __init__(self):
@@ -233,6 +330,17 @@ def test_population_history_is_logged_and_plotted(tmp_path):
     assert [i for i, _ in result.populations] == [0, 5, 10, 15]
     assert plot_population(result, problem, tmp_path / "population.png").exists()
     assert 0 < result.relative_l2 < 10
+
+
+def test_mlp_initialisations_are_xavier_with_zero_biases_or_the_linear_layers_own():
+    torch.manual_seed(0)
+    xavier, default = MLP(1, 50, 2), MLP(1, 50, 2, init="torch_default")
+    first = default.layers[0]
+    bound = 1 / math.sqrt(2)  # nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on (x, t)
+    assert first.weight.abs().max() <= bound and first.bias.abs().max() > 0.3 * bound
+    assert xavier.layers[0].bias.abs().max() == 0 and xavier.layers[0].weight.std().item() == pytest.approx(math.sqrt(2 / 52), rel=0.3)
+    with pytest.raises(ValueError, match="MLP init must be one of \\['torch_default', 'xavier_normal'\\]; got 'he'"):
+        MLP(1, init="he")
 
 
 def test_a_periodic_network_is_exactly_periodic_in_space():

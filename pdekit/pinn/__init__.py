@@ -1,14 +1,16 @@
 """Physics-informed neural networks with adaptive collocation (R3, causal R3, RAD, RAR-D)."""
 
-from pdekit.pinn.networks import MLP, FourierFeatures, PeriodicEmbedding
+from pdekit.pinn.networks import INITIALISATIONS, MLP, FourierFeatures, PeriodicEmbedding
 from pdekit.pinn.problems import PROBLEMS, AllenCahnProblem, Convection, Heat2D, Problem, Reaction, ViscousBurgers
 from pdekit.pinn.samplers import R3, RAD, RARD, SAMPLERS, CausalR3, Sampler, UniformResampled, make_sampler
-from pdekit.pinn.train import PINNConfig, PINNResult, plot_population, relative_l2_error, train_pinn
+from pdekit.pinn.train import Ensemble, PINNConfig, PINNResult, plot_population, relative_l2_error, train_pinn, train_pinn_ensemble
 
 __all__ = [
     "AllenCahnProblem",
+    "INITIALISATIONS",
     "CausalR3",
     "Convection",
+    "Ensemble",
     "FourierFeatures",
     "Heat2D",
     "MLP",
@@ -29,4 +31,5 @@ __all__ = [
     "plot_population",
     "relative_l2_error",
     "train_pinn",
+    "train_pinn_ensemble",
 ]

@@ -13,7 +13,7 @@ class PeriodicEmbedding(nn.Module):
 
     A network of these features is exactly periodic in ``x`` (Dong and Ni, "A method for representing
     periodic functions and enforcing exactly periodic boundary conditions with deep neural networks", JCP 2021).
-    ``forward(xt [N, d + 1]) -> [N, 2 d harmonics + 1]``.
+    ``forward(xt [..., N, d + 1]) -> [..., N, 2 d harmonics + 1]``.
 
     Args:
         periods: the period ``L`` of each space axis.
@@ -32,20 +32,20 @@ class PeriodicEmbedding(nn.Module):
         """Returns the features of the points ``xt`` (space, then time).
 
         Args:
-            xt: ``[N, d + 1]``.
+            xt: ``[..., N, d + 1]``.
 
         Returns:
-            ``[N, 2 d harmonics + 1]``: the cosines, the sines, then the time.
+            ``[..., N, 2 d harmonics + 1]``: the cosines, the sines, then the time.
         """
-        phase = (xt[:, :-1, None] * self.frequencies).flatten(1)
-        return torch.cat([torch.cos(phase), torch.sin(phase), xt[:, -1:]], dim=1)
+        phase = (xt[..., :-1, None] * self.frequencies).flatten(-2)
+        return torch.cat([torch.cos(phase), torch.sin(phase), xt[..., -1:]], dim=-1)
 
 
 class FourierFeatures(nn.Module):
     """Maps ``z`` to ``cos(2 pi B z), sin(2 pi B z)`` with a fixed Gaussian ``B [features, in] ~ N(0, scale^2)``.
 
     Tancik et al., "Fourier features let networks learn high frequency functions in low dimensional
-    domains", NeurIPS 2020. ``forward(z [N, in]) -> [N, 2 features]``.
+    domains", NeurIPS 2020. ``forward(z [..., N, in]) -> [..., N, 2 features]``.
 
     Args:
         in_features: the input's features.
@@ -65,20 +65,32 @@ class FourierFeatures(nn.Module):
         """Returns the Fourier features of ``z``.
 
         Args:
-            z: ``[N, in_features]``.
+            z: ``[..., N, in_features]``.
 
         Returns:
-            ``[N, 2 features]``: the cosines, then the sines.
+            ``[..., N, 2 features]``: the cosines, then the sines.
         """
         phase = 2 * math.pi * z @ self.matrix.T
-        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
+        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
+
+
+def _xavier_normal(linear: nn.Linear) -> None:
+    nn.init.xavier_normal_(linear.weight)
+    nn.init.zeros_(linear.bias)
+
+
+def _linear_default(linear: nn.Linear) -> None:
+    """Leaves ``nn.Linear``'s own initialisation: weights and biases uniform in ``±1 / sqrt(fan_in)``."""
+
+
+INITIALISATIONS = {"xavier_normal": _xavier_normal, "torch_default": _linear_default}
+"""The hidden layers' initialisations of ``MLP`` by name (the output layer keeps ``nn.Linear``'s own)."""
 
 
 class MLP(nn.Module):
-    """``u(x, t)``: a tanh multilayer perceptron of ``depth`` hidden layers of ``width``, with Xavier-initialised weights, after optional
-    embeddings.
+    """``u(x, t)``: a tanh multilayer perceptron of ``depth`` hidden layers of ``width`` after optional embeddings.
 
-    ``forward(xt [N, d + 1]) -> [N, 1]``.
+    ``forward(xt [..., N, d + 1]) -> [..., N, 1]``.
 
     Args:
         dim: the space axes ``d``.
@@ -89,9 +101,15 @@ class MLP(nn.Module):
         harmonics: the periodic embedding's harmonics per axis.
         fourier_features: rows of a ``FourierFeatures`` layer after the embedding (0: none).
         fourier_scale: its standard deviation.
+        init: the hidden layers' initialisation, one of ``INITIALISATIONS``: ``"xavier_normal"`` (zero
+            biases; the usual PINN choice) or ``"torch_default"`` (``nn.Linear``'s uniform
+            ``±1 / sqrt(fan_in)`` weights and biases, which the R3 authors' convection runs keep: their
+            ``init="default"``). The first layer's weights then spread several times wider on the raw
+            coordinates.
 
     Raises:
-        ValueError: naming the option for a count below its minimum or a non-positive ``fourier_scale``.
+        ValueError: naming the option for a count below its minimum, a non-positive ``fourier_scale``
+            or an unknown ``init``.
     """
 
     def __init__(
@@ -104,6 +122,7 @@ class MLP(nn.Module):
         harmonics: int = 1,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        init: str = "xavier_normal",
     ):
         for option, value, lowest in (
             ("dim", dim, 1),
@@ -116,6 +135,8 @@ class MLP(nn.Module):
                 raise ValueError(f"MLP {option} must be an integer >= {lowest}; got {value!r}")
         if fourier_features and not 0 < fourier_scale < math.inf:
             raise ValueError(f"MLP fourier_scale must be positive and finite; got {fourier_scale!r}")
+        if init not in INITIALISATIONS:
+            raise ValueError(f"MLP init must be one of {sorted(INITIALISATIONS)}; got {init!r}")
         super().__init__()
         layers: list[nn.Module] = []
         features = dim + 1
@@ -129,8 +150,7 @@ class MLP(nn.Module):
             features = fourier.out_features
         for _ in range(depth):
             linear = nn.Linear(features, width)
-            nn.init.xavier_normal_(linear.weight)
-            nn.init.zeros_(linear.bias)
+            INITIALISATIONS[init](linear)
             layers += [linear, nn.Tanh()]
             features = width
         layers.append(nn.Linear(features, 1))
@@ -141,9 +161,9 @@ class MLP(nn.Module):
         """Returns ``u`` at the points ``xt`` (space, then time).
 
         Args:
-            xt: ``[N, d + 1]``.
+            xt: ``[..., N, d + 1]``.
 
         Returns:
-            ``[N, 1]``.
+            ``[..., N, 1]``.
         """
         return self.layers(xt)

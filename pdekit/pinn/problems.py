@@ -13,15 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
-from torch import nn
 
 from pdekit.devices import Device
 from pdekit.grid import Grid
 from pdekit.solvers import AllenCahn, Burgers
 
+Network = Callable[[torch.Tensor], torch.Tensor]
+"""``network(xt [..., N, d + 1]) -> [..., N, 1]``: a module, or an ensemble evaluated as one."""
+
 
 def gradient(u: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
-    """Returns ``du/d(xt) [N, d + 1]`` of ``u [N]``, keeping the graph for higher derivatives and the loss."""
+    """Returns ``du/d(xt) [..., N, d + 1]`` of ``u [..., N]``, keeping the graph for higher derivatives and the loss.
+
+    Leading axes (an ensemble's members) are independent, so the gradient of their sum is each one's own.
+    """
     return torch.autograd.grad(u, xt, torch.ones_like(u), create_graph=True)[0]
 
 
@@ -68,26 +73,27 @@ class Problem(ABC):
         return tuple(hi - lo for lo, hi in self.space)
 
     @abstractmethod
-    def residual(self, network: nn.Module, xt: torch.Tensor) -> torch.Tensor:
-        """Returns the PDE residual at ``xt [N, d + 1]`` (which must require grad): ``[N]``.
+    def residual(self, network: Network, xt: torch.Tensor) -> torch.Tensor:
+        """Returns the PDE residual at ``xt [..., N, d + 1]`` (which must require grad): ``[..., N]``.
 
         Args:
-            network: ``network(xt [N, d + 1]) -> [N, 1]``.
+            network: ``network(xt [..., N, d + 1]) -> [..., N, 1]`` (leading axes: an ensemble's
+                members, each on its own points).
             xt: the points, space then time, with ``requires_grad`` set.
 
         Returns:
-            ``[N]``, differentiable in the network's weights.
+            ``[..., N]``, differentiable in the network's weights.
         """
 
     @abstractmethod
     def initial(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns ``u(x, 0)`` at ``x [N, d]``: ``[N]``.
+        """Returns ``u(x, 0)`` at ``x [..., N, d]``: ``[..., N]``.
 
         Args:
-            x: ``[N, d]`` space points.
+            x: ``[..., N, d]`` space points.
 
         Returns:
-            ``[N]``.
+            ``[..., N]``.
         """
 
     @abstractmethod
@@ -134,7 +140,7 @@ class Problem(ABC):
         )
 
 
-def _split(network: nn.Module, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _split(network: Network, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     u = network(xt).squeeze(-1)
     return u, gradient(u, xt)
 
@@ -155,10 +161,10 @@ class Convection(Problem):
 
     def residual(self, network, xt):
         _, du = _split(network, xt)
-        return du[:, 1] + self.beta * du[:, 0]
+        return du[..., 1] + self.beta * du[..., 0]
 
     def initial(self, x):
-        return torch.sin(x[:, 0])
+        return torch.sin(x[..., 0])
 
     def reference(self, x, t):
         return torch.sin(x[None, :] - self.beta * t[:, None])
@@ -178,10 +184,10 @@ class Reaction(Problem):
 
     def residual(self, network, xt):
         u, du = _split(network, xt)
-        return du[:, 1] - self.rho * u * (1 - u)
+        return du[..., 1] - self.rho * u * (1 - u)
 
     def initial(self, x):
-        return torch.exp(-((x[:, 0] - math.pi) ** 2) / (2 * (math.pi / 4) ** 2))
+        return torch.exp(-((x[..., 0] - math.pi) ** 2) / (2 * (math.pi / 4) ** 2))
 
     def reference(self, x, t):
         u0 = self.initial(x[:, None])[None, :]
@@ -206,11 +212,11 @@ class AllenCahnProblem(Problem):
 
     def residual(self, network, xt):
         u, du = _split(network, xt)
-        u_xx = gradient(du[:, 0], xt)[:, 0]
-        return du[:, 1] - self.diffusivity * u_xx - self.reaction * (u - u**3)
+        u_xx = gradient(du[..., 0], xt)[..., 0]
+        return du[..., 1] - self.diffusivity * u_xx - self.reaction * (u - u**3)
 
     def initial(self, x):
-        return x[:, 0] ** 2 * torch.cos(math.pi * x[:, 0])
+        return x[..., 0] ** 2 * torch.cos(math.pi * x[..., 0])
 
     def reference(self, x, t):
         fine = 2048
@@ -243,11 +249,11 @@ class ViscousBurgers(Problem):
 
     def residual(self, network, xt):
         u, du = _split(network, xt)
-        u_xx = gradient(du[:, 0], xt)[:, 0]
-        return du[:, 1] + u * du[:, 0] - self.viscosity * u_xx
+        u_xx = gradient(du[..., 0], xt)[..., 0]
+        return du[..., 1] + u * du[..., 0] - self.viscosity * u_xx
 
     def initial(self, x):
-        return -torch.sin(math.pi * x[:, 0])
+        return -torch.sin(math.pi * x[..., 0])
 
     def reference(self, x, t):
         fine = 4096
@@ -273,12 +279,12 @@ class Heat2D(Problem):
 
     def residual(self, network, xt):
         _, du = _split(network, xt)
-        u_xx = gradient(du[:, 0], xt)[:, 0]
-        u_yy = gradient(du[:, 1], xt)[:, 1]
-        return du[:, 2] - self.diffusivity * (u_xx + u_yy)
+        u_xx = gradient(du[..., 0], xt)[..., 0]
+        u_yy = gradient(du[..., 1], xt)[..., 1]
+        return du[..., 2] - self.diffusivity * (u_xx + u_yy)
 
     def initial(self, x):
-        return torch.sin(2 * math.pi * x[:, 0]) * torch.sin(2 * math.pi * x[:, 1])
+        return torch.sin(2 * math.pi * x[..., 0]) * torch.sin(2 * math.pi * x[..., 1])
 
     def reference(self, x, t):
         decay = torch.exp(-8 * math.pi**2 * self.diffusivity * t)

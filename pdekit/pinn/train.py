@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,99 +164,323 @@ def train_pinn(
 
     Raises:
         FloatingPointError: if the residual is not finite at some collocation point.
-        ValueError: ``checkpoint`` holds another sampler's run, or ``checkpoint_every < 1``.
+        ValueError: ``checkpoint`` holds another sampler's run or an ensemble's, or ``checkpoint_every < 1``.
+    """
+    (result,) = train_pinn_ensemble(
+        problem, [network], [sampler], config, failure_dir=failure_dir, checkpoint=checkpoint, checkpoint_every=checkpoint_every
+    )
+    return result
+
+
+def train_pinn_ensemble(
+    problem: Problem,
+    networks: Sequence[nn.Module],
+    samplers: Sequence[Sampler],
+    config: PINNConfig = PINNConfig(),
+    *,
+    failure_dir: str | Path = ".",
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1000,
+) -> list[PINNResult]:
+    """Trains ``E`` independent PINNs side by side as one batched ensemble; returns one result per member.
+
+    Member ``e`` is the run ``train_pinn(problem, networks[e], samplers[e], replace(config,
+    seed=config.seed + e))`` would make, up to floating-point rounding: its own initial and boundary
+    points, its own sampler, its own Adam state (Adam acts element by element, so one optimizer over
+    the stacked parameters is ``E`` optimizers). The members are independent, except that one
+    member's non-finite residual stops them all. Several
+    networks have their parameters stacked along a leading axis and run through ``torch.func.vmap``
+    of ``functional_call``: one batched kernel per layer for all members, which is what makes seeds
+    of a small MLP nearly free on a GPU, where one member alone leaves the device idle between
+    kernel launches. On a CPU the work is compute-bound and ``E`` members cost about ``E`` runs
+    (``benchmarks/pinn_ensemble.py``). R3's and causal R3's updates score every member's population in
+    one batched evaluation; RAD's and RAR-D's candidates are scored member by member.
+
+    The networks must share one architecture and the samplers one population size at every
+    iteration (the same sampler with the same settings, seeded differently). Checkpoints, failure
+    handling and L-BFGS as in ``train_pinn``; L-BFGS runs member by member, since its line search would
+    couple the members through their summed loss.
+
+    Args:
+        problem: the PDE.
+        networks: ``E`` networks ``network(xt [N, d + 1]) -> [N, 1]`` of one architecture, on one
+            device, trained in place.
+        samplers: ``E`` samplers, one per network.
+        config: the settings; member ``e`` draws its initial and boundary points with seed ``config.seed + e``.
+        failure_dir: where the points of a non-finite residual are saved.
+        checkpoint: the file to save to and continue from; None: none.
+        checkpoint_every: Adam iterations between saves.
+
+    Returns:
+        ``E`` ``PINNResult``; their ``seconds`` is the ensemble's.
+
+    Raises:
+        FloatingPointError: if a member's residual is not finite at some collocation point (its
+            points go to ``failure_dir/pinn_nonfinite_<iteration>_member<e>.pt``).
+        ValueError: no members, unequal numbers of networks and samplers, networks of different
+            architectures, samplers of different kinds, populations of different sizes, a
+            ``checkpoint`` of another run, or ``checkpoint_every < 1``.
     """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
-    device = next(network.parameters()).device
-    generator = torch.Generator().manual_seed(config.seed)
-    x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
-    u0 = problem.initial(x0)
-    initial_points = torch.cat([x0, torch.zeros(len(x0), 1, device=device)], dim=1)
-    boundary = None if getattr(network, "periodic", False) else _periodic_pairs(problem, config.boundary_points, generator, device)
-    result = PINNResult()
+    if not networks or len(networks) != len(samplers):
+        raise ValueError(
+            f"train_pinn_ensemble needs one sampler per network (at least one); got {len(networks)} networks, {len(samplers)} samplers"
+        )
+    kinds = sorted({type(s).__name__ for s in samplers})
+    if len(kinds) > 1:
+        raise ValueError(f"the ensemble's samplers must be of one kind (seeds of one setting); got {kinds}")
+    model = Ensemble(networks)
+    device = model.device
+    members = len(networks)
+    initial, boundary = [], []
+    for member in range(members):
+        generator = torch.Generator().manual_seed(config.seed + member)
+        x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
+        initial.append((torch.cat([x0, torch.zeros(len(x0), 1, device=device)], dim=1), problem.initial(x0)))
+        if not getattr(networks[0], "periodic", False):
+            boundary.append(_periodic_pairs(problem, config.boundary_points, generator, device))
+    initial_points, u0 = (torch.stack(parts) for parts in zip(*initial, strict=True))  # [E, M, d + 1], [E, M]
+    left, right = (torch.stack(parts) for parts in zip(*boundary, strict=True)) if boundary else (None, None)
+    results = [PINNResult() for _ in range(members)]
     started = time.perf_counter()
 
-    def residual_values(points: torch.Tensor) -> torch.Tensor:
-        points = points.detach().requires_grad_(True)
-        return problem.residual(network, points).detach()
+    def populations() -> torch.Tensor:
+        sizes = {len(s.points) for s in samplers}
+        if len(sizes) > 1:
+            raise ValueError(f"the ensemble's populations must have one size; got sizes {[len(s.points) for s in samplers]}")
+        return torch.stack([s.points.detach() for s in samplers])  # [E, N, d + 1]
 
-    def losses(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        points = sampler.points.detach().requires_grad_(True)
-        r = problem.residual(network, points)
+    def losses(net: Ensemble, chosen: slice, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns each chosen member's loss and residual loss, ``[E']`` each."""
+        points = populations()[chosen].requires_grad_(True)
+        r = problem.residual(net, points)  # [E', N]
         if not torch.isfinite(r).all():
-            bad = points[~torch.isfinite(r)].detach().cpu()
-            path = Path(failure_dir) / f"pinn_nonfinite_{iteration}.pt"
+            member = chosen.start + int((~torch.isfinite(r)).any(1).nonzero()[0])
+            bad = points[member - chosen.start][~torch.isfinite(r[member - chosen.start])].detach().cpu()
+            suffix = "" if members == 1 else f"_member{member}"
+            path = Path(failure_dir) / f"pinn_nonfinite_{iteration}{suffix}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"iteration": iteration, "points": bad}, path)
+            torch.save({"iteration": iteration, "member": member, "points": bad}, path)
+            which = f" (ensemble member {member})" if members > 1 else ""
             raise FloatingPointError(
-                f"the PDE residual of {problem.name} is not finite at iteration {iteration} at {len(bad)} points (saved to {path})"
+                f"the PDE residual of {problem.name} is not finite at iteration {iteration}{which} at {len(bad)} points (saved to {path})"
             )
-        weights = sampler.loss_weights(points)
-        residual_loss = (r.square() * weights).mean() if weights is not None else r.square().mean()
-        loss = residual_loss + config.initial_weight * (network(initial_points).squeeze(-1) - u0).square().mean()
-        if boundary is not None:
-            left, right = boundary
-            loss = loss + config.boundary_weight * (network(left) - network(right)).square().mean()
+        weights = [samplers[m].loss_weights(points[i]) for i, m in enumerate(range(members)[chosen])]
+        squared = r.square() if weights[0] is None else r.square() * torch.stack(weights)  # type: ignore[arg-type]
+        residual_loss = squared.mean(dim=1)
+        loss = residual_loss + config.initial_weight * (net(initial_points[chosen]).squeeze(-1) - u0[chosen]).square().mean(dim=1)
+        if left is not None and right is not None:
+            loss = loss + config.boundary_weight * (net(left[chosen]) - net(right[chosen])).square().mean(dim=(1, 2))
         return loss, residual_loss
 
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    populations()  # unequal sizes fail here, not iterations later
+    residuals = _PopulationResiduals(problem, model, samplers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_steps, gamma=config.decay_rate)
     first, seconds_before = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        sampler.load_state_dict(saved["sampler"])
-        network.load_state_dict(saved["network"])
+        saved = _saved_run(torch.load(checkpoint, map_location=device, weights_only=True))
+        if len(saved["samplers"]) != members:
+            raise ValueError(f"{checkpoint} holds an ensemble of {len(saved['samplers'])} members; this one has {members}")
+        for sampler, state in zip(samplers, saved["samplers"], strict=True):
+            sampler.load_state_dict(state)
+        model.load_state_dicts(saved["networks"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         first, seconds_before = int(saved["iteration"]), float(saved["seconds"])
-        result.history, result.populations = list(saved["history"]), list(saved["populations"])
+        for result, history, snapshots in zip(results, saved["histories"], saved["populations"], strict=True):
+            result.history, result.populations = list(history), list(snapshots)
 
     def save(next_iteration: int) -> None:
         state = {
             "iteration": next_iteration,
-            "network": network.state_dict(),
+            "networks": model.state_dicts(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
-            "sampler": sampler.state_dict(),
-            "history": result.history,
-            "populations": result.populations,
+            "samplers": [s.state_dict() for s in samplers],
+            "histories": [r.history for r in results],
+            "populations": [r.populations for r in results],
             "seconds": seconds_before + time.perf_counter() - started,
         }
         with atomic_file(checkpoint, "wb") as file:  # type: ignore[arg-type]  # only called with a checkpoint
             torch.save(state, file)
 
-    iterations = range(first, config.iterations)
-    for iteration in progress_bar(iterations, enabled=config.progress, desc=f"PINN {problem.name} ({sampler.name})"):
-        loss, residual_loss = losses(iteration)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        sampler.observe_loss(residual_loss.detach())
-        sampler.update(residual_values, iteration)
-        if config.population_every and iteration % config.population_every == 0:
-            result.populations.append((iteration, sampler.points.detach().cpu().clone()))
-        if iteration % config.log_every == 0 or iteration == config.iterations - 1:
-            record = {"iteration": iteration, "loss": loss.item(), "residual_loss": residual_loss.item(), "points": len(sampler.points)}
-            if hasattr(sampler, "gamma"):
-                record["gamma"] = sampler.gamma
-            result.history.append(record)
-        if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0 or iteration == config.iterations - 1):
-            save(iteration + 1)
+    everyone = slice(0, members)
+    label = samplers[0].name + (f", {members} members" if members > 1 else "")
+    try:
+        for iteration in progress_bar(range(first, config.iterations), enabled=config.progress, desc=f"PINN {problem.name} ({label})"):
+            loss, residual_loss = losses(model, everyone, iteration)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()  # each member's parameters get its own loss's gradient
+            optimizer.step()
+            schedule.step()
+            residuals.forget()
+            for member, sampler in enumerate(samplers):
+                sampler.observe_loss(residual_loss[member].detach())
+                sampler.update(residuals.of(member), iteration)
+            if config.population_every and iteration % config.population_every == 0:
+                for result, sampler in zip(results, samplers, strict=True):
+                    result.populations.append((iteration, sampler.points.detach().cpu().clone()))
+            if iteration % config.log_every == 0 or iteration == config.iterations - 1:
+                for member, (result, sampler) in enumerate(zip(results, samplers, strict=True)):
+                    record = {"iteration": iteration, "loss": loss[member].item(), "residual_loss": residual_loss[member].item()}
+                    record["points"] = len(sampler.points)
+                    if hasattr(sampler, "gamma"):
+                        record["gamma"] = sampler.gamma
+                    result.history.append(record)
+            if checkpoint is not None and ((iteration + 1) % checkpoint_every == 0 or iteration == config.iterations - 1):
+                save(iteration + 1)
+    finally:  # an interrupted run leaves its networks at their latest weights, as one network does
+        model.write_back()
     if config.lbfgs_iterations:
-        lbfgs = torch.optim.LBFGS(network.parameters(), max_iter=config.lbfgs_iterations, line_search_fn="strong_wolfe")
+        for member, network in enumerate(networks):
+            single = Ensemble([network])
+            lbfgs = torch.optim.LBFGS(single.parameters(), max_iter=config.lbfgs_iterations, line_search_fn="strong_wolfe")
+            chosen = slice(member, member + 1)
 
-        def closure():
-            lbfgs.zero_grad(set_to_none=True)
-            loss, _ = losses(config.iterations)
-            loss.backward()
-            return loss
+            def closure(single=single, lbfgs=lbfgs, chosen=chosen):
+                lbfgs.zero_grad(set_to_none=True)
+                loss, _ = losses(single, chosen, config.iterations)
+                loss.sum().backward()
+                return loss.sum()
 
-        lbfgs.step(closure)
-    result.relative_l2 = relative_l2_error(problem, network)
-    result.seconds = seconds_before + time.perf_counter() - started
-    return result
+            lbfgs.step(closure)
+    seconds = seconds_before + time.perf_counter() - started
+    for result, network in zip(results, networks, strict=True):
+        result.relative_l2 = relative_l2_error(problem, network)
+        result.seconds = seconds
+    return results
+
+
+class Ensemble:
+    """``E`` networks of one architecture evaluated as one: ``ensemble(xt [E, N, d + 1]) -> [E, N, 1]``.
+
+    One network is called directly. Several have their parameters and buffers stacked along a
+    leading axis (``torch.func.stack_module_state``) and run through ``torch.func.vmap`` of
+    ``functional_call``; ``parameters()`` are then the stacked tensors, and ``write_back`` copies them
+    into the networks.
+
+    Args:
+        networks: the members, on one device.
+
+    Raises:
+        ValueError: if the networks do not share one architecture: class, train/eval mode, ``periodic``,
+            and every parameter's and buffer's name, shape, dtype and device.
+    """
+
+    def __init__(self, networks: Sequence[nn.Module]):
+        self.networks = list(networks)
+
+        def layout(network: nn.Module) -> tuple:
+            tensors = tuple((name, value.shape, value.dtype, value.device) for name, value in network.state_dict().items())
+            return type(network), network.training, getattr(network, "periodic", False), tensors
+
+        if any(layout(n) != layout(self.networks[0]) for n in self.networks):
+            raise ValueError(
+                "the ensemble's networks must share one architecture: the same class, mode, parameter names, shapes, dtypes and device"
+            )
+        self.device = next(self.networks[0].parameters()).device
+        if len(self.networks) == 1:
+            self._parameters: list[torch.Tensor] = list(self.networks[0].parameters())
+            return
+        self._stacked, self._buffers = torch.func.stack_module_state(self.networks)
+        self._parameters = list(self._stacked.values())
+        skeleton = copy.deepcopy(self.networks[0]).to("meta")
+
+        def member(parameters: dict, buffers: dict, xt: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(skeleton, (parameters, buffers), (xt,))
+
+        self._batched = torch.func.vmap(member)
+        self._member = member
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Returns the tensors an optimizer trains: the network's own, or the stacked ones."""
+        return self._parameters
+
+    def __call__(self, xt: torch.Tensor) -> torch.Tensor:
+        """Returns every member's ``u`` at its own points: ``xt [E, N, d + 1] -> [E, N, 1]``."""
+        if len(self.networks) == 1:
+            return self.networks[0](xt[0]).unsqueeze(0)
+        return self._batched(self._stacked, self._buffers, xt)
+
+    def member(self, index: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Returns member ``index`` alone as a network ``xt [N, d + 1] -> [N, 1]`` (its current, stacked weights)."""
+        if len(self.networks) == 1:
+            return self.networks[0]
+        parameters = {name: value[index] for name, value in self._stacked.items()}
+        buffers = {name: value[index] for name, value in self._buffers.items()}
+        return lambda xt: self._member(parameters, buffers, xt)
+
+    def write_back(self) -> None:
+        """Copies the stacked weights into each member's network (a no-op for one network)."""
+        if len(self.networks) == 1:
+            return
+        with torch.no_grad():
+            for index, network in enumerate(self.networks):
+                for name, parameter in network.named_parameters():
+                    parameter.copy_(self._stacked[name][index])
+                for name, buffer in network.named_buffers():
+                    buffer.copy_(self._buffers[name][index])
+
+    def state_dicts(self) -> list[dict]:
+        """Returns each member's ``state_dict()``, with the current weights."""
+        self.write_back()
+        return [network.state_dict() for network in self.networks]
+
+    def load_state_dicts(self, states: Sequence[dict]) -> None:
+        """Loads each member's ``state_dict()`` into its network and the stacked weights."""
+        for network, state in zip(self.networks, states, strict=True):
+            network.load_state_dict(state)
+        if len(self.networks) == 1:
+            return
+        with torch.no_grad():
+            for name, value in {**self._stacked, **self._buffers}.items():
+                value.copy_(torch.stack([state[name] for state in states]))
+
+
+class _PopulationResiduals:
+    """The residual functions the samplers' updates call, member by member, after an optimizer step.
+
+    A sampler that scores its own population (R3 and causal R3, every iteration) gets every member's
+    population scored at once, in one batched evaluation on the first such call; any other points
+    (RAD's candidates) are scored by that member alone. ``forget`` after every step: the weights changed.
+    """
+
+    def __init__(self, problem: Problem, model: Ensemble, samplers: Sequence[Sampler]):
+        self.problem, self.model, self.samplers = problem, model, samplers
+        self._scored: list[torch.Tensor] | None = None  # the population tensors the cache belongs to
+        self._values: torch.Tensor | None = None  # [E, N]
+
+    def forget(self) -> None:
+        self._scored, self._values = None, None
+
+    def of(self, member: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Returns ``residual(points [M, d + 1]) -> [M]`` of member ``member``'s current network."""
+
+        def residual(points: torch.Tensor) -> torch.Tensor:
+            if self._scored is None and points is self.samplers[member].points and len(self.samplers) > 1:
+                self._scored = [s.points for s in self.samplers]
+                stacked = torch.stack([p.detach() for p in self._scored]).requires_grad_(True)
+                self._values = self.problem.residual(self.model, stacked).detach()
+            if self._scored is not None and self._values is not None and points is self._scored[member]:
+                return self._values[member]
+            return self.problem.residual(self.model.member(member), points.detach().requires_grad_(True)).detach()
+
+        return residual
+
+
+def _saved_run(saved: dict) -> dict:
+    """Returns a checkpoint in the ensemble layout; a single run's checkpoint of pdekit before ensembles becomes one member."""
+    if "network" in saved:
+        return {
+            **saved,
+            "networks": [saved["network"]],
+            "samplers": [saved["sampler"]],
+            "histories": [saved["history"]],
+            "populations": [saved["populations"]],
+        }
+    return saved
 
 
 def _periodic_pairs(problem: Problem, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
