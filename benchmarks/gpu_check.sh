@@ -3,7 +3,7 @@
 # trainings from Zarr and from the online generator (samples/s, waiting, peak memory), and PINN seeds
 # one after another against one batched ensemble.
 # Writes one results file, $OUT/gpu_check.md; each part runs under its own timeout and a failing
-# part does not stop the others. Worst case (every part at its timeout) is 9 minutes.
+# part does not stop the others. Worst case (every part at its timeout) is 10 minutes.
 #
 #   bash benchmarks/gpu_check.sh                   # on a CUDA machine, from the repository root
 #   bash benchmarks/gpu_check.sh --cpu-dry-run     # every part at tiny size on the CPU: the plumbing only
@@ -135,7 +135,7 @@ run_part env 30 bash -c environment
 run_part tests 180 "$PY" -m pytest -q -rA -p no:cacheprovider "${TEST_ARGS[@]}" tests/test_cuda.py
 run_part solver 90 "$PY" benchmarks/solver_throughput.py $SOLVER_ARGS
 run_part training 150 "$PY" benchmarks/gpu_training.py $TRAINING_ARGS
-run_part pinn 90 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
+run_part pinn 150 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
 
 # ----- the results file: summary and key figures first, then every part's output ---------------------
 {

@@ -21,7 +21,7 @@ Both are validated on the same held-out members of the store (the last 10%), in 
 ``--ranks R`` (R > 1) runs both sides as R-process DDP jobs under ``torch.distributed.run`` (gloo on
 the CPU), launched by this script: offline, every rank reads its share of the store's windows
 (``ChunkLocalSampler``); online, every rank owns a reservoir fed by its own share of the stream
-(``Generator(share=...)``) from ``--producers`` solver processes of its own, and the ranks take each
+(``Generator(share=...)``) from ``--workers`` solver processes of its own, and the ranks take each
 batch in lockstep (``pdekit.online.lockstep``). Batch and capacity are per rank. It prints per side
 samples/s per rank, the waiting fractions (for one's own reservoir, and for the other ranks), the
 distinct windows trained on (all ranks) and the validation error, at equal wall time.

@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--shape", type=int, default=64, help="grid points per axis, solved and stored")
     parser.add_argument("--equal-modes", type=int, default=None, help="the Fourier modes per axis of every spectral model")
     args = parser.parse_args()
+    for name in ("epochs", "equal_modes"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     models = {name: dict(settings) for name, settings in MODELS.items()}
     if args.equal_modes is not None:
         models["ffno"]["modes"] = args.equal_modes

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pdekit.pinn import INITIALISATIONS, MLP, AllenCahnProblem, Convection, PINNConfig, make_sampler, train_pinn, train_pinn_ensemble
+from pdekit.pinn import INITIALISATIONS, MLP, AllenCahnProblem, Convection, PINNConfig, make_sampler, train_pinn_ensemble
 
 SAMPLERS = ["uniform_fixed", "uniform_resampled", "rar_d", "rad", "r3", "causal_r3"]
 PROBLEMS = {"convection": Convection(beta=50.0), "allen_cahn": AllenCahnProblem()}
@@ -79,19 +79,14 @@ def main() -> None:
         problem = PROBLEMS[problem_name]
         for sampler_name in args.samplers:
             seeds = range(args.first_seed, args.first_seed + args.seeds)
-            name = f"{problem_name}-{sampler_name}-{args.init}"
-            if args.ensemble:
-                networks, samplers = zip(*(member(problem, sampler_name, seed) for seed in seeds), strict=True)
-                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{name}-seeds{seeds[0]}-{seeds[-1]}.pt"
-                config = PINNConfig(iterations=args.iterations, seed=seeds[0])
-                results = train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint)
-            else:
-                results = []
-                for seed in seeds:
-                    checkpoint = None if args.checkpoints is None else args.checkpoints / f"{name}-seed{seed}.pt"
-                    network, sampler = member(problem, sampler_name, seed)
-                    config = PINNConfig(iterations=args.iterations, seed=seed)
-                    results.append(train_pinn(problem, network, sampler, config, checkpoint=checkpoint))
+            groups = [list(seeds)] if args.ensemble else [[seed] for seed in seeds]  # train_pinn is the one-member case
+            results = []
+            for group in groups:
+                networks, samplers = zip(*(member(problem, sampler_name, seed) for seed in group), strict=True)
+                span = f"seed{group[0]}" if len(group) == 1 else f"seeds{group[0]}-{group[-1]}"
+                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{problem_name}-{sampler_name}-{args.init}-{span}.pt"
+                config = PINNConfig(iterations=args.iterations, seed=group[0])
+                results += train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint)
             errors = [r.relative_l2 for r in results]
             seconds = [r.seconds for r in results] if not args.ensemble else [results[0].seconds / len(results)]
             rows.append((problem_name, sampler_name, statistics.median(errors), statistics.median(seconds)))

@@ -117,7 +117,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="optimiser steps per model")
     parser.add_argument("--members", type=int, default=96)
     parser.add_argument("--problems", nargs="*", default=["heat", "burgers"], choices=[p.name for p in PROBLEMS])
-    parser.add_argument("--targets", nargs="*", default=[t for _, t in TARGETS], help="- (state mode), solver, central, richardson")
+    parser.add_argument(
+        "--targets", nargs="*", default=[t for _, t in TARGETS], choices=[t for _, t in TARGETS], help="- is the state mode"
+    )
     args = parser.parse_args()
     rows = []
     for problem in (p for p in PROBLEMS if p.name in args.problems):

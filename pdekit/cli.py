@@ -36,6 +36,7 @@ from pdekit.arguments import (
     positive_int,
     writable_directory,
 )
+from pdekit.atomic import write_atomically
 from pdekit.data import PDES, RECIPES, generate, validate
 from pdekit.data.lock import LockedError
 from pdekit.frontier_cli import add_frontier_parser
@@ -489,6 +490,8 @@ def run_pinn(args: argparse.Namespace) -> int:
     problem = PROBLEMS[args.problem](**({} if args.beta is None else {"beta": args.beta}))
     out = writable_directory(args.out, "--out")  # before training: a bad path must not lose a finished run
     seeds = range(args.seed, args.seed + args.seeds)
+    if not (-(2**63) <= seeds[0] and seeds[-1] < 2**63):  # torch's seeds are 64-bit
+        raise ValueError(f"--seed and --seeds: every seed must lie in [-2**63, 2**63); got {seeds[0]}..{seeds[-1]}")
     networks, samplers = [], []
     for seed in seeds:  # seed s trains as `pdekit pinn --seed s` would: its weights, points and sampler
         torch.manual_seed(seed)
@@ -523,7 +526,7 @@ def run_pinn(args: argparse.Namespace) -> int:
             "relative_l2_std": statistics.stdev(errors),
             "history_per_seed": [r.history for r in results],
         }
-    (out / "pinn.json").write_text(json.dumps(record, indent=1))
+    write_atomically(out / "pinn.json", json.dumps(record, indent=1))
     figure = plot_population(results[0], problem, out / "population.png")
     if len(results) == 1:
         summary = f"relative L2 {results[0].relative_l2:.4g}"

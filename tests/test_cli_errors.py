@@ -43,6 +43,7 @@ BAD_INPUT = [
     ("pinn convection --iterations 0", "argument --iterations: expected an integer >= 1; got '0'"),
     ("pinn convection --width 0", "argument --width: expected an integer >= 1; got '0'"),
     ("pinn convection --seeds 0", "argument --seeds: expected an integer >= 1; got '0'"),
+    ("pinn convection --seed 9223372036854775807 --seeds 2", "--seed and --seeds: every seed must lie in [-2**63, 2**63)"),
     ("pinn convection --learning-rate -1", "argument --learning-rate: expected a positive number; got '-1'"),
     ("pinn convection --beta nan", "argument --beta: expected a finite number; got 'nan'"),
     ("pinn reaction --beta 3", "--beta applies to the convection problem, not reaction"),

@@ -199,6 +199,18 @@ def test_dead_worker_process_is_replaced_and_its_batch_solved_again(tmp_path):
     assert not multiprocessing.active_children()
 
 
+def test_a_generator_for_a_closed_reservoir_solves_nothing():
+    # a finished stream, resumed: the reservoir came back closed, so no worker starts and no task runs
+    def never(recipe, members, device):
+        raise AssertionError("solved a member for a closed reservoir")
+
+    reservoir = Reservoir(100, "fifo", watermark=1)
+    reservoir.close()
+    with Generator(tiny_heat(), reservoir, members=8, workers=1, solve=never) as generator:
+        assert not generator.running and not multiprocessing.active_children()
+    assert generator.error is None and generator.counters.members == 0
+
+
 def test_a_producer_failing_every_time_stops_training_with_its_error():
     def broken(recipe, members, device):
         raise ValueError("solver misconfigured")
@@ -275,7 +287,9 @@ def test_online_run_trains_checkpoints_resumes_and_evaluates(tmp_path, monkeypat
     assert 0 < first[-1]["samples_evicted"] <= first[-1]["unique_samples_drawn"] <= first[-1]["samples_admitted"]
     resumed = train_online(online_config().with_overrides(trainer={"epochs": 3}), run, resume=True)
     assert resumed.epoch == 3 and resumed.history[:2] == first
-    # the reservoir came back with the checkpoint's counters, and the stream went on from where it stood
+    # the reservoir came back with the checkpoint's counters, and the stream went on from where it stood: a refilled
+    # reservoir would count only the resumed epoch's 20 draws, and the trainer alone moves the unique-draw count
+    assert resumed.history[-1]["unique_samples_drawn"] >= first[-1]["unique_samples_drawn"]
     assert resumed.history[-1]["samples_admitted"] >= first[-1]["samples_admitted"]
     assert resumed.history[-1]["next_member"] >= first[-1]["next_member"]
     result = evaluate(run)

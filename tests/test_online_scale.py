@@ -16,7 +16,7 @@ import torch
 from pdekit.online import Generator, Reservoir, ReservoirClosed
 from pdekit.online.stream import ReservoirBatches
 from pdekit.training import load_checkpoint
-from pdekit.training.checkpoint import DATA_STATE, data_state_path
+from pdekit.training.checkpoint import DATA_STATE, data_state_files, data_state_path
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_online import collect, ids, tiny_heat  # noqa: E402
@@ -119,6 +119,15 @@ def test_a_stream_resumed_at_a_reservoir_position_continues_with_the_next_window
     torch.testing.assert_close(resumed, whole[24 + 5 :], rtol=0, atol=0)
 
 
+def test_data_state_files_are_read_back_from_the_names_data_state_path_gives(tmp_path):
+    for epoch, rank in [(12, 1), (3, 0), (12, 0)]:
+        data_state_path(tmp_path, epoch, rank).parent.mkdir(exist_ok=True)
+        data_state_path(tmp_path, epoch, rank).touch()
+    (tmp_path / DATA_STATE / ".epoch-000013-rank-0.pt.x1y2.tmp").touch()  # a torn write is not a state
+    assert [(e, r) for e, r, _ in data_state_files(tmp_path)] == [(3, 0), (12, 0), (12, 1)]
+    assert data_state_files(tmp_path)[0][2] == data_state_path(tmp_path, 3, 0)
+
+
 # ----- DDP: two gloo processes --------------------------------------------------------------------
 RUN_SCRIPT = textwrap.dedent(
     """
@@ -189,6 +198,14 @@ def test_two_ranks_train_in_lockstep_on_disjoint_shares_and_a_finite_stream_ends
     ]
 
 
+def test_a_finite_stream_too_short_for_every_rank_is_refused_naming_the_option(tmp_path):
+    # 2 members in solver batches of 2: one batch, so the second rank's share is empty
+    process = torchrun(tmp_path, tmp_path / "run", {**SETTINGS, "online": {**SETTINGS["online"], "members": 2}})
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    assert "online.members=2: the stream's solver batches of 2 members, dealt over 2 processes, leave 1 of them none" in output
+
+
 def solver_workers(process: subprocess.Popen) -> list[psutil.Process]:
     try:
         children = psutil.Process(process.pid).children(recursive=True)
@@ -215,9 +232,10 @@ def test_two_ranks_killed_by_sigkill_resume_with_the_reservoirs_and_counters_of_
     resumed = records(run)[-1]
     # the resumed epoch went on from the checkpoint's reservoirs: every counter continued, none restarted
     for rank in (0, 1):
-        # one epoch of 4 batches of 4 after the checkpoint: from the saved figures, not from zero
+        # one epoch of 4 batches of 4 after the checkpoint: from the saved figures, not from zero (a refilled
+        # reservoir would count at most 16); whether any of the 16 draws is a fresh window is timing
         drawn_before = saved[rank]["counters"]["unique_drawn"]
-        assert drawn_before < resumed["unique_samples_drawn_per_rank"][rank] <= drawn_before + 16
+        assert drawn_before <= resumed["unique_samples_drawn_per_rank"][rank] <= drawn_before + 16
         assert resumed["samples_admitted_per_rank"][rank] >= saved[rank]["counters"]["admitted"]
     assert resumed["epoch"] == epoch
 

@@ -1,6 +1,7 @@
 """PINNs: residuals against exact solutions, sampler rules (R3, causal R3, RAD, RAR-D), training failures."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -231,10 +232,10 @@ def test_each_ensemble_member_trains_as_its_own_run_would(name):
     problem = Convection(beta=5.0)
     settings = {"rar_d": {"every": 4, "added": 4, "candidates": 100}, "rad": {"every": 4, "candidates": 100}}.get(name, {})
     networks, samplers = _members(problem, name, [3, 4], **settings)
-    together = train_pinn_ensemble(problem, networks, samplers, _SMALL.__class__(**{**_SMALL.__dict__, "seed": 3}))
+    together = train_pinn_ensemble(problem, networks, samplers, replace(_SMALL, seed=3))
     for member, seed in enumerate([3, 4]):
         (alone,), (sampler,) = _members(problem, name, [seed], **settings)
-        result = train_pinn(problem, alone, sampler, PINNConfig(**{**_SMALL.__dict__, "seed": seed}))
+        result = train_pinn(problem, alone, sampler, replace(_SMALL, seed=seed))
         for a, b in zip(networks[member].parameters(), alone.parameters(), strict=True):
             torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)  # batched kernels round differently
         torch.testing.assert_close(samplers[member].points, sampler.points, atol=1e-5, rtol=1e-5)
@@ -254,7 +255,7 @@ def test_a_periodic_2d_ensemble_with_lbfgs_trains_each_member_as_its_own_run():
     networks = [network(0), network(1)]
     train_pinn_ensemble(problem, networks, [R3(problem, 32, seed=0), R3(problem, 32, seed=1)], config)
     alone = network(1)
-    train_pinn(problem, alone, R3(problem, 32, seed=1), PINNConfig(**{**config.__dict__, "seed": 1}))
+    train_pinn(problem, alone, R3(problem, 32, seed=1), replace(config, seed=1))
     for a, b in zip(networks[1].parameters(), alone.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
@@ -280,7 +281,7 @@ def test_an_ensemble_split_by_its_checkpoint_ends_with_the_uninterrupted_weights
 
     def run(iterations: int, checkpoint=None):
         networks, samplers = _members(problem, "r3", [0, 1, 2])
-        config = PINNConfig(**{**_SMALL.__dict__, "iterations": iterations})
+        config = replace(_SMALL, iterations=iterations)
         return networks, samplers, train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint, checkpoint_every=4)
 
     whole, whole_samplers, _ = run(12)
@@ -293,6 +294,27 @@ def test_an_ensemble_split_by_its_checkpoint_ends_with_the_uninterrupted_weights
         assert torch.equal(a.points, b.points)
     with pytest.raises(ValueError, match="ensemble of 3 members; this one has 2"):
         train_pinn_ensemble(problem, *_members(problem, "r3", [0, 1]), _SMALL, checkpoint=tmp_path / "ensemble.pt")
+
+
+def test_a_single_run_checkpoint_of_the_earlier_layout_still_resumes(tmp_path):
+    problem = Convection(beta=5.0)
+
+    def run(iterations: int, checkpoint=None):
+        networks, samplers = _members(problem, "causal_r3", [0])
+        train_pinn(problem, networks[0], samplers[0], replace(_SMALL, iterations=iterations), checkpoint=checkpoint, checkpoint_every=6)
+        return networks[0]
+
+    whole = run(12)
+    run(6, tmp_path / "pinn.pt")
+    saved = torch.load(tmp_path / "pinn.pt", weights_only=True)  # rewritten as pdekit wrote a single run before ensembles
+    earlier = {key: saved[key] for key in ("iteration", "optimizer", "schedule", "seconds")}
+    earlier |= {"network": saved["networks"][0], "sampler": saved["samplers"][0], "history": saved["histories"][0]}
+    torch.save({**earlier, "populations": saved["populations"][0]}, tmp_path / "pinn.pt")
+    for a, b in zip(whole.parameters(), run(12, tmp_path / "pinn.pt").parameters(), strict=True):
+        assert torch.equal(a, b)
+    torch.save({"model": {}, "optimizer": {}, "epoch": 3}, tmp_path / "trainer.pt")  # a Trainer's checkpoint
+    with pytest.raises(ValueError, match="trainer.pt is not a pdekit training checkpoint: it lacks \\['iteration'"):
+        run(12, tmp_path / "trainer.pt")
 
 
 def test_an_ensemble_refuses_members_that_cannot_be_stacked():

@@ -478,7 +478,7 @@ class Generator:
 
     # ----- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Generator:
-        """Starts the workers and the feeder thread; returns self.
+        """Starts the workers and the feeder thread; returns self (and starts nothing for a closed reservoir).
 
         Raises:
             RuntimeError: it was started before.
@@ -486,6 +486,8 @@ class Generator:
         """
         if self._feeder is not None:
             raise RuntimeError("the generator has already been started")
+        if self.reservoir.closed:  # a finished stream, resumed: nothing to solve, so no workers or tasks
+            return self
         if self.tee is not None:
             self._tee_group = self._create_tee()
         self.executor.start()

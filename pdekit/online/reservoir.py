@@ -179,7 +179,7 @@ class ReservoirSampling(Policy):
 
     def draw(self, slots: Slots, n: int, rng: np.random.Generator) -> np.ndarray:
         held = slots.held()
-        # fewer than n held (a small watermark, or closed): a batch with repeats
+        # fewer than n held (a small watermark; a closed reservoir draws through its drain instead): a batch with repeats
         return rng.choice(held, size=n, replace=len(held) < n)
 
     def replace(self, slots: Slots, n: int, offered: int, rng: np.random.Generator) -> list[int]:
@@ -353,6 +353,11 @@ class Reservoir:
             self._started = True
         self._condition.notify_all()
 
+    def _new_storage(self) -> list[torch.Tensor]:
+        """Returns one empty ``[capacity, *shape]`` tensor per element of a sample, as the layout says, on the reservoir's device."""
+        assert self._layout is not None  # a sample is held only once a put (or a restored state) has fixed the layout
+        return [torch.empty((self.capacity, *shape), dtype=dtype, device=self.device) for shape, dtype in self._layout]
+
     def _apply_pending(self) -> list[torch.Tensor]:
         """Copies the admitted samples into their slots, on the consumer's thread (and CUDA stream); returns the storage.
 
@@ -361,8 +366,7 @@ class Reservoir:
         every copy happens here, where the trainer calls ``sample``.
         """
         if self._storage is None:
-            assert self._layout is not None  # a sample is held only once a put has fixed the layout
-            self._storage = [torch.empty((self.capacity, *shape), dtype=dtype, device=self.device) for shape, dtype in self._layout]
+            self._storage = self._new_storage()
         for slots, sources, tensors in self._pending:
             index = self._device_index(slots)
             contiguous = sources[-1] - sources[0] + 1 == len(sources)
@@ -552,7 +556,7 @@ class Reservoir:
             self._rng.bit_generator.state = state["rng"]
             if state["layout"] is not None:
                 self._layout = [(tuple(shape), getattr(torch, dtype)) for shape, dtype in state["layout"]]
-                self._storage = [torch.empty((self.capacity, *shape), dtype=dtype, device=self.device) for shape, dtype in self._layout]
+                self._storage = self._new_storage()
                 held = self._device_index(self._slots.held())
                 for stored, saved in zip(self._storage, state["samples"], strict=True):
                     if len(saved):

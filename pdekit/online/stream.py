@@ -10,7 +10,7 @@ import torch
 
 from pdekit.online.generator import Generator
 from pdekit.online.lockstep import Lockstep, Readiness
-from pdekit.online.reservoir import POLICIES, Reservoir
+from pdekit.online.reservoir import POLICIES, Reservoir, ReservoirCounters
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class ReservoirBatches:
                 record[f"{name}_per_rank"] = values
         draws = record.pop("draws")
         record.pop("draws_per_rank", None)
-        record["mean_reuse"] = draws / record["unique_samples_drawn"] if record["unique_samples_drawn"] else 0.0
+        record["mean_reuse"] = ReservoirCounters(draws=draws, unique_drawn=record["unique_samples_drawn"]).mean_reuse  # over every rank
         if self.generator is not None:
             record["next_member"] = self.generator.counters.next_member
         return record

@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pdekit.atomic import atomic_file
 from pdekit.pinn.problems import Problem
 from pdekit.pinn.samplers import Sampler
 from pdekit.progress import progress_bar
@@ -190,10 +189,10 @@ def train_pinn_ensemble(
     the stacked parameters is ``E`` optimizers). The members are independent, except that one
     member's non-finite residual stops them all. Several
     networks have their parameters stacked along a leading axis and run through ``torch.func.vmap``
-    of ``functional_call``: one batched kernel per layer for all members, which is what makes seeds
-    of a small MLP nearly free on a GPU, where one member alone leaves the device idle between
-    kernel launches. On a CPU the work is compute-bound and ``E`` members cost about ``E`` runs
-    (``benchmarks/pinn_ensemble.py``). R3's and causal R3's updates score every member's population in
+    of ``functional_call``: one batched kernel per layer for all members. That is meant for a GPU,
+    where one small MLP alone leaves the device idle between kernel launches (not yet measured:
+    ``benchmarks/gpu_check.sh``, part ``pinn``); on a CPU the work is compute-bound and ``E`` members
+    cost about ``E`` runs (``benchmarks/pinn_ensemble.py``: 0.90-1.08x). R3's and causal R3's updates score every member's population in
     one batched evaluation; RAD's and RAR-D's candidates are scored member by member.
 
     The networks must share one architecture and the samplers one population size at every
@@ -245,15 +244,15 @@ def train_pinn_ensemble(
     results = [PINNResult() for _ in range(members)]
     started = time.perf_counter()
 
-    def populations() -> torch.Tensor:
+    def populations(chosen: slice) -> torch.Tensor:
         sizes = {len(s.points) for s in samplers}
         if len(sizes) > 1:
             raise ValueError(f"the ensemble's populations must have one size; got sizes {[len(s.points) for s in samplers]}")
-        return torch.stack([s.points.detach() for s in samplers])  # [E, N, d + 1]
+        return torch.stack([s.points.detach() for s in samplers[chosen]])  # [E', N, d + 1]
 
-    def losses(net: Ensemble, chosen: slice, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns each chosen member's loss and residual loss, ``[E']`` each."""
-        points = populations()[chosen].requires_grad_(True)
+    def losses(net: Ensemble, chosen: slice, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns each chosen member's loss and residual loss, ``[E']`` each, and the points they were taken at."""
+        points = populations(chosen).requires_grad_(True)
         r = problem.residual(net, points)  # [E', N]
         if not torch.isfinite(r).all():
             member = chosen.start + int((~torch.isfinite(r)).any(1).nonzero()[0])
@@ -272,15 +271,17 @@ def train_pinn_ensemble(
         loss = residual_loss + config.initial_weight * (net(initial_points[chosen]).squeeze(-1) - u0[chosen]).square().mean(dim=1)
         if left is not None and right is not None:
             loss = loss + config.boundary_weight * (net(left[chosen]) - net(right[chosen])).square().mean(dim=(1, 2))
-        return loss, residual_loss
+        return loss, residual_loss, points
 
-    populations()  # unequal sizes fail here, not iterations later
+    populations(slice(0, 1))  # unequal sizes fail here, not iterations later
     residuals = _PopulationResiduals(problem, model, samplers)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.decay_steps, gamma=config.decay_rate)
+    if checkpoint is not None:  # here, not at the top: pdekit.training loads neuraloperator, which PINNs need not
+        from pdekit.training.checkpoint import load_checkpoint, save_checkpoint
     first, seconds_before = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
-        saved = _saved_run(torch.load(checkpoint, map_location=device, weights_only=True))
+        saved = _saved_run(load_checkpoint(checkpoint, device, required=("iteration", "optimizer", "schedule", "seconds")))
         if len(saved["samplers"]) != members:
             raise ValueError(f"{checkpoint} holds an ensemble of {len(saved['samplers'])} members; this one has {members}")
         for sampler, state in zip(samplers, saved["samplers"], strict=True):
@@ -303,29 +304,28 @@ def train_pinn_ensemble(
             "populations": [r.populations for r in results],
             "seconds": seconds_before + time.perf_counter() - started,
         }
-        with atomic_file(checkpoint, "wb") as file:  # type: ignore[arg-type]  # only called with a checkpoint
-            torch.save(state, file)
+        save_checkpoint(checkpoint, state)  # type: ignore[arg-type]  # only called with a checkpoint
 
     everyone = slice(0, members)
     label = samplers[0].name + (f", {members} members" if members > 1 else "")
     try:
         for iteration in progress_bar(range(first, config.iterations), enabled=config.progress, desc=f"PINN {problem.name} ({label})"):
-            loss, residual_loss = losses(model, everyone, iteration)
+            loss, residual_loss, points = losses(model, everyone, iteration)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # each member's parameters get its own loss's gradient
             optimizer.step()
             schedule.step()
-            residuals.forget()
+            residuals.forget(points.detach())  # the populations the step was taken at, scored after it
+            member_losses = residual_loss.detach().cpu()  # one copy to the host, not one per member
             for member, sampler in enumerate(samplers):
-                sampler.observe_loss(residual_loss[member].detach())
+                sampler.observe_loss(member_losses[member])
                 sampler.update(residuals.of(member), iteration)
             if config.population_every and iteration % config.population_every == 0:
                 for result, sampler in zip(results, samplers, strict=True):
                     result.populations.append((iteration, sampler.points.detach().cpu().clone()))
             if iteration % config.log_every == 0 or iteration == config.iterations - 1:
-                for member, (result, sampler) in enumerate(zip(results, samplers, strict=True)):
-                    record = {"iteration": iteration, "loss": loss[member].item(), "residual_loss": residual_loss[member].item()}
-                    record["points"] = len(sampler.points)
+                for result, sampler, total, residual in zip(results, samplers, loss.tolist(), member_losses.tolist(), strict=True):
+                    record = {"iteration": iteration, "loss": total, "residual_loss": residual, "points": len(sampler.points)}
                     if hasattr(sampler, "gamma"):
                         record["gamma"] = sampler.gamma
                     result.history.append(record)
@@ -341,7 +341,7 @@ def train_pinn_ensemble(
 
             def closure(single=single, lbfgs=lbfgs, chosen=chosen):
                 lbfgs.zero_grad(set_to_none=True)
-                loss, _ = losses(single, chosen, config.iterations)
+                loss, _, _ = losses(single, chosen, config.iterations)
                 loss.sum().backward()
                 return loss.sum()
 
@@ -444,26 +444,27 @@ class _PopulationResiduals:
 
     A sampler that scores its own population (R3 and causal R3, every iteration) gets every member's
     population scored at once, in one batched evaluation on the first such call; any other points
-    (RAD's candidates) are scored by that member alone. ``forget`` after every step: the weights changed.
+    (RAD's candidates, or a population the sampler replaced) are scored by that member alone.
+    ``forget(stacked)`` after every step, with the stacked populations the step was taken at: the
+    weights changed, the populations not yet.
     """
 
     def __init__(self, problem: Problem, model: Ensemble, samplers: Sequence[Sampler]):
         self.problem, self.model, self.samplers = problem, model, samplers
-        self._scored: list[torch.Tensor] | None = None  # the population tensors the cache belongs to
-        self._values: torch.Tensor | None = None  # [E, N]
+        self._scored: list[torch.Tensor] = []  # the population tensors ``_stacked`` holds, member by member
+        self._stacked: torch.Tensor | None = None  # [E, N, d + 1]
+        self._values: torch.Tensor | None = None  # [E, N], once computed
 
-    def forget(self) -> None:
-        self._scored, self._values = None, None
+    def forget(self, stacked: torch.Tensor) -> None:
+        self._scored, self._stacked, self._values = [s.points for s in self.samplers], stacked, None
 
     def of(self, member: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """Returns ``residual(points [M, d + 1]) -> [M]`` of member ``member``'s current network."""
 
         def residual(points: torch.Tensor) -> torch.Tensor:
-            if self._scored is None and points is self.samplers[member].points and len(self.samplers) > 1:
-                self._scored = [s.points for s in self.samplers]
-                stacked = torch.stack([p.detach() for p in self._scored]).requires_grad_(True)
-                self._values = self.problem.residual(self.model, stacked).detach()
-            if self._scored is not None and self._values is not None and points is self._scored[member]:
+            if self._stacked is not None and points is self._scored[member]:
+                if self._values is None:
+                    self._values = self.problem.residual(self.model, self._stacked.requires_grad_(True)).detach()
                 return self._values[member]
             return self.problem.residual(self.model.member(member), points.detach().requires_grad_(True)).detach()
 
@@ -471,7 +472,13 @@ class _PopulationResiduals:
 
 
 def _saved_run(saved: dict) -> dict:
-    """Returns a checkpoint in the ensemble layout; a single run's checkpoint of pdekit before ensembles becomes one member."""
+    """Returns a checkpoint in the ensemble layout; a single run's checkpoint of an earlier pdekit (before ensembles) becomes one member.
+
+    Raises:
+        ValueError: if it is neither layout (another program's checkpoint).
+    """
+    if "networks" not in saved and "network" not in saved:
+        raise ValueError(f"not a pdekit PINN checkpoint: it holds {sorted(map(str, saved))[:12]}, without the networks")
     if "network" in saved:
         return {
             **saved,

@@ -20,7 +20,7 @@ from pdekit.runs.data import validation_members, windows
 from pdekit.runs.integrity import Resumption, check_store, lock_run, store_address
 from pdekit.runs.train import build_trainer, resumption, training_statistics
 from pdekit.seeds import ONLINE_VALIDATION_STREAM, RESERVOIR_STREAM, derived_seed
-from pdekit.training.checkpoint import DATA_STATE, data_state_path, load_checkpoint
+from pdekit.training.checkpoint import data_state_files, data_state_path, load_checkpoint
 from pdekit.training.distributed import Process, init_from_environment
 from pdekit.training.trainer import Trainer
 
@@ -61,7 +61,7 @@ def saved_stream(run_dir: Path, resumed: Resumption | None, process: Process) ->
         return None
     epoch = int(resumed.checkpoint["epoch"])
     path = data_state_path(run_dir, epoch, process.rank)
-    ranks = len(list((run_dir / DATA_STATE).glob(f"epoch-{epoch:06d}-rank-*.pt")))
+    ranks = sum(1 for saved_epoch, _, _ in data_state_files(run_dir) if saved_epoch == epoch)
     if ranks and ranks != process.replicas:
         raise ValueError(
             f"{run_dir} was trained online by {ranks} processes; resume it with as many (torchrun --nproc-per-node {ranks}), "
@@ -131,7 +131,8 @@ def train_online(
     (``run_dir/data_state``). A resumed run restores them and its Generator continues with the
     next window of the stream, so it starts with the reservoir and counters it had at the
     checkpoint, no window offered twice or skipped. What follows is bit-identical to the
-    uninterrupted run where it does not depend on timing: under ``fifo`` every batch (the oldest
+    uninterrupted run, with the same solver device and thread count (the windows' bits depend on
+    both), where it does not depend on timing: under ``fifo`` every batch (the oldest
     windows) whenever the reservoir holds one; under ``firo`` and ``reservoir`` the draws depend on
     which windows the producers had delivered at each draw, which is timing, resumed or not.
 
@@ -245,6 +246,15 @@ def train_online(
             )
             if stream_state is not None and "generator" in stream_state:
                 generator.counters = GeneratorCounters(**stream_state["generator"])
+            if process.distributed and online.members is not None and resumed is None:
+                # a finite stream split over the ranks must give each rank a batch, or it ends before training starts
+                shares = [int(n) for (n,) in lockstep.gather([float(sum(1 for _ in generator.batches()))])]
+                if min(shares) == 0:
+                    raise ValueError(
+                        f"online.members={online.members}: the stream's solver batches of {recipe.batch_size} members, dealt over "
+                        f"{process.replicas} processes, leave {shares.count(0)} of them none (batches per rank {shares}); raise "
+                        "online.members, lower the recipe's batch_size, or start fewer processes (torchrun --nproc-per-node)"
+                    )
             with generator:
                 batches = ReservoirBatches(reservoir, config.data.batch_size, online.steps_per_epoch, generator, lockstep)
                 trainer.fit(batches, DataLoader(validation, batch_size=config.data.batch_size), resume=resume)

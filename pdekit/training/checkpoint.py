@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def data_state_path(run_dir: str | os.PathLike, epoch: int, rank: int) -> Path:
     checkpoint of the same epoch; whoever builds the data reads it back to resume.
     """
     return Path(run_dir) / DATA_STATE / f"epoch-{epoch:06d}-rank-{rank}.pt"
+
+
+def data_state_files(run_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
+    """Returns ``(epoch, rank, path)`` of every data-state file in ``run_dir`` (named by ``data_state_path``), sorted."""
+    found = []
+    for path in (Path(run_dir) / DATA_STATE).glob("epoch-*-rank-*.pt"):
+        match = _DATA_STATE_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match[1]), int(match[2]), path))
+    return sorted(found)
+
+
+_DATA_STATE_NAME = re.compile(r"epoch-(\d+)-rank-(\d+)\.pt")
 
 
 def weight_differences(model: nn.Module, weights) -> list[str]:

@@ -9,7 +9,6 @@ import torch
 import torch.distributed as dist
 
 from pdekit.devices import default_device
-from pdekit.online.workers import exit_with_parent
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ def init_from_environment() -> Process:
         return Process()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if "TORCHELASTIC_RUN_ID" in os.environ and not dist.is_initialized():  # started by torchrun's agent, our parent
+        from pdekit.online.workers import exit_with_parent  # here: training sits above online only for this watchdog
+
         exit_with_parent(os.getppid(), death_signal=False)
     if not dist.is_initialized():
         device = default_device(local_rank)

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from pdekit.devices import Device, default_device, resolve_device
 from pdekit.progress import progress_bar
 from pdekit.rollout.objectives import Loss, RolloutObjective, RolloutTraining
-from pdekit.training.checkpoint import DATA_STATE, data_state_path, load_checkpoint, save_checkpoint, weight_differences
+from pdekit.training.checkpoint import DATA_STATE, data_state_files, data_state_path, load_checkpoint, save_checkpoint, weight_differences
 from pdekit.training.distributed import Process, barrier, init_from_environment, sum_across_processes
 from pdekit.training.losses import LOSSES, make_loss, relative_h1, relative_l2_per_sample
 from pdekit.training.metrics_log import MetricsLog
@@ -483,7 +483,9 @@ class Trainer:
                     break
                 raise ValueError("the training data ended before its first batch" if exhausted else "the training data yielded no batches")
             seconds = time.perf_counter() - started
-            train_loss = (sum_across_processes(total_loss, self.process) / (samples * self.process.replicas)).item()
+            # loss and samples summed over the ranks together: the ranks' last batches of a drained stream differ in size
+            loss_sum, samples_all = sum_across_processes(torch.stack([total_loss, total_loss.new_tensor(samples)]), self.process).tolist()
+            train_loss = loss_sum / samples_all
             if not math.isfinite(train_loss):
                 raise FloatingPointError(
                     f"the training loss became {train_loss} in epoch {self.epoch}; lower the learning rate, clip gradients or check the "
@@ -494,7 +496,7 @@ class Trainer:
                 "train_loss": train_loss,
                 "learning_rate": learning_rate,
                 "seconds": seconds,
-                "samples_per_second": samples * self.process.replicas / seconds,
+                "samples_per_second": samples_all / seconds,
             }
             summary = getattr(train, "summary", None)  # e.g. the online stream's reservoir figures
             if callable(summary):
@@ -527,8 +529,8 @@ class Trainer:
             return
         save_checkpoint(data_state_path(self.run_dir, self.epoch, self.process.rank), state())
         barrier(self.process)
-        for old in (self.run_dir / DATA_STATE).glob(f"epoch-*-rank-{self.process.rank}.pt"):
-            if int(old.name.split("-")[1]) < self.epoch - 1:
+        for epoch, rank, old in data_state_files(self.run_dir):
+            if rank == self.process.rank and epoch < self.epoch - 1:
                 old.unlink(missing_ok=True)
         for torn in (self.run_dir / DATA_STATE).glob(f".epoch-*-rank-{self.process.rank}.pt.*.tmp"):  # a write a kill interrupted
             torn.unlink(missing_ok=True)
