@@ -1,18 +1,23 @@
-"""The cost-accuracy frontier of 2D Navier-Stokes (nu = 1e-4, FNO forcing): solver grids against surrogates, hybrids and corrected solvers.
+"""The cost-accuracy frontier of 2D Navier-Stokes: solver grids against surrogates, hybrids and corrected solvers.
 
 McGreivy and Hakim (Nature Machine Intelligence 2024): a surrogate's speed-up counts only against
 the cheapest solver setting of equal accuracy. This script runs ``pdekit.runs.frontier`` on the FNO
-paper's nu = 1e-4 problem: the float64 reference at 256², pdekit's solver (ETDRK4, CFL 0.5,
-float32) at 256², 128², 64² and 32², and every trained run given, all from the reference's state at
-``--start-time`` of the same held-out members, errors measured on the runs' stored grid (64²);
+paper's nu = 1e-4 flow (``--problem navier_stokes``) or on Kolmogorov flow at one Reynolds number
+(``--problem kolmogorov --reynolds 1000``): the float64 reference at ``--reference-shape`` (256²),
+pdekit's solver (ETDRK4, CFL 0.5, float32) at that grid and at every ``--coarse`` grid, and every
+trained run given, all from the reference's state at ``--start-time`` of the same held-out members,
+over ``--horizon`` time units, errors measured on the runs' stored grid (or ``--measure-shape``);
 the table, JSON and the Pareto plot go to ``--out``.
 
     python benchmarks/frontier.py --surrogate RUN_DIR ... --hybrid RUN_DIR:3:1 ... --correction RUN_DIR ...
     python benchmarks/frontier.py --smoke      # every route kind at a tiny size, under a minute on 2 cores
 
 Runs are ``pdekit train`` directories on a store of ``pdekit generate fno_navier_stokes --viscosity 1e-4``
-(solved at 256², stored at 64²). A surrogate with ``input_steps = k`` needs ``--start-time >= k - 1``.
-``--correction`` takes a run whose ``load_run`` returns a ``CorrectedSolver`` (``pdekit train --mode correction``).
+(solved at 256², stored at 64²; ``pdekit.io.coarsen.coarsen_store`` makes the 32² copy of the same
+solves) or ``pdekit generate kolmogorov_flow --reynolds 1000``. A surrogate with ``input_steps = k``
+needs ``--start-time >= k - 1``. ``--correction`` takes a run whose ``load_run`` returns a
+``CorrectedSolver`` (``pdekit train --mode correction``). Routes on different grids need
+``--measure-shape``. The commands of the recorded runs are in ``benchmarks/RESULTS.md``.
 
 ``--smoke`` generates a 32² store (stored at 16²), trains a tiny FNO surrogate with ``pdekit.runs.train``
 (a real run directory, also used as a hybrid) and a tiny correction of the 16² solver with
@@ -33,10 +38,12 @@ from pathlib import Path
 
 import torch
 
-from pdekit.data.recipes import fno_navier_stokes
+from pdekit.data.recipes import fno_navier_stokes, named_recipe
 from pdekit.frontier_cli import hybrid_spec
 from pdekit.runs.frontier import CorrectionRoute, frontier, hybrid_from_run, route_from_run
 from pdekit.viz import plot_frontier
+
+PROBLEMS = {"navier_stokes": ("fno_navier_stokes", "viscosity", 1e-4), "kolmogorov": ("kolmogorov_flow", "reynolds", 1000.0)}
 
 
 def smoke_routes(folder: Path) -> tuple[list, object]:
@@ -93,7 +100,16 @@ def main() -> int:
         "--hybrid", type=hybrid_spec, action="append", default=[], metavar="RUN_DIR:S:N", help="a surrogate run in the solver's loop"
     )
     parser.add_argument("--correction", nargs="+", default=[], metavar="RUN_DIR", help="corrected-solver runs")
+    parser.add_argument(
+        "--problem",
+        choices=("navier_stokes", "kolmogorov"),
+        default="navier_stokes",
+        help="the FNO paper's nu=1e-4 flow, or Kolmogorov flow at --reynolds",
+    )
+    parser.add_argument("--viscosity", type=float, default=None, help="navier_stokes: the FNO paper's 1e-3, 1e-4 (default) or 1e-5")
+    parser.add_argument("--reynolds", type=float, default=None, help="kolmogorov: Re = 1/nu of every member (default 1000)")
     parser.add_argument("--reference-shape", type=int, default=256)
+    parser.add_argument("--measure-shape", type=int, default=None, help="the grid errors are measured on (default: the runs')")
     parser.add_argument("--coarse", type=int, nargs="+", default=[128, 64, 32], help="coarse solver grids (N for NxN)")
     parser.add_argument(
         "--start-time",
@@ -101,7 +117,7 @@ def main() -> int:
         default=10.0,
         help="every route starts from the reference here (the FNO paper's nu=1e-4 rollouts start at t=10)",
     )
-    parser.add_argument("--horizon", type=float, default=20.0)
+    parser.add_argument("--horizon", type=float, default=10.0, help="time units from --start-time to the last comparison")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
@@ -114,10 +130,13 @@ def main() -> int:
             routes, recipe = smoke_routes(Path(scratch))
             reference, coarse, start, horizon, members, repeats, device = (32, 32), [(16, 16), (8, 8)], 1.0, 2.0, 2, 1, "cpu"
         else:
-            recipe = fno_navier_stokes(1e-4)
+            name, option, default = PROBLEMS[args.problem]
+            given = {k: getattr(args, k) for k in ("viscosity", "reynolds") if getattr(args, k) is not None}
+            recipe = named_recipe(name, **{option: default, **given})  # an option of the other problem is refused by name
             routes = [*args.surrogate, *(hybrid_from_run(r, s, n, args.device) for r, s, n in args.hybrid), *args.correction]
             reference, coarse = (args.reference_shape,) * 2, [(n, n) for n in args.coarse]
             start, horizon, members, repeats, device = args.start_time, args.horizon, args.members, args.repeats, args.device
+        measure = None if args.smoke or args.measure_shape is None else (args.measure_shape,) * 2
         result = frontier(
             recipe,
             reference,
@@ -128,6 +147,7 @@ def main() -> int:
             device=device,
             start_time=start,
             repeats=repeats,
+            measure_shape=measure,
             progress=lambda name: print(f"running {name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True),
         )
     files = [*result.save(args.out), plot_frontier(result, Path(args.out) / "frontier.png")]

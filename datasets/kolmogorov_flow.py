@@ -6,6 +6,7 @@ Kolmogorov flow on the 2pi-torus over a range of Reynolds numbers ``Re = 1 / nu`
     128², stored at 64², t = 0.5, 1, ..., 20.
 
     python datasets/kolmogorov_flow.py --out kolmogorov_flow.zarr --members 64
+    python datasets/kolmogorov_flow.py --out kolmogorov_re1000.zarr --reynolds 1000   # every member at Re = 1000
     python datasets/kolmogorov_flow.py --out kolmogorov_flow.zarr --resume            # after a crash
     python datasets/kolmogorov_flow.py --out kolmogorov_flow.zarr --scheduler tcp://host:8786   # on a dask cluster
 """

@@ -186,24 +186,25 @@ def add_generate_arguments(parser: argparse.ArgumentParser, recipe: str | None =
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if recipe in (None, "fno_navier_stokes"):
         parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
+    if recipe in (None, "kolmogorov_flow"):
+        parser.add_argument(
+            "--reynolds",
+            type=positive_float,
+            nargs="+",
+            metavar="RE",
+            help="kolmogorov_flow only: one Reynolds number for every member, or LOW HIGH for a log-uniform range (default 100 1000)",
+        )
     if recipe in (None, "gray_scott"):
         parser.add_argument(
             "--pattern", choices=sorted(WELL_PATTERNS), help="gray_scott only: The Well's feed and kill rates (default gliders)"
         )
 
 
-RECIPE_OPTIONS = {"viscosity": "fno_navier_stokes", "pattern": "gray_scott"}
-
-
 def recipe_from_arguments(args: argparse.Namespace, name: str):
     """Returns the recipe ``name`` with the options' overrides; ValueError naming the option that does not apply or fit."""
-    arguments = {}
-    for option, owner in RECIPE_OPTIONS.items():
-        if getattr(args, option, None) is not None:
-            if name != owner:
-                raise ValueError(f"--{option} applies to {owner}, not {name}")
-            arguments[option] = getattr(args, option)
-    recipe = RECIPES[name](**arguments)
+    from pdekit.data.recipes import RECIPE_OPTIONS, named_recipe
+
+    recipe = named_recipe(name, **{option: getattr(args, option, None) for option in RECIPE_OPTIONS})
     shape = tuple(args.shape) if args.shape else None
     stored = tuple(args.stored_shape) if args.stored_shape else None
     if shape and not stored:
@@ -298,7 +299,7 @@ def experiment_from_arguments(args: argparse.Namespace):
                 "solver_device": args.solver_device,
             }
         )
-    return config.with_overrides(
+    config = config.with_overrides(
         data={
             "store": getattr(args, "data", None),
             "batch_size": args.batch_size,
@@ -315,13 +316,14 @@ def experiment_from_arguments(args: argparse.Namespace):
         rollout={
             "mode": args.mode,
             "integrator": args.integrator,
-            "unroll": args.unroll,
-            "pushforward": True if args.pushforward else None,
             "teacher_forcing_epochs": args.teacher_forcing_epochs,
             "noise": args.noise,
         },
         seed=args.seed,
     )
+    # --unroll and --pushforward mean the same in every mode; a correction keeps them in its own section
+    section = "correction" if config.rollout.mode == "correction" else "rollout"
+    return config.with_overrides(**{section: {"unroll": args.unroll, "pushforward": True if args.pushforward else None}})
 
 
 def fit_from_arguments(fit, args: argparse.Namespace):
@@ -381,8 +383,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="predict the next state, du/dt, or a correction of a coarse solver step (rollout.mode; correction: the [correction] section)",
     )
     parser.add_argument("--integrator", choices=sorted(INTEGRATORS), help="derivative mode's integrator")
-    parser.add_argument("--unroll", type=positive_int, help="steps rolled out per window in training (needs --target-steps >= it)")
-    parser.add_argument("--pushforward", action="store_true", help="gradients through the last unrolled step only")
+    parser.add_argument(
+        "--unroll",
+        type=positive_int,
+        help="steps rolled out per window in training (needs --target-steps >= it; rollout.unroll, correction.unroll in correction mode)",
+    )
+    parser.add_argument(
+        "--pushforward", action="store_true", help="gradients through the last unrolled step only (rollout. or correction.pushforward)"
+    )
     parser.add_argument(
         "--teacher-forcing-epochs", type=non_negative_int, help="curriculum from teacher forcing to autoregression over these epochs"
     )

@@ -39,15 +39,10 @@ def _expand(shape: tuple[int, ...], ndim: int) -> tuple[int, ...]:
 
 
 def run_frontier(args: argparse.Namespace) -> int:
-    from pdekit.data import RECIPES
+    from pdekit.data.recipes import RECIPE_OPTIONS, named_recipe
     from pdekit.runs.frontier import frontier, hybrid_from_run
 
-    options = {}
-    if args.viscosity is not None:
-        if args.recipe != "fno_navier_stokes":
-            raise ValueError(f"--viscosity applies to fno_navier_stokes, not {args.recipe}")
-        options["viscosity"] = args.viscosity
-    recipe = RECIPES[args.recipe](**options)
+    recipe = named_recipe(args.recipe, **{option: getattr(args, option, None) for option in RECIPE_OPTIONS})
     writable_directory(args.out, "--out")  # before the routes run: a bad path must not lose them
     ndim = len(recipe.shape)
     runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
@@ -128,6 +123,9 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--error", choices=["mean_error", "error_at_T"], default="mean_error", help="the error on the plot's vertical axis")
     parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")
+    parser.add_argument(
+        "--reynolds", type=positive_float, nargs="+", metavar="RE", help="kolmogorov_flow only: one Reynolds number, or LOW HIGH"
+    )
     parser.add_argument("--device", type=device_type, help="torch device (default: CUDA when present)")
     parser.add_argument("--out", default="frontier", help="folder for frontier.json, frontier.md and frontier.png (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines (they show with -v)")

@@ -196,3 +196,17 @@ def test_build_model_checks_setting_types_as_the_config_does():
 
     with pytest.raises(ValueError, match=r"model.settings.width must be an integer; got 8.5"):
         build_model("fno", 1, 1, width=8.5)
+
+
+@pytest.mark.parametrize(("mode", "section", "other"), [("correction", "correction", "rollout"), ("state", "rollout", "correction")])
+def test_unroll_and_pushforward_options_set_the_section_of_the_mode(mode, section, other):
+    import argparse
+
+    from pdekit.cli import add_train_parser, experiment_from_arguments
+
+    parser = add_train_parser(argparse.ArgumentParser().add_subparsers())
+    args = parser.parse_args(["--out", "r", "--mode", mode, "--unroll", "3", "--target-steps", "3", "--pushforward"])
+    config = experiment_from_arguments(args)
+    assert getattr(config, section).unroll == 3 and getattr(config, section).pushforward
+    untouched = {"correction": (4, False), "rollout": (1, False)}[other]  # the sections' defaults
+    assert (getattr(config, other).unroll, getattr(config, other).pushforward) == untouched

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -27,9 +27,11 @@ from pdekit.runs.frontier import (
     FrontierRow,
     HybridRoute,
     SurrogateRoute,
+    _speedup,
     frontier,
     frontier_seed,
     pareto_front,
+    ranked,
 )
 from pdekit.solvers import GaussianRandomField, NavierStokes2D, fno_forcing
 from pdekit.training import Trainer, TrainerConfig
@@ -321,6 +323,38 @@ def test_pareto_front_returns_exactly_the_non_dominated_points():
     assert [r.name for r in pareto_front(rows)] == ["cheap, bad", "middle", "middle twin", "dear, exact"]
 
 
+def test_speedup_interpolates_the_solvers_cost_at_the_routes_error_between_the_settings_that_bracket_it():
+    def route(name, kind, at_t, mean, cost):
+        return FrontierRow(name, kind, (8,), at_t, mean, 0.0, cost, 0.0)
+
+    solvers = [route("s1", "solver", 0.5, 0.2, 1.0), route("s10", "solver", 0.02, 0.01, 10.0), route("s100", "solver", 1e-4, 1e-5, 100.0)]
+    learned = route("learned", "surrogate", 0.3, 0.005, 0.5)
+    rows = [*solvers, route("dominated", "solver", 0.6, 0.3, 50.0), learned]
+    # mean 0.005 lies between s10 (0.01) and s100 (1e-5): log-fraction 0.69315 / 6.90776 = 0.100343 of the way from cost 10 to 100,
+    # so the solver of equal accuracy costs 10 * 10 ** 0.100343 = 12.599, 25.198 times the route's 0.5
+    assert _speedup(learned, rows, "mean_error") == (pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100", "")
+    # at T 0.3 lies between s1 (0.5) and s10 (0.02): fraction 0.510826 / 3.218876 = 0.158697, cost 10 ** 0.158697 = 1.44113
+    assert _speedup(learned, rows, "error_at_T") == (pytest.approx(2.88226, rel=1e-4), pytest.approx((2.0, 20.0)), "s1 .. s10", "")
+    equal = route("equal", "correction", 0.02, 0.01, 12.5)  # exactly the s10 solver's errors, dearer: a slow-down, not s100's cost
+    assert _speedup(equal, rows, "mean_error") == (pytest.approx(0.8), pytest.approx((0.8, 0.8)), "s10", "")
+    less, more = "less accurate than every solver setting tried", "more accurate than every solver setting tried"
+    assert _speedup(route("r", "surrogate", 0.9, 0.9, 0.1), rows, "mean_error")[1:] == (None, "", less)
+    assert _speedup(route("r", "surrogate", 0.0, 0.0, 0.1), rows, "error_at_T")[1:] == (None, "", more)
+    assert _speedup(solvers[0], rows, "mean_error") == (None, None, "", "")
+    [row] = [r for r in ranked(rows) if r.name == "learned"]
+    assert (row.speedup, row.speedup_bounds, row.baseline) == (pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100")
+
+
+def test_no_speedup_is_claimed_where_route_or_solver_is_no_better_than_predicting_zero():
+    # past the correlation time of a chaotic flow every route's error is about 1 or more: noise, not accuracy
+    decorrelated = [FrontierRow(f"s{c}", "solver", (8,), e, 0.3, 0.0, c, 0.0) for e, c in ((1.37, 1.0), (1.09, 10.0), (0.006, 100.0))]
+    surrogate = FrontierRow("fno", "surrogate", (8,), 1.2, 0.5, 0.0, 0.5, 0.0)
+    no_skill = "no skill (relative L2 >= 1, that of predicting zero)"
+    assert _speedup(surrogate, [*decorrelated, surrogate], "error_at_T") == (None, None, "", no_skill)
+    skilled = replace(surrogate, error_at_T=0.9)  # only the 100 s solver has skill at T, and it is more accurate: cheaper ones don't count
+    assert _speedup(skilled, [*decorrelated, skilled], "error_at_T") == (None, None, "", "less accurate than every solver setting tried")
+
+
 def test_fourier_resample_coarsens_as_fourier_truncate_and_refines_band_limited_fields_exactly():
     u = torch.randn(2, 1, 16, 12, dtype=torch.float64)
     torch.testing.assert_close(fourier_resample(u, (8, 6)), fourier_truncate(u, (8, 6)))
@@ -393,7 +427,7 @@ def test_pdekit_train_mode_correction_trains_evaluates_and_rolls_out_a_corrected
     store, run = tmp_path / "burgers.zarr", tmp_path / "run"
     generate(recipe, str(store), progress=False)
     command = ["train", "--data", str(store), "--out", str(run), "--mode", "correction", "--target-steps", "2", "--model", "fno"]
-    command += ["--set", "model.modes=8", "--set", "model.width=8", "--set", "correction.unroll=2"]
+    command += ["--set", "model.modes=8", "--set", "model.width=8", "--unroll", "2"]  # --unroll is the correction's in this mode
     command += ["--set", "correction.solver_dt=0.025", "--device", "cpu", "--no-progress"]
     code = main([*command, "--epochs", "1"])
     assert code == 0, capsys.readouterr().err

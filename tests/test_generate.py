@@ -153,3 +153,12 @@ def test_each_finished_batch_is_logged_with_its_members_and_seconds(tmp_path, ca
     solved, failed = record.args[2], record.args[3]
     assert record.levelno == logging.INFO and solved + failed == 8 and 0 < failed < 8 and record.args[4] > 0
     assert f"batch 0: {solved} members solved, {failed} failed, in " in record.getMessage()
+
+
+def test_kolmogorov_flow_at_one_reynolds_number_gives_every_member_its_viscosity():
+    from pdekit.data.generate import sample_parameters
+    from pdekit.data.recipes import kolmogorov_flow
+
+    recipe = kolmogorov_flow(1000).with_overrides(members=3)
+    assert recipe.name == "kolmogorov_flow_re1000" and recipe.ranged_parameters == ()
+    assert sample_parameters(recipe)["viscosity"].tolist() == [1e-3] * 3

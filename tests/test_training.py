@@ -181,7 +181,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_same_global_batch
 
 
 def test_a_cosine_schedule_that_ends_before_the_last_epoch_is_refused():
-    with pytest.raises(ValueError, match="would train at learning rate 0"):
+    with pytest.raises(ValueError, match="would train at its least rate"):
         TrainerConfig(epochs=10, schedule_epochs=5)
     assert TrainerConfig(epochs=10, schedule_epochs=20).schedule_epochs == 20
 
@@ -296,3 +296,75 @@ def test_metrics_log_truncation_keeps_the_epochs_a_checkpoint_covers(tmp_path):
         metrics.write({"epoch": epoch, "train_loss": 1.0 / (epoch + 1)})
     metrics.truncate_after(1)
     assert [r["epoch"] for r in metrics.read()] == [0, 1]
+
+
+def test_one_cycle_rates_are_torch_one_cycle_lrs_at_every_batch_and_resume_exactly(tmp_path):
+    # the Galerkin transformer's authors' schedule: OneCycleLR(pct_start=0.2, div_factor=1e4, final_div_factor=1e4), stepped per batch
+    data = heat_data()
+    config = TrainerConfig(
+        epochs=3, learning_rate=1e-2, schedule="one_cycle", one_cycle_warmup=0.2, one_cycle_div=1e4, one_cycle_final_div=1e4, progress=False
+    )
+    train, _ = loaders(data)
+    reference = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-2)
+    torch_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        reference, max_lr=1e-2, pct_start=0.2, div_factor=1e4, final_div_factor=1e4, epochs=3, steps_per_epoch=len(train)
+    )
+    expected = []
+    for _ in range(3 * len(train)):
+        expected.append((reference.param_groups[0]["lr"], *reference.param_groups[0]["betas"]))
+        reference.step()
+        torch_schedule.step()
+
+    seen = []
+    trainer = Trainer(small_fno(), TrainerConfig(**{**config.__dict__, "optimizer": "adam"}), run_dir=tmp_path / "a")
+    trainer.optimizer.register_step_pre_hook(
+        lambda optimizer, *_: seen.append((optimizer.param_groups[0]["lr"], *optimizer.param_groups[0]["betas"]))
+    )
+    trainer.fit(*loaders(data))
+    assert [v for step in seen for v in step] == pytest.approx([v for step in expected for v in step], rel=1e-12)  # rate and beta1 cycle
+    config = TrainerConfig(**{**config.__dict__, "optimizer": "adam"})
+
+    first = Trainer(small_fno(), TrainerConfig(**{**config.__dict__, "epochs": 1, "schedule_epochs": 3}), run_dir=tmp_path / "b")
+    first.fit(*loaders(data))
+    with pytest.raises(ValueError, match="ends the one_cycle schedule before"):
+        TrainerConfig(**{**config.__dict__, "schedule_epochs": 2})
+    resumed = Trainer(small_fno(), config, run_dir=tmp_path / "b")  # the plan over 3 epochs, continued after the first
+    resumed.fit(*loaders(data), resume=True)
+    for p, q in zip(trainer.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match=r"trainer.epochs=5 runs past the one_cycle schedule's end \(3 epochs, from the checkpoint\)"):
+        Trainer(small_fno(), TrainerConfig(**{**config.__dict__, "epochs": 5}), run_dir=tmp_path / "b").fit(*loaders(data), resume=True)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"one_cycle_warmup": 1.0}, r"trainer.one_cycle_warmup must be in \(0, 1\); got 1.0"),
+        ({"one_cycle_div": 0.5}, "trainer.one_cycle_div must be >= 1 and finite; got 0.5"),
+        ({"schedule": "onecycle"}, "trainer.schedule must be one of 'cosine', 'step', 'constant', 'one_cycle'; got 'onecycle'"),
+    ],
+)
+def test_bad_one_cycle_settings_are_refused_by_name(setting, message):
+    with pytest.raises(ValueError, match=message):
+        TrainerConfig(**setting)
+
+
+def test_galerkin_h1_is_relative_l2_plus_the_authors_gradient_regulariser_on_a_hand_computed_input():
+    from pdekit.training.losses import galerkin_h1
+
+    target = torch.tensor([0.0, 1.0, 0.0, -1.0]).view(1, 1, 4)
+    prediction = target + torch.tensor([0.1, 0.0, 0.0, 0.0]).view(1, 1, 4)
+    # fit sqrt(0.01 / 2); periodic D t = (4, 0, -4, 0) (h = 1/4), sum 32; interior D p - D t = (-0.2, 0): sum 0.04
+    expected = (0.01 / 2) ** 0.5 + (0.1 * 0.25 * 0.04 / 32) ** 0.5
+    assert galerkin_h1(1)(prediction, target).item() == pytest.approx(expected, rel=1e-6)
+    assert galerkin_h1(1)(target, target).item() == pytest.approx(0.0, abs=1e-7)
+    assert make_loss("galerkin_h1", 1)(prediction, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_galerkin_h1_refuses_data_that_are_not_1d_and_stays_finite_on_a_constant_target():
+    from pdekit.training.losses import galerkin_h1
+
+    with pytest.raises(ValueError, match="'galerkin_h1' is the Galerkin authors' 1D loss; the data have 2 space axes"):
+        galerkin_h1(2)
+    constant = torch.ones(2, 1, 8)
+    assert torch.isfinite(galerkin_h1(1)(constant + 0.1, constant))

@@ -7,7 +7,8 @@ into a pdekit solver; ``RECIPES`` is the catalogue that ``pdekit generate`` and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -246,14 +247,28 @@ def fno_navier_stokes(viscosity: float = 1e-3) -> Recipe:
     )
 
 
-def kolmogorov_flow(reynolds: tuple[float, float] = (100.0, 1000.0)) -> Recipe:
-    """Kolmogorov flow on the 2pi-torus over a range of Reynolds numbers ``Re = 1 / nu`` (log-uniform).
+def kolmogorov_flow(reynolds: float | Sequence[float] = (100.0, 1000.0)) -> Recipe:
+    """Kolmogorov flow on the 2pi-torus over a range of Reynolds numbers ``Re = 1 / nu`` (log-uniform), or at one.
 
     Forcing ``sin(4y)`` in the x-momentum with linear drag 0.1 (Kochkov et al., PNAS 2021), solved at
     128², stored at 64², t = 0.5, 1, ..., 20.
+
+    Args:
+        reynolds: ``(low, high)``: every member draws its own Re in the range; a number (or a
+            one-element sequence): every member has that Re (the recipe is then named
+            ``kolmogorov_flow_re<Re>``).
+
+    Raises:
+        ValueError: a Reynolds number that is not positive and finite, or ``low > high``.
     """
+    values = [float(reynolds)] if isinstance(reynolds, numbers.Real) else [float(r) for r in reynolds]  # type: ignore[union-attr]
+    bounds = tuple(values * 2 if len(values) == 1 else values)  # a number, or a command line's one value
+    single = len(bounds) == 2 and bounds[0] == bounds[1]
+    if len(bounds) != 2 or not all(0 < r < math.inf for r in bounds) or bounds[0] > bounds[1]:
+        raise ValueError(f"reynolds must be a positive number or a range (low, high) with 0 < low <= high; got {reynolds}")
+    viscosity = 1 / bounds[0] if single else LogUniform(1 / bounds[1], 1 / bounds[0])
     return Recipe(
-        name="kolmogorov_flow",
+        name=f"kolmogorov_flow_re{bounds[0]:g}" if single else "kolmogorov_flow",
         pde="navier_stokes_2d",
         shape=(128, 128),
         stored_shape=(64, 64),
@@ -262,7 +277,7 @@ def kolmogorov_flow(reynolds: tuple[float, float] = (100.0, 1000.0)) -> Recipe:
         dt=1e-2,
         cfl=0.5,
         forcing="kolmogorov",
-        parameters={"viscosity": LogUniform(1 / reynolds[1], 1 / reynolds[0]), "drag": 0.1},
+        parameters={"viscosity": viscosity, "drag": 0.1},
         initial_field=GaussianRandomField(alpha=2.5, tau=3.0, sigma=5.0),
         sampling="latin_hypercube",
         members=256,
@@ -342,3 +357,20 @@ RECIPES: dict[str, Callable[..., Recipe]] = {
 }
 """The recipe catalogue of ``pdekit generate`` and ``datasets/``: name -> a function returning its ``Recipe`` (some take options,
 e.g. ``fno_navier_stokes(viscosity)``, ``gray_scott(pattern)``)."""
+
+RECIPE_OPTIONS = {"viscosity": "fno_navier_stokes", "reynolds": "kolmogorov_flow", "pattern": "gray_scott"}
+"""The option each recipe function takes -> that recipe's name (the commands' ``--viscosity``, ``--reynolds``, ``--pattern``)."""
+
+
+def named_recipe(name: str, **options) -> Recipe:
+    """Returns the catalogue's recipe ``name`` built with ``options`` (``RECIPE_OPTIONS``; None: the recipe's default).
+
+    Raises:
+        ValueError: an option belongs to another recipe (named as the command-line option), or the recipe refuses its value.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    for option in given:
+        owner = RECIPE_OPTIONS.get(option)
+        if owner != name:
+            raise ValueError(f"--{option} applies to {owner}, not {name}" if owner else f"unknown recipe option {option!r}")
+    return RECIPES[name](**given)

@@ -345,9 +345,12 @@ class FrontierRow:
     ``correlation_time``: time (not steps) until the first field's correlation with the reference
     drops below 0.8, mean over members; ``seconds_per_member_time``: wall seconds per member per
     simulated time unit (batched, warm); ``warm_up_seconds``: the excluded first call;
-    ``speedup``: the cost of the cheapest solver route at least as accurate (``mean_error``)
-    divided by this route's (None for solver routes, when no solver route is as accurate, and for a
-    route less accurate than every solver route: a coarser solver might be cheaper still);
+    ``speedup``: the cost of the solver at this route's ``mean_error``, interpolated between the
+    measured solver settings that bracket it, over this route's cost, and ``speedup_bounds`` those
+    two settings' costs over it (``_speedup``; None for solver routes, when no solver route is as
+    accurate, for a route less accurate than every solver route, a coarser solver might be cheaper
+    still, and for an error at or above ``NO_SKILL``); ``speedup_at_T`` and its bounds: the same by
+    ``error_at_T``; ``baseline`` and ``baseline_at_T``: the solver routes bracketing them;
     ``on_front``: not beaten on both error and cost by any other route.
     """
 
@@ -360,6 +363,11 @@ class FrontierRow:
     seconds_per_member_time: float
     warm_up_seconds: float
     speedup: float | None = None
+    speedup_bounds: tuple[float, float] | None = None
+    speedup_at_T: float | None = None
+    speedup_at_T_bounds: tuple[float, float] | None = None
+    baseline: str = ""
+    baseline_at_T: str = ""
     on_front: bool = False
     note: str = ""
 
@@ -402,16 +410,20 @@ class FrontierResult:
             f"t = {self.start_time:g} .. {self.start_time + self.horizon:g}; errors on {'x'.join(map(str, self.measure_shape))}; "
             f"{self.device}, {self.dtype}, medians of {self.repeats} warm calls\n\n"
             "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | s / member / time unit | speed-up vs solver of equal "
-            "accuracy | on front |\n"
-            "|---|---|---|---|---|---|---|---|---|\n"
+            "mean rel. L2 (bounds; solvers) | same, of equal L2 at T | on front |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n"
         )
         lines = []
         for r in self.rows:
-            speedup = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
+            speedups = " | ".join(
+                f"{v:.2f}x ({lo:.2f}-{hi:.2f}; {b.replace('solver ', '')})" if v is not None and bounds else "-"
+                for v, bounds, b in ((r.speedup, r.speedup_bounds, r.baseline), (r.speedup_at_T, r.speedup_at_T_bounds, r.baseline_at_T))
+                for lo, hi in [bounds or (0.0, 0.0)]
+            )
             lines.append(
                 f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.kind} | {'x'.join(map(str, r.grid))} | {r.error_at_T:.3g} | "
                 f"{r.mean_error:.3g} | "
-                f"{r.correlation_time:.3g} | {r.seconds_per_member_time:.3g} | {speedup} | {'yes' if r.on_front else ''} |"
+                f"{r.correlation_time:.3g} | {r.seconds_per_member_time:.3g} | {speedups} | {'yes' if r.on_front else ''} |"
             )
         return head + "\n".join(lines)
 
@@ -425,6 +437,75 @@ class FrontierResult:
         (folder / "frontier.json").write_text(json.dumps(self.to_dict(), indent=1))
         (folder / "frontier.md").write_text(self.table() + "\n")
         return [folder / "frontier.json", folder / "frontier.md"]
+
+
+NO_SKILL = 1.0  # the relative L2 of predicting zero: a route (or solver) this far off has no skill left to compare
+
+
+def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], error: str) -> tuple[float | None, tuple[float, float] | None, str, str]:
+    """Returns ``row``'s speed-up over the solver at equal ``error``: (estimate, (lower, upper) bounds, the solvers bracketing it, why
+    None).
+
+    The solver rows measured form a cost-error curve; the route's accuracy lies between two of its
+    Pareto points, the dearest solver less accurate than the route (cost ``c_lo``) and the cheapest
+    at least as accurate (``c_hi``). The solver of equal accuracy costs between the two, so the
+    speed-up lies in ``[c_lo / c, c_hi / c]``; the estimate interpolates the curve linearly in
+    log cost against log error between them (solver error falls as a power of its cost between
+    neighbouring grids). Quoting ``c_hi / c`` alone, as earlier pdekit did, credits a route that
+    merely equals the 64² solver with the cost of the 128² one.
+
+    Only errors below ``NO_SKILL`` count: past it a route is no better than predicting zero (a
+    chaotic flow after its correlation time), and ranking one such route against another would
+    call noise a speed-up.
+    """
+    value = getattr(row, error)
+    if row.kind == "solver" or not math.isfinite(value):
+        return None, None, "", ""
+    if value >= NO_SKILL:
+        return None, None, "", f"no skill (relative L2 >= {NO_SKILL:g}, that of predicting zero)"
+    solvers = pareto_front([r for r in rows if r.kind == "solver" and getattr(r, error) < NO_SKILL], error=error)
+    if not solvers or value > getattr(solvers[0], error):
+        # No solver setting tried is as inaccurate: a coarser one might be cheaper still, so no speed-up is claimed.
+        return None, None, "", "less accurate than every solver setting tried"
+    as_accurate = [s for s in solvers if getattr(s, error) <= value]
+    if not as_accurate:
+        return None, None, "", "more accurate than every solver setting tried"
+    upper = as_accurate[0]  # the front runs by increasing cost and falling error
+    less = [s for s in solvers if getattr(s, error) > value]
+    cost = row.seconds_per_member_time
+    if not less or getattr(upper, error) == value:
+        return upper.seconds_per_member_time / cost, (upper.seconds_per_member_time / cost,) * 2, upper.name, ""
+    lower = less[-1]
+    e_lo, e_hi = math.log(getattr(lower, error)), math.log(getattr(upper, error))
+    fraction = (math.log(value) - e_lo) / (e_hi - e_lo) if getattr(upper, error) > 0 else 1.0
+    c_lo, c_hi = lower.seconds_per_member_time, upper.seconds_per_member_time
+    estimate = math.exp(math.log(c_lo) + fraction * (math.log(c_hi) - math.log(c_lo)))
+    return estimate / cost, (c_lo / cost, c_hi / cost), f"{lower.name} .. {upper.name}", ""
+
+
+def ranked(rows: Sequence[FrontierRow]) -> list[FrontierRow]:
+    """Returns ``rows`` with their speed-ups (by mean error and by error at T), the solvers they are measured against, and the front."""
+    front = {id(r) for r in pareto_front(rows)}
+    finished = []
+    for r in rows:
+        base_note = r.note.split("; ")[0] if r.note.startswith(("blew up", "non-finite")) else ""
+        speedup, bounds, against, note = _speedup(r, rows, "mean_error")
+        speedup_at_T, bounds_at_T, against_at_T, note_at_T = _speedup(r, rows, "error_at_T")
+        notes = [n for n in (base_note, note, note_at_T != note and note_at_T and f"at T: {note_at_T}") if n]
+        finished.append(
+            replace(
+                r,
+                speedup=speedup,
+                speedup_bounds=bounds,
+                speedup_at_T=speedup_at_T,
+                speedup_at_T_bounds=bounds_at_T,
+                baseline=against,
+                baseline_at_T=against_at_T,
+                on_front=id(r) in front,
+                note="; ".join(notes),
+            )
+        )
+    return finished
 
 
 def frontier_seed(recipe: Recipe) -> int:
@@ -579,22 +660,7 @@ def frontier(
             )
         )
 
-    front = {id(r) for r in pareto_front(rows)}
-    solvers = [r for r in rows if r.kind == "solver" and math.isfinite(r.mean_error)]
-    worst = max((s.mean_error for s in solvers), default=math.inf)
-    finished = []
-    for r in rows:
-        speedup, note = None, r.note
-        if r.kind != "solver" and math.isfinite(r.mean_error):
-            as_accurate = [s.seconds_per_member_time for s in solvers if s.mean_error <= r.mean_error]
-            if r.mean_error > worst:
-                # No solver setting tried is as inaccurate: a coarser one might be cheaper still, so no speed-up is claimed.
-                note = note or "less accurate than every solver setting tried"
-            elif as_accurate:
-                speedup = min(as_accurate) / r.seconds_per_member_time
-            else:
-                note = note or "more accurate than every solver setting tried"
-        finished.append(replace(r, speedup=speedup, on_front=id(r) in front, note=note))
+    finished = ranked(rows)
     return FrontierResult(
         recipe.name,
         reference_shape,

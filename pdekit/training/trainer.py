@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+SCHEDULES = ("cosine", "step", "constant", "one_cycle")
 CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "epoch", "rng_cpu", "history")
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -59,9 +60,10 @@ class TrainerConfig:
     """Settings of ``Trainer``; the defaults train a neural operator sensibly.
 
     ``schedule`` is ``"cosine"`` (annealed over ``schedule_epochs``, by default ``epochs``), ``"step"``
-    (times ``gamma`` every ``step_epochs``) or ``"constant"``; the rate is set once per epoch
-    (``LearningRateSchedule``, which also says how a cosine schedule extends when a resumed run
-    asks for more epochs).
+    (times ``gamma`` every ``step_epochs``) or ``"constant"``, the rate set once per epoch; or
+    ``"one_cycle"``, set before every batch (``torch.optim.lr_scheduler.OneCycleLR``'s rule, which
+    the Galerkin transformer's authors train with) over ``schedule_epochs`` (``LearningRateSchedule``,
+    which also says how a cosine schedule extends when a resumed run asks for more epochs).
     ``gradient_clip`` bounds the global gradient norm (0: no clipping). ``amp`` enables
     float16 autocast with loss scaling on CUDA; it is off by default because cuFFT computes half
     precision transforms only for power-of-two sizes, so check it on your grid before relying on it.
@@ -71,12 +73,17 @@ class TrainerConfig:
         optimizer: a name in ``OPTIMIZERS``: ``"adam"`` or ``"adamw"``.
         learning_rate: the initial learning rate (positive).
         weight_decay: the optimiser's weight decay (non-negative).
-        schedule: ``"cosine"``, ``"step"`` or ``"constant"``.
-        schedule_epochs: where a cosine schedule reaches 0, at least ``epochs``; None: ``epochs``.
+        schedule: ``"cosine"``, ``"step"``, ``"constant"`` or ``"one_cycle"``.
+        schedule_epochs: where a cosine schedule reaches 0 (a one-cycle one its least rate), at least
+            ``epochs``; None: ``epochs``.
         step_epochs: a step schedule's epochs between decays.
         gamma: a step schedule's factor per decay.
+        one_cycle_warmup: the fraction of a one-cycle schedule's steps rising to ``learning_rate``, in (0, 1)
+            (OneCycleLR's ``pct_start``).
+        one_cycle_div: ``learning_rate`` over the first step's rate, at least 1 (``div_factor``).
+        one_cycle_final_div: the first step's rate over the last one's, at least 1 (``final_div_factor``).
         gradient_clip: the bound on the global gradient norm (0: no clipping).
-        loss: a name in ``LOSSES``: ``"l2"`` or ``"h1"``.
+        loss: a name in ``LOSSES``: ``"l2"``, ``"h1"`` or ``"galerkin_h1"`` (the Galerkin transformer's regularised L2).
         amp: float16 autocast with loss scaling, on CUDA only.
         progress: a progress bar over each epoch's batches (rank 0 only; also off when standard
             error is not a terminal or under ``TQDM_DISABLE``).
@@ -98,6 +105,9 @@ class TrainerConfig:
     schedule_epochs: int | None = None
     step_epochs: int = 10
     gamma: float = 0.5
+    one_cycle_warmup: float = 0.3
+    one_cycle_div: float = 25.0
+    one_cycle_final_div: float = 1e4
     gradient_clip: float = 1.0
     loss: str = "l2"
     amp: bool = False
@@ -107,19 +117,24 @@ class TrainerConfig:
         if self.schedule_epochs == 0:  # config.toml files and checkpoints of earlier pdekit versions hold 0 for "epochs"
             object.__setattr__(self, "schedule_epochs", None)
         optimizer_class(self.optimizer)
-        if self.schedule not in ("cosine", "step", "constant"):
-            raise ValueError(f"trainer.schedule must be 'cosine', 'step' or 'constant'; got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"trainer.schedule must be one of {', '.join(map(repr, SCHEDULES))}; got {self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"trainer.loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
         for name, lowest in (("epochs", 1), ("step_epochs", 1), ("schedule_epochs", 1)):
             value = getattr(self, name)
             if value is not None and value < lowest:
                 raise ValueError(f"trainer.{name} must be >= {lowest}; got {value}")
-        if self.schedule == "cosine" and self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
+        if self.schedule in ("cosine", "one_cycle") and self.schedule_epochs is not None and self.schedule_epochs < self.epochs:
             raise ValueError(
-                f"trainer.schedule_epochs={self.schedule_epochs} ends the cosine annealing before trainer.epochs={self.epochs}: "
-                "the epochs after it would train at learning rate 0; use schedule_epochs >= epochs (or leave it out, meaning epochs)"
+                f"trainer.schedule_epochs={self.schedule_epochs} ends the {self.schedule} schedule before trainer.epochs={self.epochs}: "
+                "the epochs after it would train at its least rate; use schedule_epochs >= epochs (or leave it out, meaning epochs)"
             )
+        if not 0 < self.one_cycle_warmup < 1:
+            raise ValueError(f"trainer.one_cycle_warmup must be in (0, 1); got {self.one_cycle_warmup}")
+        for name in ("one_cycle_div", "one_cycle_final_div"):
+            if not 1 <= getattr(self, name) < math.inf:
+                raise ValueError(f"trainer.{name} must be >= 1 and finite; got {getattr(self, name)}")
         for name, positive in (("learning_rate", True), ("gamma", True), ("weight_decay", False), ("gradient_clip", False)):
             value = getattr(self, name)
             if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
@@ -127,15 +142,19 @@ class TrainerConfig:
 
 
 class LearningRateSchedule:
-    """The learning rate of every epoch as a factor of ``TrainerConfig.learning_rate``: a function of the epoch (and of how the run was
-    extended) alone.
+    """The learning rate of every epoch (of every batch, for ``one_cycle``) as a factor of ``TrainerConfig.learning_rate``: a function
+    of the epoch, the batch and how the run was extended alone.
 
     - ``"cosine"``: ``(1 + cos θ(e)) / 2``, the phase ``θ`` rising linearly from 0 at epoch 0 to π at
       the planned end ``T`` (``schedule_epochs``, by default ``epochs``): the annealing of Loshchilov
       and Hutter, "SGDR: stochastic gradient descent with warm restarts", ICLR 2017, without restarts
       and with a minimum of 0. It stays at π from ``T`` on, so the last planned epoch ``T - 1`` still trains at
       ``(1 + cos(π (T - 1) / T)) / 2 > 0``. ``"step"``: ``gamma ** (e // step_epochs)``.
-      ``"constant"``: 1.
+      ``"constant"``: 1. ``"one_cycle"``: ``one_cycle`` at every optimiser step, the
+      ``n`` batches of epoch ``e`` being its steps ``e n, ..., e n + n - 1`` of ``T n``, with Adam's
+      ``beta1`` cycled as OneCycleLR cycles it (``momentum``); a resumed run keeps the checkpoint's
+      ``T`` and is refused when asked to train past it. The epoch record's ``learning_rate`` is the
+      rate of the epoch's first batch.
     - Extending (or shortening) a run on resume. ``step`` and ``constant`` do not depend on the
       number of epochs, so a run resumed for more epochs has exactly the rates of an uninterrupted
       run of that length. A cosine schedule does: when the checkpoint's planned end differs from this
@@ -156,6 +175,8 @@ class LearningRateSchedule:
 
     def __init__(self, config: TrainerConfig):
         self.kind, self.step_epochs, self.gamma = config.schedule, config.step_epochs, config.gamma
+        self.one_cycle = (config.one_cycle_warmup, config.one_cycle_div, config.one_cycle_final_div)
+        self.epochs = config.epochs
         self.end = config.epochs if config.schedule_epochs is None else config.schedule_epochs
         self.anchor_epoch, self.anchor_phase = 0, 0.0
 
@@ -163,13 +184,27 @@ class LearningRateSchedule:
         """Returns the cosine's phase ``θ`` in [0, π] at ``epoch``."""
         return cosine_phase(epoch, self.anchor_epoch, self.anchor_phase, self.end)
 
-    def factor(self, epoch: int) -> float:
-        """Returns the learning rate of ``epoch`` (counted from 0) over ``TrainerConfig.learning_rate``."""
+    @property
+    def per_batch(self) -> bool:
+        """Returns whether the rate changes within an epoch (``factor`` needs ``batch`` and ``batches``)."""
+        return self.kind == "one_cycle"
+
+    def factor(self, epoch: int, batch: int = 0, batches: int = 1) -> float:
+        """Returns the learning rate of ``epoch`` (from 0), at its ``batch`` of ``batches``, over ``TrainerConfig.learning_rate``."""
+        if self.kind == "one_cycle":
+            warmup, div, final_div = self.one_cycle
+            return one_cycle(epoch * batches + batch, self.end * batches, warmup, 1 / div, 1.0, 1 / (div * final_div))
         if self.kind == "cosine":
             return 0.5 * (1.0 + math.cos(self.phase(epoch)))
         if self.kind == "step":
             return self.gamma ** (epoch // self.step_epochs)
         return 1.0
+
+    def momentum(self, epoch: int, batch: int, batches: int) -> float:
+        """Returns a one-cycle schedule's first momentum (Adam's ``beta1``) at ``epoch``'s ``batch`` of ``batches``: OneCycleLR's
+        ``cycle_momentum``, 0.95 down to 0.85 while the rate rises and back while it falls."""
+        high, low = ONE_CYCLE_MOMENTUM
+        return one_cycle(epoch * batches + batch, self.end * batches, self.one_cycle[0], high, low, high)
 
     def state_dict(self) -> dict:
         return {"schedule": self.kind, "end": self.end, "anchor_epoch": self.anchor_epoch, "anchor_phase": self.anchor_phase}
@@ -183,6 +218,15 @@ class LearningRateSchedule:
                 "anchor_epoch": 0,
                 "anchor_phase": 0.0,
             }
+        if state["schedule"] == self.kind == "one_cycle":
+            end = int(state["end"])
+            if self.epochs > end:
+                raise ValueError(
+                    f"trainer.epochs={self.epochs} runs past the one_cycle schedule's end ({end} epochs, from the checkpoint): the epochs "
+                    "after it would train at its least rate; start a new run with the longer plan"
+                )
+            self.end = end  # a resumed run keeps its planned cycle
+            return
         if state["schedule"] != self.kind or self.kind != "cosine":
             return  # step and constant are functions of the epoch alone; another kind starts its own curve
         end, anchor_epoch, anchor_phase = int(state["end"]), int(state["anchor_epoch"]), float(state["anchor_phase"])
@@ -190,6 +234,25 @@ class LearningRateSchedule:
             self.end, self.anchor_epoch, self.anchor_phase = end, anchor_epoch, anchor_phase
             return
         self.anchor_epoch, self.anchor_phase = epochs_done - 1, cosine_phase(epochs_done - 1, anchor_epoch, anchor_phase, end)
+
+
+def one_cycle(step: int, steps: int, warmup: float, start: float, peak: float, end: float) -> float:
+    """Returns a one-cycle value at optimiser step ``step`` (from 0) of ``steps``: ``start`` to ``peak`` to ``end``, two cosine phases.
+
+    Smith and Topin, "Super-convergence", 2019, as ``torch.optim.lr_scheduler.OneCycleLR`` computes
+    it: from ``start`` to ``peak`` at step ``warmup * steps - 1``, then to ``end`` at step
+    ``steps - 1``, where it stays after.
+    """
+    turn, last = warmup * steps - 1, steps - 1
+    step = min(step, last)
+    if step <= turn:
+        low, high, fraction = start, peak, step / turn if turn > 0 else 1.0
+    else:
+        low, high, fraction = peak, end, (step - turn) / (last - turn)
+    return high + (low - high) / 2 * (math.cos(math.pi * fraction) + 1)
+
+
+ONE_CYCLE_MOMENTUM = (0.95, 0.85)  # OneCycleLR's max_momentum and base_momentum: Adam's beta1 falls while the rate rises
 
 
 def cosine_phase(epoch: int, anchor_epoch: int, anchor_phase: float, end: int) -> float:
@@ -453,9 +516,8 @@ class Trainer:
             sampler = getattr(train, "sampler", None)
             if sampler is not None and hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self.epoch)
-            learning_rate = self.config.learning_rate * self.schedule.factor(self.epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = learning_rate
+            batches_per_epoch = self._batches_per_epoch(train)
+            learning_rate = self._set_rate(0, batches_per_epoch)
             started = time.perf_counter()
             self.network.train()
             total_loss = torch.zeros((), device=self.device)
@@ -466,7 +528,9 @@ class Trainer:
                 desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                 leave=False,
             )
-            for batch in batches:
+            for index, batch in enumerate(batches):
+                if self.schedule.per_batch and index:
+                    self._set_rate(index, batches_per_epoch)
                 inputs, targets, params = self._on_device(batch)
                 if loss_fn is None:
                     objective = self.objective_for(batch)
@@ -516,6 +580,27 @@ class Trainer:
                 log.info("the training data ended after epoch %d of %d", self.epoch, self.config.epochs)
                 break
         return self.history
+
+    def _set_rate(self, batch: int, batches: int) -> float:
+        """Sets the optimiser's rate (and a one-cycle schedule's momentum) for this epoch's ``batch`` of ``batches``; returns the rate."""
+        rate = self.config.learning_rate * self.schedule.factor(self.epoch, batch, batches)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+            if self.schedule.per_batch and "betas" in group:
+                group["betas"] = (self.schedule.momentum(self.epoch, batch, batches), group["betas"][1])
+        return rate
+
+    def _batches_per_epoch(self, train: Iterable) -> int:
+        """Returns ``len(train)`` when the schedule changes within an epoch (1 otherwise); ValueError if ``train`` has no length."""
+        if not self.schedule.per_batch:
+            return 1
+        try:
+            return max(1, len(train))  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError(
+                f"trainer.schedule = {self.config.schedule!r} sets the rate per batch and needs training data of known length (len()); "
+                f"{type(train).__name__} has none: use another schedule"
+            ) from None
 
     def _save_data_state(self, train: Iterable) -> None:
         """Saves ``train.state_dict()`` of this process for the epoch just ended, and removes what no checkpoint can need any more.
