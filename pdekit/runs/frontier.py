@@ -350,7 +350,9 @@ class FrontierRow:
     two settings' costs over it (``_speedup``; None for solver routes, when no solver route is as
     accurate, for a route less accurate than every solver route, a coarser solver might be cheaper
     still, and for an error at or above ``NO_SKILL``); ``speedup_at_T`` and its bounds: the same by
-    ``error_at_T``; ``baseline`` and ``baseline_at_T``: the solver routes bracketing them;
+    ``error_at_T``; ``baseline`` and ``baseline_at_T``: the solver routes bracketing them (a solver
+    counts only below ``NO_SKILL``, so "less accurate than every solver setting with skill" may be
+    said of a route that beats a solver without it);
     ``on_front``: not beaten on both error and cost by any other route.
     """
 
@@ -466,7 +468,7 @@ def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], error: str) -> tuple
     solvers = pareto_front([r for r in rows if r.kind == "solver" and getattr(r, error) < NO_SKILL], error=error)
     if not solvers or value > getattr(solvers[0], error):
         # No solver setting tried is as inaccurate: a coarser one might be cheaper still, so no speed-up is claimed.
-        return None, None, "", "less accurate than every solver setting tried"
+        return None, None, "", "less accurate than every solver setting with skill"
     as_accurate = [s for s in solvers if getattr(s, error) <= value]
     if not as_accurate:
         return None, None, "", "more accurate than every solver setting tried"
@@ -476,10 +478,13 @@ def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], error: str) -> tuple
     if not less or getattr(upper, error) == value:
         return upper.seconds_per_member_time / cost, (upper.seconds_per_member_time / cost,) * 2, upper.name, ""
     lower = less[-1]
-    e_lo, e_hi = math.log(getattr(lower, error)), math.log(getattr(upper, error))
-    fraction = (math.log(value) - e_lo) / (e_hi - e_lo) if getattr(upper, error) > 0 else 1.0
     c_lo, c_hi = lower.seconds_per_member_time, upper.seconds_per_member_time
-    estimate = math.exp(math.log(c_lo) + fraction * (math.log(c_hi) - math.log(c_lo)))
+    if getattr(upper, error) > 0:
+        e_lo, e_hi = math.log(getattr(lower, error)), math.log(getattr(upper, error))
+        fraction = (math.log(value) - e_lo) / (e_hi - e_lo)
+        estimate = math.exp(math.log(c_lo) + fraction * (math.log(c_hi) - math.log(c_lo)))
+    else:  # an exact solver (the reference grid in float64): no power law to follow, so the cautious end
+        estimate = c_lo
     return estimate / cost, (c_lo / cost, c_hi / cost), f"{lower.name} .. {upper.name}", ""
 
 
