@@ -489,14 +489,14 @@ def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], error: str) -> tuple
 
 
 def ranked(rows: Sequence[FrontierRow]) -> list[FrontierRow]:
-    """Returns ``rows`` with their speed-ups (by mean error and by error at T), the solvers they are measured against, and the front."""
+    """Returns ``rows`` (as measured: their notes say only how a route failed) with their speed-ups (by mean error and by error at T),
+    the solvers they are measured against, and the front."""
     front = {id(r) for r in pareto_front(rows)}
     finished = []
     for r in rows:
-        base_note = r.note.split("; ")[0] if r.note.startswith(("blew up", "non-finite")) else ""
         speedup, bounds, against, note = _speedup(r, rows, "mean_error")
         speedup_at_T, bounds_at_T, against_at_T, note_at_T = _speedup(r, rows, "error_at_T")
-        notes = [n for n in (base_note, note, note_at_T != note and note_at_T and f"at T: {note_at_T}") if n]
+        notes = [n for n in (r.note, note, note_at_T != note and note_at_T and f"at T: {note_at_T}") if n]
         finished.append(
             replace(
                 r,
