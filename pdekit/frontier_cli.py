@@ -80,7 +80,9 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
         description="Run the recipe's solver at the reference grid and at coarser grids (and time steps), and every trained run "
         "named, from the same held-out initial states on this device; report relative L2 at T and over the horizon, correlation "
         "time and wall seconds per member per time unit (batched, warm, inference mode), the Pareto front, and each learned "
-        "route's speed-up over the cheapest solver setting at least as accurate. Writes OUT/frontier.json, frontier.md, frontier.png.",
+        "route's speed-up over the solver of equal accuracy, interpolated between the solver settings that bracket it, by mean error, "
+        "error at T and correlation time (none where a route has no skill: a relative L2 of 1 or more). "
+        "Writes OUT/frontier.json, frontier.md, frontier.png.",
     )
     parser.add_argument("recipe", choices=sorted(RECIPES), help="the physics (its parameters, forcing and output step)")
     parser.add_argument(

@@ -137,9 +137,12 @@ def plot_frontier(result: FrontierResult, path: str | Path, error: str = "mean_e
     file.
 
     ``error`` is the row attribute on the vertical axis (``"mean_error"`` or ``"error_at_T"``); the
-    front is the staircase through the routes no other route beats on both. Routes that blew up
+    front is the staircase through the routes with skill (``MEASURES[error].unusable``) that no other
+    such route beats on both; a dashed line marks the error of predicting zero. Routes that blew up
     (infinite error) or scored exactly zero cannot sit on a log axis and are listed in the title.
     """
+    if error not in ("mean_error", "error_at_T"):
+        raise ValueError(f"error must be 'mean_error' or 'error_at_T' (an error axis); got {error!r}")
     plt = _pyplot()
     markers = {"solver": ("o", "tab:blue"), "surrogate": ("s", "tab:orange"), "hybrid": ("^", "tab:green"), "correction": ("D", "tab:red")}
     figure, ax = plt.subplots(figsize=(7, 5))
@@ -153,9 +156,15 @@ def plot_frontier(result: FrontierResult, path: str | Path, error: str = "mean_e
         )
     for r in shown:
         ax.annotate(r.name, (r.seconds_per_member_time, getattr(r, error)), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    from pdekit.runs.frontier import pareto_front
+    from pdekit.runs.frontier import MEASURES, NO_SKILL, pareto_front
 
-    front = pareto_front(shown, error=error)
+    # The front is drawn through routes with skill only (``ranked``'s rule for the mean error): a cheap route past its
+    # correlation time beats nothing.
+    front = pareto_front([r for r in shown if not MEASURES[error].why_unusable(r)], error=error)
+    low, high = ax.get_ylim()
+    if low <= NO_SKILL <= high:  # only where some route comes near it: the line must not squash a plot of small errors
+        ax.axhline(NO_SKILL, color="gray", linestyle="--", linewidth=0.8, label="no skill (predicting zero)")
+        ax.set_ylim(low, high)
     if front:
         ax.step(
             [r.seconds_per_member_time for r in front],

@@ -24,8 +24,10 @@ from pdekit.rollout import HybridSolver, relative_l2_per_step, rollout
 from pdekit.rollout.correction import CorrectedSolver, CorrectionObjective, CorrectionTraining, MemberSolvers, recipe_from_attrs
 from pdekit.runs.frontier import (
     CorrectionRoute,
+    FrontierResult,
     FrontierRow,
     HybridRoute,
+    Speedup,
     SurrogateRoute,
     _speedup,
     frontier,
@@ -271,6 +273,23 @@ def test_frontier_timing_excludes_the_warm_up_and_includes_every_routes_full_cos
     assert rows["solver 16x16"].mean_error < 1e-5 < rows["solver 8x8"].mean_error  # float32 at the reference grid, then a coarse grid
 
 
+class Vanish(Identity):
+    """A stepper that predicts zero: the relative L2 of no skill, and no correlation."""
+
+    def forward(self, history, dt, params=None):
+        return torch.zeros_like(history[:, -1])
+
+
+def test_frontier_rows_record_when_skill_is_lost_and_when_the_correlation_time_is_only_a_bound():
+    zero = SurrogateRoute("zero", Vanish(), (16, 16), 1.0, None, ("viscosity",))
+    result = frontier(fno_navier_stokes(1e-3), (16, 16), 3.0, coarse_shapes=[], runs=[zero], members=2, device="cpu", repeats=1)
+    solver, vanished = result.rows
+    assert (solver.skill_lost_at, solver.correlation_time, solver.correlation_censored) == (None, 3.0, True)
+    assert (vanished.skill_lost_at, vanished.correlation_time, vanished.correlation_censored) == (1.0, 0.0, False)
+    assert vanished.mean_error == pytest.approx(1.0) and vanished.speedups["mean_error"].note == "no skill (relative L2 >= 1)"
+    assert not vanished.on_front and solver.on_front
+
+
 class SolverStepper(nn.Module):
     """A "surrogate" that is the coarse solver over ``dt``, in the normalised units of ``statistics``."""
 
@@ -332,30 +351,89 @@ def test_speedup_interpolates_the_solvers_cost_at_the_routes_error_between_the_s
     rows = [*solvers, route("dominated", "solver", 0.6, 0.3, 50.0), learned]
     # mean 0.005 lies between s10 (0.01) and s100 (1e-5): log-fraction 0.69315 / 6.90776 = 0.100343 of the way from cost 10 to 100,
     # so the solver of equal accuracy costs 10 * 10 ** 0.100343 = 12.599, 25.198 times the route's 0.5
-    assert _speedup(learned, rows, "mean_error") == (pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100", "")
+    assert _speedup(learned, rows, "mean_error") == Speedup(pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100")
     # at T 0.3 lies between s1 (0.5) and s10 (0.02): fraction 0.510826 / 3.218876 = 0.158697, cost 10 ** 0.158697 = 1.44111
-    assert _speedup(learned, rows, "error_at_T") == (pytest.approx(2.88222, rel=1e-5), pytest.approx((2.0, 20.0)), "s1 .. s10", "")
+    assert _speedup(learned, rows, "error_at_T") == Speedup(pytest.approx(2.88222, rel=1e-5), pytest.approx((2.0, 20.0)), "s1 .. s10")
     exact = [route("s1", "solver", 0.5, 0.2, 1.0), route("reference", "solver", 0.0, 0.0, 10.0), learned]  # no log of 0: the cautious end
-    assert _speedup(learned, exact, "mean_error") == (pytest.approx(2.0), pytest.approx((2.0, 20.0)), "s1 .. reference", "")
+    assert _speedup(learned, exact, "mean_error") == Speedup(pytest.approx(2.0), pytest.approx((2.0, 20.0)), "s1 .. reference")
     equal = route("equal", "correction", 0.02, 0.01, 12.5)  # exactly the s10 solver's errors, dearer: a slow-down, not s100's cost
-    assert _speedup(equal, rows, "mean_error") == (pytest.approx(0.8), pytest.approx((0.8, 0.8)), "s10", "")
-    less, more = "less accurate than every solver setting with skill", "more accurate than every solver setting tried"
-    assert _speedup(route("r", "surrogate", 0.9, 0.9, 0.1), rows, "mean_error") == (None, None, "", less)
-    assert _speedup(route("r", "surrogate", 0.0, 0.0, 0.1), rows, "error_at_T") == (None, None, "", more)
-    assert _speedup(solvers[0], rows, "mean_error") == (None, None, "", "")
+    assert _speedup(equal, rows, "mean_error") == Speedup(pytest.approx(0.8), pytest.approx((0.8, 0.8)), "s10")
+    less, more = "less accurate than every solver with skill", "more accurate than every solver tried"
+    assert _speedup(route("r", "surrogate", 0.9, 0.9, 0.1), rows, "mean_error") == Speedup(note=less)
+    assert _speedup(route("r", "surrogate", 0.0, 0.0, 0.1), rows, "error_at_T") == Speedup(note=more)
+    assert _speedup(solvers[0], rows, "mean_error") == Speedup()
     [row] = [r for r in ranked(rows) if r.name == "learned"]
-    assert (row.speedup, row.speedup_bounds, row.baseline) == (pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100")
+    assert row.speedups["mean_error"] == Speedup(pytest.approx(25.198, rel=1e-4), pytest.approx((20.0, 200.0)), "s10 .. s100")
 
 
 def test_no_speedup_is_claimed_where_route_or_solver_is_no_better_than_predicting_zero():
     # past the correlation time of a chaotic flow every route's error is about 1 or more: noise, not accuracy
     decorrelated = [FrontierRow(f"s{c}", "solver", (8,), e, 0.3, 0.0, c, 0.0) for e, c in ((1.37, 1.0), (1.09, 10.0), (0.006, 100.0))]
     surrogate = FrontierRow("fno", "surrogate", (8,), 1.2, 0.5, 0.0, 0.5, 0.0)
-    no_skill = "no skill (relative L2 >= 1, that of predicting zero)"
-    assert _speedup(surrogate, [*decorrelated, surrogate], "error_at_T") == (None, None, "", no_skill)
+    assert _speedup(surrogate, [*decorrelated, surrogate], "error_at_T") == Speedup(note="no skill (relative L2 >= 1)")
     skilled = replace(surrogate, error_at_T=0.9)  # only the 100 s solver has skill at T, and it is more accurate: cheaper ones don't count
-    less = "less accurate than every solver setting with skill"
-    assert _speedup(skilled, [*decorrelated, skilled], "error_at_T") == (None, None, "", less)
+    assert _speedup(skilled, [*decorrelated, skilled], "error_at_T") == Speedup(note="less accurate than every solver with skill")
+
+
+def test_a_mean_error_over_a_horizon_in_which_skill_was_lost_earns_no_speedup_and_no_place_on_the_front():
+    solvers = [
+        FrontierRow("s1", "solver", (8,), 1.4, 0.9, 1.0, 1.0, 0.0, skill_lost_at=3.0),  # mean < 1, but noise from t = 3 on
+        FrontierRow("s10", "solver", (8,), 0.5, 0.2, 10.0, 10.0, 0.0),
+        FrontierRow("s100", "solver", (8,), 0.01, 0.001, 10.0, 100.0, 0.0),
+    ]
+    lost = FrontierRow("fno", "surrogate", (8,), 1.1, 0.6, 2.0, 0.1, 0.0, skill_lost_at=4.5)
+    kept = FrontierRow("corr", "correction", (8,), 0.9, 0.5, 10.0, 5.0, 0.0)
+    rows = ranked([*solvers, lost, kept])
+    by_name = {r.name: r for r in rows}
+    assert by_name["fno"].speedups["mean_error"] == Speedup(note="no skill from t = start + 4.5")
+    # s1 lost skill, so it is no baseline: kept's 0.5 is less accurate than every solver with skill (s10's 0.2)
+    assert by_name["corr"].speedups["mean_error"] == Speedup(note="less accurate than every solver with skill")
+    # fno would be on the front by mean error alone, and s1 once fno is off it; without skill neither is
+    assert [r.name for r in rows if r.on_front] == ["s10", "s100", "corr"]
+
+
+def test_correlation_time_speedup_interpolates_log_cost_linearly_in_time_and_takes_the_cautious_end_at_a_censored_solver():
+    def route(name, kind, correlation, cost, censored=False):
+        return FrontierRow(name, kind, (8,), 1.2, 1.1, correlation, cost, 0.0, correlation_censored=censored)
+
+    solvers = [route("s1", "solver", 1.0, 1.0), route("s4", "solver", 2.0, 4.0), route("s16", "solver", 4.0, 16.0)]
+    rows = [*solvers, route("s100", "solver", 10.0, 100.0, censored=True)]  # some member correlated to the end: 10 is a lower bound
+    # 1.5 is halfway from s1 (1.0) to s4 (2.0): cost exp(0.5 ln 4) = 2, over the route's 1
+    assert _speedup(route("a", "correction", 1.5, 1.0), rows, "correlation_time") == Speedup(
+        pytest.approx(2.0), pytest.approx((1.0, 4.0)), "s1 .. s4"
+    )
+    # between s16 and the censored s100: the cautious end, s16's cost, over 10
+    assert _speedup(route("b", "correction", 6.0, 10.0), rows, "correlation_time") == Speedup(
+        pytest.approx(1.6), pytest.approx((1.6, 10.0)), "s16 .. s100"
+    )
+    assert _speedup(route("c", "surrogate", 9.0, 1.0, censored=True), rows, "correlation_time") == Speedup(
+        note="correlated to the end of the horizon"
+    )
+    assert _speedup(route("d", "surrogate", 0.0, 0.1), rows, "correlation_time") == Speedup(note="decorrelated at the first output")
+    assert _speedup(route("e", "surrogate", 0.5, 0.1), rows, "correlation_time") == Speedup(
+        note="less accurate than every solver with skill"
+    )
+    # a censored solver cannot be the lower bracket: its true time might exceed the route's
+    bounded = [route("s1", "solver", 1.0, 1.0, censored=True), route("s4", "solver", 2.0, 4.0)]
+    assert "a longer horizon" in _speedup(route("f", "correction", 1.5, 1.0), bounded, "correlation_time").note
+
+
+def test_frontier_table_shows_each_measures_speedup_or_why_there_is_none():
+    rows = ranked(
+        [
+            FrontierRow("s1", "solver", (8,), 0.5, 0.2, 1.0, 1.0, 0.0),
+            FrontierRow("s10", "solver", (8,), 0.02, 0.01, 4.0, 10.0, 0.0, correlation_censored=True),
+            FrontierRow("fno", "surrogate", (8,), 1.3, 1.05, 2.0, 0.5, 0.0, skill_lost_at=2.5),
+        ]
+    )
+    result = FrontierResult("r", (16,), (8,), 0.0, 4.0, [1.0, 2.0, 3.0, 4.0], 2, "cpu", "float32", 3, rows)
+    fno = result.table().splitlines()[-1]
+    # mean 1.05 and 1.3 at T: no skill; correlation 2 between s1 (1) and the censored s10 (>= 4): the cautious end, 1 / 0.5
+    assert fno.startswith(
+        "| fno | surrogate | 8 | 1.3 | 1.05 | 2 | 2.5 | 0.5 | no skill (relative L2 >= 1) | no skill (relative L2 >= 1) |"
+    )
+    assert fno.endswith("| 2.00x (2.00-20.00; s1 .. s10) |  |")
+    assert "| >= 4 | - | 10 |" in result.table()
 
 
 def test_fourier_resample_coarsens_as_fourier_truncate_and_refines_band_limited_fields_exactly():

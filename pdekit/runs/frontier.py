@@ -7,8 +7,10 @@ for fluid-related partial differential equations", Nature Machine Intelligence 2
 therefore runs the recipe's own solver at the reference grid and at coarser grids (and time steps)
 next to every trained route, from the same held-out initial states, on the same device, and
 reports for each its error and its cost; ``pareto_front`` picks the routes no other route beats on
-both, and ``FrontierRow.speedup`` is each learned route's speed-up over the cheapest solver setting
-at least as accurate.
+both, and ``FrontierRow.speedups`` holds each learned route's speed-up over the solver of equal
+accuracy, read off the solvers' own cost curve (``_speedup``), by each measure of ``MEASURES``: the
+mean relative L2 over the horizon, the relative L2 at its end, and (for chaotic flows, whose errors
+saturate) the correlation time.
 
 Where the error is measured: every route's output is brought to one measurement grid (by default
 the stored grid of the runs named, else the recipe's stored grid) by Fourier truncation, or by
@@ -338,22 +340,34 @@ def hybrid_from_run(
 
 
 @dataclass(frozen=True)
+class Speedup:
+    """A route's speed-up by one measure (``MEASURES``): the estimate, its bounds and the solvers bracketing it, or why there is none.
+
+    ``estimate``: the cost of the solver of equal measure, interpolated between the two measured
+    solver settings that bracket the route, over the route's cost; ``bounds``: those two settings'
+    costs over it; ``baseline``: their names; ``note``: why there is no estimate ("" when there is one).
+    """
+
+    estimate: float | None = None
+    bounds: tuple[float, float] | None = None
+    baseline: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class FrontierRow:
     """One route's figures: errors on the measurement grid (mean over members), correlation time and cost.
 
     ``error_at_T``: relative L2 at the last output time; ``mean_error``: averaged over the outputs;
-    ``correlation_time``: time (not steps) until the first field's correlation with the reference
-    drops below 0.8, mean over members; ``seconds_per_member_time``: wall seconds per member per
-    simulated time unit (batched, warm); ``warm_up_seconds``: the excluded first call;
-    ``speedup``: the cost of the solver at this route's ``mean_error``, interpolated between the
-    measured solver settings that bracket it, over this route's cost, and ``speedup_bounds`` those
-    two settings' costs over it (``_speedup``; None for solver routes, when no solver route is as
-    accurate, for a route less accurate than every solver route, a coarser solver might be cheaper
-    still, and for an error at or above ``NO_SKILL``); ``speedup_at_T`` and its bounds: the same by
-    ``error_at_T``; ``baseline`` and ``baseline_at_T``: the solver routes bracketing them (a solver
-    counts only below ``NO_SKILL``, so "less accurate than every solver setting with skill" may be
-    said of a route that beats a solver without it);
-    ``on_front``: not beaten on both error and cost by any other route.
+    ``correlation_time``: time (not steps) until a field's correlation with the reference drops
+    below 0.8, mean over members, the least over fields (a member that never drops counts the whole
+    horizon); ``correlation_censored``: some member of that field never dropped, so the time is a
+    lower bound only; ``skill_lost_at``: the first output time (after the start) at which the
+    relative L2 reaches ``NO_SKILL``, None if it never does; ``seconds_per_member_time``: wall
+    seconds per member per simulated time unit (batched, warm); ``warm_up_seconds``: the excluded
+    first call; ``speedups``: measure name (``MEASURES``) -> ``Speedup``, set by ``ranked`` for
+    learned routes; ``on_front``: has skill over the whole horizon and is not beaten on both mean
+    error and cost by another such route; ``note``: how the route failed, if it did (a blow-up).
     """
 
     name: str
@@ -364,22 +378,21 @@ class FrontierRow:
     correlation_time: float
     seconds_per_member_time: float
     warm_up_seconds: float
-    speedup: float | None = None
-    speedup_bounds: tuple[float, float] | None = None
-    speedup_at_T: float | None = None
-    speedup_at_T_bounds: tuple[float, float] | None = None
-    baseline: str = ""
-    baseline_at_T: str = ""
+    correlation_censored: bool = False
+    skill_lost_at: float | None = None
+    speedups: dict[str, Speedup] = field(default_factory=dict)
     on_front: bool = False
     note: str = ""
 
 
-def pareto_front(rows: Sequence, error: str = "mean_error", cost: str = "seconds_per_member_time") -> list:
+def pareto_front(rows: Sequence, error: str | Callable = "mean_error", cost: str = "seconds_per_member_time") -> list:
     """Returns the rows that no other row dominates (error and cost both no larger, one smaller), by increasing cost.
 
-    Rows with a non-finite error or cost (a route that blew up) are never on the front.
+    ``error``: an attribute name, or a function of the row (lower is better). Rows with a
+    non-finite error or cost (a route that blew up) are never on the front.
     """
-    points = [(r, getattr(r, error), getattr(r, cost)) for r in rows]
+    value = error if callable(error) else (lambda r: getattr(r, error))
+    points = [(r, value(r), getattr(r, cost)) for r in rows]
     finite = [(r, e, c) for r, e, c in points if math.isfinite(e) and math.isfinite(c)]
     front = [(r, e, c) for r, e, c in finite if not any(e2 <= e and c2 <= c and (e2 < e or c2 < c) for _, e2, c2 in finite)]
     return [r for r, _, _ in sorted(front, key=lambda p: (p[2], p[1]))]
@@ -406,26 +419,34 @@ class FrontierResult:
         return [r for r in self.rows if r.on_front]
 
     def table(self) -> str:
-        """Returns the rows as a Markdown table, the setting in a line above it."""
+        """Returns the rows as a Markdown table, the setting in a line above it.
+
+        A speed-up cell holds the estimate, its bounds and the bracketing solvers, or why there is
+        none ("no skill": a relative L2 at or above that of predicting zero).
+        """
         head = (
             f"{self.recipe}: reference {'x'.join(map(str, self.reference_shape))} (float64), {self.members} held-out members, "
             f"t = {self.start_time:g} .. {self.start_time + self.horizon:g}; errors on {'x'.join(map(str, self.measure_shape))}; "
             f"{self.device}, {self.dtype}, medians of {self.repeats} warm calls\n\n"
-            "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | s / member / time unit | speed-up vs solver of equal "
-            "mean rel. L2 (bounds; solvers) | same, of equal L2 at T | on front |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n"
+            "| route | kind | grid | rel. L2 at T | mean rel. L2 | corr. time | no skill from (t - start) | s / member / time unit | "
+            "speed-up vs solver of equal mean rel. L2 (bounds; solvers) | same, of equal L2 at T | same, of equal corr. time | on front |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         )
         lines = []
         for r in self.rows:
-            speedups = " | ".join(
-                f"{v:.2f}x ({lo:.2f}-{hi:.2f}; {b.replace('solver ', '')})" if v is not None and bounds else "-"
-                for v, bounds, b in ((r.speedup, r.speedup_bounds, r.baseline), (r.speedup_at_T, r.speedup_at_T_bounds, r.baseline_at_T))
-                for lo, hi in [bounds or (0.0, 0.0)]
-            )
+            cells = []
+            for m in MEASURES:
+                s = r.speedups.get(m, Speedup())
+                if s.estimate is not None and s.bounds is not None:
+                    cells.append(f"{s.estimate:.2f}x ({s.bounds[0]:.2f}-{s.bounds[1]:.2f}; {s.baseline.replace('solver ', '')})")
+                else:
+                    cells.append(s.note or "-")
+            lost = "-" if r.skill_lost_at is None else f"{r.skill_lost_at:g}"
+            correlated = f"{'>= ' if r.correlation_censored else ''}{r.correlation_time:.3g}"
             lines.append(
                 f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.kind} | {'x'.join(map(str, r.grid))} | {r.error_at_T:.3g} | "
-                f"{r.mean_error:.3g} | "
-                f"{r.correlation_time:.3g} | {r.seconds_per_member_time:.3g} | {speedups} | {'yes' if r.on_front else ''} |"
+                f"{r.mean_error:.3g} | {correlated} | {lost} | {r.seconds_per_member_time:.3g} | {' | '.join(cells)} | "
+                f"{'yes' if r.on_front else ''} |"
             )
         return head + "\n".join(lines)
 
@@ -444,73 +465,116 @@ class FrontierResult:
 NO_SKILL = 1.0  # the relative L2 of predicting zero: a route (or solver) this far off has no skill left to compare
 
 
-def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], error: str) -> tuple[float | None, tuple[float, float] | None, str, str]:
-    """Returns ``row``'s speed-up over the solver at equal ``error``: (estimate, (lower, upper) bounds, the solvers bracketing it, why
-    None).
+def _log(value: float) -> float:
+    return math.log(value) if value > 0 else -math.inf
 
-    The solver rows measured form a cost-error curve; the route's accuracy lies between two of its
-    Pareto points, the dearest solver less accurate than the route (cost ``c_lo``) and the cheapest
-    at least as accurate (``c_hi``). The solver of equal accuracy costs between the two, so the
-    speed-up lies in ``[c_lo / c, c_hi / c]``; the estimate interpolates the curve linearly in
-    log cost against log error between them (solver error falls as a power of its cost between
-    neighbouring grids). Quoting ``c_hi / c`` alone, as earlier pdekit did, credits a route that
+
+@dataclass(frozen=True)
+class Measure:
+    """A figure speed-ups are read by: ``value`` (lower is better), and the scale in which log cost is linear in it between grids.
+
+    ``why_unusable(row)`` says why a row cannot be compared by it ("" when it can);
+    ``censored(row)``: the row's value is only a bound (a solver correlated to the end of the
+    horizon), so such a solver may only be the upper bracket, and the estimate then takes the
+    cautious end instead of interpolating towards it.
+    """
+
+    value: Callable[[FrontierRow], float]
+    scale: Callable[[float], float]
+    why_unusable: Callable[[FrontierRow], str]
+    censored: Callable[[FrontierRow], bool] = lambda row: False
+
+
+def _without_skill(error: float) -> str:
+    return f"no skill (relative L2 >= {NO_SKILL:g})" if error >= NO_SKILL else ""
+
+
+def _mean_error_unusable(row: FrontierRow) -> str:
+    if row.skill_lost_at is not None and row.mean_error < NO_SKILL:  # a mean over times with skill and without calls noise accuracy
+        return f"no skill from t = start + {row.skill_lost_at:g}"
+    return _without_skill(row.mean_error)
+
+
+def _correlation_unusable(row: FrontierRow) -> str:
+    if row.correlation_censored:
+        return "correlated to the end of the horizon"
+    return "decorrelated at the first output" if row.correlation_time <= 0 else ""
+
+
+MEASURES: dict[str, Measure] = {
+    # Errors: solver error falls about as a power of its cost between neighbouring grids, so log cost is linear in log error.
+    "mean_error": Measure(lambda r: r.mean_error, _log, _mean_error_unusable),
+    "error_at_T": Measure(lambda r: r.error_at_T, _log, lambda r: _without_skill(r.error_at_T)),
+    # Chaotic flows, whose errors saturate: how long a route stays correlated with the truth, a measure like Kochkov et al.'s
+    # (PNAS 2021; they count the time above correlation 0.95, pdekit PDE-Refiner's 0.8), whose duration grows about linearly in
+    # log resolution: log cost is linear in it.
+    "correlation_time": Measure(
+        lambda r: -r.correlation_time, lambda v: v, _correlation_unusable, censored=lambda r: r.correlation_censored
+    ),
+}
+
+
+def _speedup(row: FrontierRow, rows: Sequence[FrontierRow], name: str) -> Speedup:
+    """Returns ``row``'s speed-up over the solver of equal measure ``name`` (a ``MEASURES`` key), read off the solvers' cost curve.
+
+    The solver rows measured form a cost curve; the route lies between two of its Pareto points, the
+    dearest solver less accurate than the route (cost ``c_lo``) and the cheapest at least as
+    accurate (``c_hi``). The solver of equal accuracy costs between the two, so the speed-up lies in
+    ``[c_lo / c, c_hi / c]``; the estimate interpolates log cost linearly in the measure's
+    ``scale`` between them. Quoting ``c_hi / c`` alone, as earlier pdekit did, credits a route that
     merely equals the 64² solver with the cost of the 128² one.
 
-    Only errors below ``NO_SKILL`` count: past it a route is no better than predicting zero (a
-    chaotic flow after its correlation time), and ranking one such route against another would
-    call noise a speed-up.
+    A row the measure cannot compare (``Measure.why_unusable``: an error at or above ``NO_SKILL``,
+    the error of predicting zero, reached by a chaotic flow after its correlation time; a mean over
+    a horizon during which skill was lost; a correlation time that is only a bound, or zero) gets no
+    speed-up, and such a solver is no baseline, except that a solver whose correlation time is a
+    bound may be the upper bracket (its true time is longer still): ranking one decorrelated route
+    against another would call noise a speed-up.
     """
-    value = getattr(row, error)
-    if row.kind == "solver" or not math.isfinite(value):
-        return None, None, "", ""
-    if value >= NO_SKILL:
-        return None, None, "", f"no skill (relative L2 >= {NO_SKILL:g}, that of predicting zero)"
-    solvers = pareto_front([r for r in rows if r.kind == "solver" and getattr(r, error) < NO_SKILL], error=error)
-    if not solvers or value > getattr(solvers[0], error):
+    measure = MEASURES[name]
+    value = measure.value(row)
+    if row.kind == "solver" or not (math.isfinite(row.mean_error) and math.isfinite(value)):
+        return Speedup()
+    if why := measure.why_unusable(row):
+        return Speedup(note=why)
+    usable = [
+        r for r in rows if r.kind == "solver" and math.isfinite(measure.value(r)) and (not measure.why_unusable(r) or measure.censored(r))
+    ]
+    solvers = [(s, measure.value(s), s.seconds_per_member_time) for s in pareto_front(usable, error=measure.value)]
+    if not solvers or value > solvers[0][1]:
         # No solver setting tried is as inaccurate: a coarser one might be cheaper still, so no speed-up is claimed.
-        return None, None, "", "less accurate than every solver setting with skill"
-    as_accurate = [s for s in solvers if getattr(s, error) <= value]
+        return Speedup(note="less accurate than every solver with skill")
+    as_accurate = [p for p in solvers if p[1] <= value]
     if not as_accurate:
-        return None, None, "", "more accurate than every solver setting tried"
-    upper = as_accurate[0]  # the front runs by increasing cost and falling error
-    less = [s for s in solvers if getattr(s, error) > value]
+        return Speedup(note="more accurate than every solver tried")
+    upper, v_hi, c_hi = as_accurate[0]  # the front runs by increasing cost and falling value
     cost = row.seconds_per_member_time
-    if not less or getattr(upper, error) == value:
-        return upper.seconds_per_member_time / cost, (upper.seconds_per_member_time / cost,) * 2, upper.name, ""
-    lower = less[-1]
-    c_lo, c_hi = lower.seconds_per_member_time, upper.seconds_per_member_time
-    if getattr(upper, error) > 0:
-        e_lo, e_hi = math.log(getattr(lower, error)), math.log(getattr(upper, error))
-        fraction = (math.log(value) - e_lo) / (e_hi - e_lo)
+    if v_hi == value:
+        return Speedup(c_hi / cost, (c_hi / cost,) * 2, upper.name)
+    lower, v_lo, c_lo = [p for p in solvers if p[1] > value][-1]
+    if measure.censored(lower):
+        return Speedup(note="bracketed by solvers correlated to the end of the horizon: a longer horizon would tell")
+    s_lo, s_hi = measure.scale(v_lo), measure.scale(v_hi)
+    if math.isfinite(s_hi) and not measure.censored(upper):
+        fraction = (measure.scale(value) - s_lo) / (s_hi - s_lo)
         estimate = math.exp(math.log(c_lo) + fraction * (math.log(c_hi) - math.log(c_lo)))
-    else:  # an exact solver (the reference grid in float64): no power law to follow, so the cautious end
+    else:  # an exact solver (zero error) or one whose value is a bound: no curve to follow, so the cautious end
         estimate = c_lo
-    return estimate / cost, (c_lo / cost, c_hi / cost), f"{lower.name} .. {upper.name}", ""
+    return Speedup(estimate / cost, (c_lo / cost, c_hi / cost), f"{lower.name} .. {upper.name}")
 
 
 def ranked(rows: Sequence[FrontierRow]) -> list[FrontierRow]:
-    """Returns ``rows`` (as measured: their notes say only how a route failed) with their speed-ups (by mean error and by error at T),
-    the solvers they are measured against, and the front."""
-    front = {id(r) for r in pareto_front(rows)}
-    finished = []
-    for r in rows:
-        speedup, bounds, against, note = _speedup(r, rows, "mean_error")
-        speedup_at_T, bounds_at_T, against_at_T, note_at_T = _speedup(r, rows, "error_at_T")
-        notes = [n for n in (r.note, note, note_at_T != note and note_at_T and f"at T: {note_at_T}") if n]
-        finished.append(
-            replace(
-                r,
-                speedup=speedup,
-                speedup_bounds=bounds,
-                speedup_at_T=speedup_at_T,
-                speedup_at_T_bounds=bounds_at_T,
-                baseline=against,
-                baseline_at_T=against_at_T,
-                on_front=id(r) in front,
-                note="; ".join(notes),
-            )
-        )
-    return finished
+    """Returns ``rows`` (as measured) with their speed-ups by every measure of ``MEASURES`` and the front.
+
+    The front (``on_front``) is by mean error and cost, among the rows with skill over the whole
+    horizon: a cheap route past its correlation time beats nothing.
+    """
+    skilled = [r for r in rows if not _mean_error_unusable(r)]
+    front = {id(r) for r in pareto_front(skilled)}
+    return [
+        replace(r, speedups={m: _speedup(r, rows, m) for m in MEASURES} if r.kind != "solver" else {}, on_front=id(r) in front)
+        for r in rows
+    ]
 
 
 def frontier_seed(recipe: Recipe) -> int:
@@ -647,11 +711,11 @@ def frontier(
         per_time = torch.stack(list(per_field.values())).mean(0).mean(0)  # [T]: mean over fields, then members
         correlation, first = [], 0
         for _, n in channels:
-            correlation.append(
-                correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n]).double().mean().item() * interval
-            )
+            steps = correlation_time(prediction[:, :, first : first + n], truth[:, :, first : first + n])
+            correlation.append((steps.double().mean().item() * interval, bool((steps == outputs).any())))
             first += n
         curves[route.name] = per_time.tolist()
+        lost = [t for t, e in zip(times, curves[route.name], strict=True) if e >= NO_SKILL]
         rows.append(
             FrontierRow(
                 route.name,
@@ -659,9 +723,11 @@ def frontier(
                 tuple(route.shape),
                 per_time[-1].item(),
                 per_time.mean().item(),
-                min(correlation),
+                min(correlation)[0],
                 seconds / (members * horizon),
                 warm_up,
+                correlation_censored=min(correlation)[1],
+                skill_lost_at=lost[0] if lost else None,
             )
         )
 
