@@ -51,6 +51,19 @@ def test_gaussian_random_field_default_scale_is_the_fno_codes():
     assert torch.allclose(amplitude.view(-1)[1:] ** 2 / 64, expected_variance.view(-1)[1:])
 
 
+def test_gaussian_random_field_with_explicit_sigma_is_the_fno_burgers_generators_prior():
+    # GRF1.m (the FNO's Burgers data): u = sum_k a_k cos(2 pi k x) + b_k sin(2 pi k x), with a_k, b_k independent
+    # N(0, 2 sigma^2 ((2 pi k)^2 + tau^2)^-gamma); gamma 2.5, tau 7, sigma 7^2. Read a_k and b_k off the rfft and compare.
+    n = 64
+    fields = GaussianRandomField(alpha=2.5, tau=7.0, sigma=49.0)(Grid((n,)), range(4000), dtype=torch.float64)[:, 0]
+    coefficients = torch.fft.rfft(fields)[:, 1:9] * 2 / n  # a_k - i b_k, k = 1 .. 8
+    k = torch.arange(1, 9, dtype=torch.float64)
+    expected = 2 * 49.0**2 * ((2 * math.pi * k) ** 2 + 49.0) ** -2.5  # k = 1: 0.0643 of the field's variance 0.074
+    for part in (coefficients.real, coefficients.imag):
+        # 4000 samples: each variance estimate has relative standard deviation sqrt(2 / 4000) ~ 0.022
+        assert (part.pow(2).mean(0) / expected - 1).abs().max() < 0.1
+
+
 def test_random_fourier_modes_are_band_limited_and_bounded():
     grid = Grid((32,))
     fields = RandomFourierModes(waves=3, max_mode=4, amplitude=0.5)(grid, range(20), dtype=torch.float64)

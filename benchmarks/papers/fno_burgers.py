@@ -14,8 +14,13 @@ size by t = 1 and forms no shock (noted by S. Cao in neuraloperator/neuraloperat
 FNO reached only ~0.18 there after 15 epochs on 200 pairs, so that setting is not the one the
 published figures were measured on.
 
-pdekit's data: ``GaussianRandomField(alpha=2.5, tau=7)`` (its default scale is the FNO code's
-``sqrt(2) * tau^(alpha - d/2)``, 7^2 with the code's sqrt(2) in 1D), ``Burgers`` at nu = 1e-3 with
+pdekit's data: ``GaussianRandomField(alpha=2.5, tau=7, sigma=49)``, GRF1's prior exactly: GRF1 draws
+u0 = sum_k a_k cos(2 pi k x) + b_k sin(2 pi k x) with a_k, b_k ~ N(0, 2 sigma^2 ((2 pi k)^2 + tau^2)^-gamma),
+the Karhunen-Loeve expansion of sigma^2 (-Delta + tau^2)^-gamma, which pdekit's field realises for an
+explicit ``sigma`` (pinned in ``tests/test_fields.py``; pointwise standard deviation 0.27). The
+field's default scale, ``sqrt(2) * tau^(alpha - d/2)``, is that of the FNO's Python generator of the
+Navier-Stokes data, twice GRF1's variance: data made with it (pdekit's runs before 2026-12-01)
+have sqrt(2) times the paper's amplitude, so steeper fronts at this viscosity. ``Burgers`` at nu = 1e-3 with
 ETDRK4 under a CFL limit, solved at 2048 points in float64: six members solved at 2048 and at 8192
 agreed to 5.3e-7 relative L2 at t = 1 (a refinement check against 4096 is printed on every run), so
 the 8192-point zero-shot data is the 2048-point solution spectrally interpolated, exact to that
@@ -43,7 +48,7 @@ from pdekit.models import build_model
 from pdekit.solvers import Burgers, GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig, relative_l2_per_sample
 
-FIELD = GaussianRandomField(alpha=2.5, tau=7.0)
+FIELD = GaussianRandomField(alpha=2.5, tau=7.0, sigma=7.0**2)  # GRF1(gamma = 2.5, tau = 7, sigma = 7^2): see the docstring
 VISCOSITY = 1e-3
 POINTS = 2048  # resolved: 5e-7 from an 8192-point solve at T = 1 (the refinement check prints its own figure)
 SUBSAMPLE = 2  # s = 1024 by taking every other point, as the authors take every 8th of 8192

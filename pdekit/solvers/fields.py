@@ -42,9 +42,13 @@ class GaussianRandomField:
 
     The Matérn-type prior of the FNO paper (Li et al., ICLR 2021): ``alpha=2.5, tau=7`` for the
     Navier-Stokes vorticity, ``alpha=2, tau=5, sigma=25`` for Burgers. Larger ``alpha`` gives
-    smoother fields, ``tau`` sets the inverse correlation length. With ``sigma=None`` the scale is
-    ``sqrt(2) * tau^(alpha - d/2)``, the normalisation of the FNO paper's data-generation code
-    (its published datasets use it; the paper's text states a different constant). The mean mode is
+    smoother fields, ``tau`` sets the inverse correlation length. The field is the covariance's
+    Karhunen-Loeve expansion: with an explicit ``sigma``, the variance of the cosine and sine
+    coefficients of mode k is ``2 sigma^2 (|2 pi k|^2 + tau^2)^(-alpha)``, as in the FNO's MATLAB
+    generator of its Burgers data (``GRF1``, sigma = tau^2 there). With ``sigma=None`` the scale is
+    ``sqrt(2) * tau^(alpha - d/2)``, the normalisation of the FNO's Python generator (its
+    Navier-Stokes datasets use it; it has twice the variance of the expansion with
+    ``sigma = tau^(alpha - d/2)``, and the paper's text states yet another constant). The mean mode is
     zero.
 
     Args:
