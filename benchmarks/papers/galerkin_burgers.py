@@ -102,7 +102,8 @@ def main() -> None:
     model.eval()
     measured = relative_l2(model, x[args.train :], y[args.train :])
     print(
-        f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs ({seconds:.0f} s this call, {torch.get_num_threads()} threads), "
+        f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs "
+        f"({seconds:.0f} s this call, {torch.get_num_threads()} threads), "
         f"{args.train} training pairs: test relative L2 {measured:.2e} at n={POINTS}; published about {PUBLISHED:g} ({PUBLISHED_SOURCE}): "
         f"{measured / PUBLISHED:.2f}x"
     )
