@@ -40,6 +40,7 @@ import torch
 
 from pdekit.data.recipes import fno_navier_stokes, named_recipe
 from pdekit.frontier_cli import hybrid_spec
+from pdekit.rollout.evaluate import CORRELATION_THRESHOLD
 from pdekit.runs.frontier import CorrectionRoute, frontier, hybrid_from_run, route_from_run
 from pdekit.viz import plot_frontier
 
@@ -122,6 +123,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default="frontier-ns1e-4")
+    parser.add_argument("--correlation-threshold", type=float, default=CORRELATION_THRESHOLD, help="Kochkov et al. use 0.95")
+    parser.add_argument("--no-reference-route", action="store_true", help="do not time the solver on the reference grid")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -148,6 +151,8 @@ def main() -> int:
             start_time=start,
             repeats=repeats,
             measure_shape=measure,
+            correlation_threshold=args.correlation_threshold,
+            reference_route=not args.no_reference_route,
             progress=lambda name: print(f"running {name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True),
         )
     files = [*result.save(args.out), plot_frontier(result, Path(args.out) / "frontier.png")]

@@ -45,6 +45,11 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v < math.inf, "a finite number >= 0")
 
 
+def correlation_float(text: str) -> float:
+    """An argparse type: a correlation threshold, a number strictly between -1 and 1."""
+    return _number(text, float, lambda v: -1 < v < 1, "a number between -1 and 1 (exclusive)")
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number."""
     return _number(text, float, math.isfinite, "a finite number")

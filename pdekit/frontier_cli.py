@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pdekit.arguments import device_type, non_negative_float, positive_float, positive_int, writable_directory
+from pdekit.arguments import correlation_float, device_type, non_negative_float, positive_float, positive_int, writable_directory
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ def run_frontier(args: argparse.Namespace) -> int:
         start_time=args.start_time,
         measure_shape=_expand(args.measure_shape, ndim) if args.measure_shape else None,
         repeats=args.repeats,
+        correlation_threshold=args.correlation_threshold,
+        reference_route=not args.no_reference_route,
         progress=None if args.no_progress else (lambda name: log.info("running %s", name)),
     )
     from pdekit.viz import plot_frontier
@@ -73,6 +75,7 @@ def run_frontier(args: argparse.Namespace) -> int:
 def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     """Adds ``pdekit frontier`` to ``subparsers`` (the ``pdekit`` parser's) with its handler as ``func``; returns its parser."""
     from pdekit.data import RECIPES
+    from pdekit.rollout.evaluate import CORRELATION_THRESHOLD
 
     parser = subparsers.add_parser(
         "frontier",
@@ -122,6 +125,17 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeats", type=positive_int, default=3, help="timed calls per route after the warm-up; the median is reported (default 3)"
+    )
+    parser.add_argument(
+        "--correlation-threshold",
+        type=correlation_float,
+        default=CORRELATION_THRESHOLD,
+        help="correlation below which a route counts as decorrelated (default %(default)s, PDE-Refiner's; Kochkov et al. use 0.95)",
+    )
+    parser.add_argument(
+        "--no-reference-route",
+        action="store_true",
+        help="do not also time the solver on the reference grid (in float32): the dearest row, often half the run",
     )
     parser.add_argument("--error", choices=["mean_error", "error_at_T"], default="mean_error", help="the error on the plot's vertical axis")
     parser.add_argument("--viscosity", type=positive_float, help="fno_navier_stokes only: 1e-3 (default), 1e-4 or 1e-5")

@@ -290,6 +290,18 @@ def test_frontier_rows_record_when_skill_is_lost_and_when_the_correlation_time_i
     assert not vanished.on_front and solver.on_front
 
 
+def test_frontier_counts_correlation_time_at_the_threshold_given_and_can_leave_the_reference_grid_out():
+    # Predicting zero has correlation 0 at every output: decorrelated under 0.8, correlated throughout under -0.5.
+    zero = SurrogateRoute("zero", Vanish(), (16, 16), 1.0, None, ("viscosity",))
+    recipe = fno_navier_stokes(1e-3)
+    result = frontier(recipe, (16, 16), 3.0, coarse_shapes=[(8, 8)], runs=[zero], members=2, device="cpu", repeats=1,
+                      correlation_threshold=-0.5, reference_route=False)  # fmt: skip
+    assert [r.name for r in result.rows] == ["solver 8x8", "zero"]
+    vanished = result.rows[1]
+    assert (vanished.correlation_time, vanished.correlation_censored) == (3.0, True)
+    assert result.correlation_threshold == -0.5 and "correlation time: above -0.5" in result.table()
+
+
 class SolverStepper(nn.Module):
     """A "surrogate" that is the coarse solver over ``dt``, in the normalised units of ``statistics``."""
 
@@ -472,8 +484,11 @@ def test_frontier_command_writes_the_table_json_and_plot(tmp_path, capsys):
             "--out",
             str(out),
             "--no-progress",
+            "--correlation-threshold",
+            "0.95",
         ]
     )
+    assert args.correlation_threshold == 0.95 and not args.no_reference_route
     assert args.func(args) == 0
     written = json.loads((out / "frontier.json").read_text())
     assert [r["name"] for r in written["rows"]] == [
@@ -483,6 +498,7 @@ def test_frontier_command_writes_the_table_json_and_plot(tmp_path, capsys):
         "solver 8x8, dt 0.05, cfl None",
     ]
     assert (out / "frontier.png").stat().st_size > 0 and "| solver 8x8, dt 0.05, cfl 0.5 |" in capsys.readouterr().out
+    assert written["correlation_threshold"] == 0.95
     bad = parser.parse_args(["frontier", "heat_2d", "--reference-shape", "16", "--horizon", "1", "--viscosity", "1e-3", "--out", str(out)])
     with pytest.raises(ValueError, match="--viscosity applies to fno_navier_stokes, not heat_2d"):
         bad.func(bad)
@@ -530,7 +546,12 @@ def test_frontier_seed_is_the_seed_sequence_it_always_was():
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"dts": [0.0]}, "dts must be positive"), ({"cfls": [-1.0]}, "cfls must be non-negative"), ({"repeats": 0}, "repeats must be >= 1")],
+    [
+        ({"dts": [0.0]}, "dts must be positive"),
+        ({"cfls": [-1.0]}, "cfls must be non-negative"),
+        ({"repeats": 0}, "repeats must be >= 1"),
+        ({"correlation_threshold": 1.0}, "correlation_threshold must be between -1 and 1"),
+    ],
 )
 def test_frontier_refuses_bad_settings_before_solving_anything(options, message, monkeypatch):
     recipe = fno_navier_stokes(1e-3)

@@ -97,7 +97,11 @@ def correlation_per_step(prediction: torch.Tensor, reference: torch.Tensor) -> t
     return (p * r).sum(-1) / (p.norm(dim=-1) * r.norm(dim=-1)).clamp_min(torch.finfo(p.dtype).tiny)
 
 
-def correlation_time(prediction: torch.Tensor, reference: torch.Tensor, threshold: float = 0.8) -> torch.Tensor:
+# PDE-Refiner's threshold (Lippe et al., NeurIPS 2023); Kochkov et al. (PNAS 2021) count the time above 0.95.
+CORRELATION_THRESHOLD = 0.8
+
+
+def correlation_time(prediction: torch.Tensor, reference: torch.Tensor, threshold: float = CORRELATION_THRESHOLD) -> torch.Tensor:
     """Returns, per member, the number of steps before the correlation first drops below ``threshold``: ``[B]``.
 
     The measure of "Stable long rollouts" in PDE-Refiner (Lippe et al., NeurIPS 2023); a member that
