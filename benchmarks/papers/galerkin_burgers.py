@@ -18,8 +18,10 @@ authors' 8192-point set by 4 to the same grid.
     python benchmarks/papers/galerkin_burgers.py --run runs/galerkin_burgers          # resumable
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
 
-On a 2-core CPU one step of the Galerkin type takes about 1 s and of the Fourier type about 3.4 s
-(its attention is quadratic in n), so 100 epochs are 3.4 h and 12 h: split the run, ``--run`` resumes it.
+On one thread of the 2-core CPUs measured, a Galerkin-type epoch (256 steps of batch 4) took 80-180 s
+(the machines differ 2x), so 100 epochs are 2.5-5 h; a Fourier-type step costs about 3.4x a
+Galerkin-type one at the same batch (its attention is quadratic in n). Split the run on a CPU:
+``--run`` resumes it epoch by epoch, from a run directory that must outlive the machine.
 """
 
 from __future__ import annotations
@@ -29,28 +31,15 @@ import time
 from pathlib import Path
 
 import torch
-from fno_burgers import FIELD, POINTS, relative_l2, solve  # the same data setting, in this folder
+from fno_burgers import POINTS, burgers_pairs, relative_l2  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
-from pdekit import Grid
+from pdekit.allocator import retain_freed_memory
 from pdekit.models import build_model
-from pdekit.training import Trainer, TrainerConfig, load_checkpoint, save_checkpoint
+from pdekit.training import Trainer, TrainerConfig
 
 PUBLISHED = 1e-3  # "about 1e-3" after 100 epochs, n = 2048: the README's default, Fourier-type model (no Galerkin-type figure there)
 PUBLISHED_SOURCE = "scaomath/galerkin-transformer, examples/README.md, Example 1 (Fourier type)"
-
-
-def burgers_pairs(count: int, seed: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``(u0, u1)`` ``[count, 1, 2048]`` float64, read from ``cache`` when it holds them (solving takes minutes)."""
-    if cache is not None and cache.exists():
-        saved = load_checkpoint(cache)
-        if saved["seed"] == seed and len(saved["u0"]) == count:
-            return saved["u0"], saved["u1"]
-    u0 = FIELD(Grid((POINTS,)), list(range(seed * 10_000, seed * 10_000 + count)), dtype=torch.float64)
-    u1 = solve(u0)
-    if cache is not None:
-        save_checkpoint(cache, {"seed": seed, "u0": u0, "u1": u1})
-    return u0, u1
 
 
 def main() -> None:
@@ -63,6 +52,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
     args = parser.parse_args()
+    retain_freed_memory()  # as the pdekit command does: without it a third of this run's time went to page faults
 
     run = Path(args.run) if args.run else None
     if run is not None:
