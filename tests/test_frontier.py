@@ -551,10 +551,11 @@ def test_frontier_seed_is_the_seed_sequence_it_always_was():
         ({"cfls": [-1.0]}, "cfls must be non-negative"),
         ({"repeats": 0}, "repeats must be >= 1"),
         ({"correlation_threshold": 1.0}, "correlation_threshold must be between -1 and 1"),
+        ({"reference_route": False, "coarse_shapes": []}, "leaves no solver to compare with"),
     ],
 )
 def test_frontier_refuses_bad_settings_before_solving_anything(options, message, monkeypatch):
     recipe = fno_navier_stokes(1e-3)
     monkeypatch.setattr(NavierStokes2D, "solve", lambda *a, **k: pytest.fail("solved before checking its settings"))
     with pytest.raises(ValueError, match=message):
-        frontier(recipe, (16, 16), recipe.times[0], coarse_shapes=[(8, 8)], members=1, device="cpu", **options)
+        frontier(recipe, (16, 16), recipe.times[0], **{"coarse_shapes": [(8, 8)], "members": 1, "device": "cpu", **options})

@@ -656,6 +656,8 @@ def frontier(
         raise ValueError(f"start_time must be >= 0; got {start_time}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
+    if not reference_route and not shapes:
+        raise ValueError("reference_route=False (--no-reference-route) leaves no solver to compare with: give coarse_shapes")
     if not -1.0 < correlation_threshold < 1.0:
         raise ValueError(f"correlation_threshold must be between -1 and 1 (exclusive); got {correlation_threshold}")
     for name, given, lowest in (("dts", dts or [], "positive"), ("cfls", cfls or [], "non-negative")):
