@@ -4,7 +4,7 @@ McGreivy and Hakim (Nature Machine Intelligence 2024): a surrogate's speed-up co
 the cheapest solver setting of equal accuracy. This script runs ``pdekit.runs.frontier`` on the FNO
 paper's nu = 1e-4 flow (``--problem navier_stokes``) or on Kolmogorov flow at one Reynolds number
 (``--problem kolmogorov --reynolds 1000``): the float64 reference at ``--reference-shape`` (256²),
-pdekit's solver (ETDRK4, CFL 0.5, float32) at that grid and at every ``--coarse`` grid, and every
+pdekit's solver (ETDRK4, CFL 0.5, float32) at that grid (unless ``--no-reference-route``) and at every ``--coarse`` grid, and every
 trained run given, all from the reference's state at ``--start-time`` of the same held-out members,
 over ``--horizon`` time units, errors measured on the runs' stored grid (or ``--measure-shape``);
 the table, JSON and the Pareto plot go to ``--out``.
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from pdekit.arguments import correlation_float
 from pdekit.data.recipes import fno_navier_stokes, named_recipe
 from pdekit.frontier_cli import hybrid_spec
 from pdekit.rollout.evaluate import CORRELATION_THRESHOLD
@@ -123,7 +124,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default="frontier-ns1e-4")
-    parser.add_argument("--correlation-threshold", type=float, default=CORRELATION_THRESHOLD, help="Kochkov et al. use 0.95")
+    parser.add_argument(
+        "--correlation-threshold",
+        type=correlation_float,
+        default=CORRELATION_THRESHOLD,
+        help="Kochkov et al. use 0.95",
+    )
     parser.add_argument("--no-reference-route", action="store_true", help="do not time the solver on the reference grid")
     args = parser.parse_args()
 

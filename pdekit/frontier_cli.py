@@ -44,6 +44,8 @@ def run_frontier(args: argparse.Namespace) -> int:
 
     recipe = named_recipe(args.recipe, **{option: getattr(args, option, None) for option in RECIPE_OPTIONS})
     writable_directory(args.out, "--out")  # before the routes run: a bad path must not lose them
+    if args.no_reference_route and not args.coarse_shapes:
+        raise ValueError("--no-reference-route leaves no solver to compare with: give --coarse-shapes")
     ndim = len(recipe.shape)
     runs = [*args.runs, *(hybrid_from_run(run, s, n, device=args.device) for run, s, n in args.hybrid)]
     result = frontier(
@@ -80,7 +82,8 @@ def add_frontier_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "frontier",
         help="error against cost of solver settings, surrogates, hybrids and corrected solvers",
-        description="Run the recipe's solver at the reference grid and at coarser grids (and time steps), and every trained run "
+        description="Run the recipe's solver at the reference grid (unless --no-reference-route) and at coarser grids (and time "
+        "steps), and every trained run "
         "named, from the same held-out initial states on this device; report relative L2 at T and over the horizon, correlation "
         "time and wall seconds per member per time unit (batched, warm, inference mode), the Pareto front, and each learned "
         "route's speed-up over the solver of equal accuracy, interpolated between the solver settings that bracket it, by mean error, "

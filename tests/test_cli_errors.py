@@ -77,6 +77,14 @@ BAD_INPUT = [
     ("frontier heat_2d --reference-shape 16x16 --horizon 0.1 --dts -1", "argument --dts: expected a positive number; got '-1'"),
     ("frontier heat_2d --reference-shape 16x16 --horizon 0.1 --repeats 0", "argument --repeats: expected an integer >= 1; got '0'"),
     (
+        "frontier heat_2d --reference-shape 16x16 --horizon 0.1 --correlation-threshold 1",
+        "argument --correlation-threshold: expected a number between -1 and 1 (exclusive); got '1'",
+    ),
+    (
+        "frontier heat_2d --reference-shape 16x16 --horizon 0.1 --no-reference-route",
+        "--no-reference-route leaves no solver to compare with",
+    ),
+    (
         "frontier heat_2d --reference-shape 16x16 --horizon 0.1 --out {tmp}/plain.zarr/zarr.json/x",
         "--out {tmp}/plain.zarr/zarr.json/x is not",
     ),

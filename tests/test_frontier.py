@@ -290,16 +290,21 @@ def test_frontier_rows_record_when_skill_is_lost_and_when_the_correlation_time_i
     assert not vanished.on_front and solver.on_front
 
 
-def test_frontier_counts_correlation_time_at_the_threshold_given_and_can_leave_the_reference_grid_out():
-    # Predicting zero has correlation 0 at every output: decorrelated under 0.8, correlated throughout under -0.5.
+def test_frontier_counts_correlation_time_at_the_threshold_given():
+    # Predicting zero has correlation 0 at every output: decorrelated under 0.8 (the test above), correlated throughout under -0.5.
     zero = SurrogateRoute("zero", Vanish(), (16, 16), 1.0, None, ("viscosity",))
-    recipe = fno_navier_stokes(1e-3)
-    result = frontier(recipe, (16, 16), 3.0, coarse_shapes=[(8, 8)], runs=[zero], members=2, device="cpu", repeats=1,
-                      correlation_threshold=-0.5, reference_route=False)  # fmt: skip
-    assert [r.name for r in result.rows] == ["solver 8x8", "zero"]
+    result = frontier(fno_navier_stokes(1e-3), (16, 16), 3.0, coarse_shapes=[], runs=[zero], members=2, device="cpu", repeats=1,
+                      correlation_threshold=-0.5)  # fmt: skip
     vanished = result.rows[1]
     assert (vanished.correlation_time, vanished.correlation_censored) == (3.0, True)
     assert result.correlation_threshold == -0.5 and "correlation time: above -0.5" in result.table()
+
+
+def test_frontier_leaves_the_reference_grid_solver_out_when_told():
+    zero = SurrogateRoute("zero", Vanish(), (16, 16), 1.0, None, ("viscosity",))
+    result = frontier(fno_navier_stokes(1e-3), (16, 16), 1.0, coarse_shapes=[(8, 8)], runs=[zero], members=1, device="cpu",
+                      repeats=1, reference_route=False)  # fmt: skip
+    assert [r.name for r in result.rows] == ["solver 8x8", "zero"]
 
 
 class SolverStepper(nn.Module):
@@ -488,7 +493,6 @@ def test_frontier_command_writes_the_table_json_and_plot(tmp_path, capsys):
             "0.95",
         ]
     )
-    assert args.correlation_threshold == 0.95 and not args.no_reference_route
     assert args.func(args) == 0
     written = json.loads((out / "frontier.json").read_text())
     assert [r["name"] for r in written["rows"]] == [

@@ -19,7 +19,7 @@ authors' 8192-point set by 4 to the same grid.
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
 
 On one thread of the 2-core CPUs measured, a Galerkin-type epoch (256 steps of batch 4) took 80-180 s
-(the machines differ 2x), so 100 epochs are 2.5-5 h; a Fourier-type step costs about 3.4x a
+(the machines differ 2x), so 100 epochs are 2.2-5 h; a Fourier-type step costs about 3.4x a
 Galerkin-type one at the same batch (its attention is quadratic in n). Split the run on a CPU:
 ``--run`` resumes it epoch by epoch, from a run directory that must outlive the machine.
 """
@@ -34,7 +34,7 @@ import torch
 from fno_burgers import POINTS, burgers_pairs, relative_l2  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
-from pdekit.allocator import retain_freed_memory
+from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.models import build_model
 from pdekit.training import Trainer, TrainerConfig
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
     args = parser.parse_args()
-    retain_freed_memory()  # as the pdekit command does: without it a third of this run's time went to page faults
+    retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
 
     run = Path(args.run) if args.run else None
     if run is not None:

@@ -4,8 +4,8 @@ alike.
 A surrogate's speed-up means something only against the cheapest solver setting of equal accuracy
 (McGreivy and Hakim, "Weak baselines and reporting biases lead to overoptimism in machine learning
 for fluid-related partial differential equations", Nature Machine Intelligence 2024). ``frontier``
-therefore runs the recipe's own solver at the reference grid and at coarser grids (and time steps)
-next to every trained route, from the same held-out initial states, on the same device, and
+therefore runs the recipe's own solver at coarser grids (and time steps), and at the reference
+grid unless told not to, next to every trained route, from the same held-out initial states, on the same device, and
 reports for each its error and its cost; ``pareto_front`` picks the routes no other route beats on
 both, and ``FrontierRow.speedups`` holds each learned route's speed-up over the solver of equal
 accuracy, read off the solvers' own cost curve (``_speedup``), by each measure of ``MEASURES``: the
@@ -630,7 +630,7 @@ def frontier(
 ) -> FrontierResult:
     """Returns every route's error and cost against one float64 reference solve of ``members`` held-out members.
 
-    Routes: the recipe's solver at ``reference_shape`` and at every ``coarse_shapes`` grid, for
+    Routes: the recipe's solver at ``reference_shape`` (unless ``reference_route`` is False) and at every ``coarse_shapes`` grid, for
     every largest step in ``dts`` (None: the recipe's ``dt``) and CFL limit in ``cfls`` (None: the
     recipe's; 0: none, fixed steps), in ``dtype``; then every entry of ``runs``, a run directory (a surrogate, or a
     corrected solver once ``load_run`` returns one) or a ``Route`` (``HybridRoute``, ...).
@@ -641,7 +641,8 @@ def frontier(
     else the recipe's), as the module docstring says. ``correlation_threshold``: the correlation below
     which a route counts as decorrelated, in (-1, 1). ``reference_route``: also time the solver on
     ``reference_shape`` in ``dtype``; False leaves out the dearest row (half of a run at a 512²
-    reference), which brackets only a route more accurate than every coarser grid. A route that blows up gets a row with infinite
+    reference). It brackets only a route more accurate than every coarser grid, and may push a
+    slow, inaccurate route off the front. A route that blows up gets a row with infinite
     errors and a note, and stays off the front. ``progress`` is called with each route's name.
     """
     ndim = len(recipe.shape)
@@ -657,7 +658,7 @@ def frontier(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}")
     if not reference_route and not shapes:
-        raise ValueError("reference_route=False (--no-reference-route) leaves no solver to compare with: give coarse_shapes")
+        raise ValueError("reference_route=False leaves no solver to compare with: give coarse_shapes")
     if not -1.0 < correlation_threshold < 1.0:
         raise ValueError(f"correlation_threshold must be between -1 and 1 (exclusive); got {correlation_threshold}")
     for name, given, lowest in (("dts", dts or [], "positive"), ("cfls", cfls or [], "non-negative")):
@@ -756,5 +757,5 @@ def frontier(
         repeats,
         finished,
         curves,
-        correlation_threshold,
+        correlation_threshold=correlation_threshold,
     )
