@@ -4,8 +4,8 @@ McGreivy and Hakim (Nature Machine Intelligence 2024): a surrogate's speed-up co
 the cheapest solver setting of equal accuracy. This script runs ``pdekit.runs.frontier`` on the FNO
 paper's nu = 1e-4 flow (``--problem navier_stokes``) or on Kolmogorov flow at one Reynolds number
 (``--problem kolmogorov --reynolds 1000``): the float64 reference at ``--reference-shape`` (256²),
-pdekit's solver (ETDRK4, CFL 0.5, float32) at that grid (unless ``--no-reference-route``) and at every ``--coarse`` grid, and every
-trained run given, all from the reference's state at ``--start-time`` of the same held-out members,
+pdekit's solver (ETDRK4, CFL 0.5, float32) at that grid (unless ``--no-reference-route``) and at
+every ``--coarse`` grid, and every trained run given, all from the reference's state at ``--start-time`` of the same held-out members,
 over ``--horizon`` time units, errors measured on the runs' stored grid (or ``--measure-shape``);
 the table, JSON and the Pareto plot go to ``--out``.
 

@@ -5,8 +5,8 @@ A surrogate's speed-up means something only against the cheapest solver setting 
 (McGreivy and Hakim, "Weak baselines and reporting biases lead to overoptimism in machine learning
 for fluid-related partial differential equations", Nature Machine Intelligence 2024). ``frontier``
 therefore runs the recipe's own solver at coarser grids (and time steps), and at the reference
-grid unless told not to, next to every trained route, from the same held-out initial states, on the same device, and
-reports for each its error and its cost; ``pareto_front`` picks the routes no other route beats on
+grid unless told not to, next to every trained route, from the same held-out initial states, on
+the same device, and reports for each its error and its cost; ``pareto_front`` picks the routes no other route beats on
 both, and ``FrontierRow.speedups`` holds each learned route's speed-up over the solver of equal
 accuracy, read off the solvers' own cost curve (``_speedup``), by each measure of ``MEASURES``: the
 mean relative L2 over the horizon, the relative L2 at its end, and (for chaotic flows, whose errors
@@ -361,8 +361,8 @@ class FrontierRow:
 
     ``error_at_T``: relative L2 at the last output time; ``mean_error``: averaged over the outputs;
     ``correlation_time``: time (not steps) until a field's correlation with the reference drops
-    below the result's ``correlation_threshold``, mean over members, the least over fields (a member that never drops counts the whole
-    horizon); ``correlation_censored``: some member of that field never dropped, so the time is a
+    below the result's ``correlation_threshold``, mean over members, the least over fields (a member
+    that never drops counts the whole horizon); ``correlation_censored``: some member of that field never dropped, so the time is a
     lower bound only; ``skill_lost_at``: the first output time (after the start) at which the
     relative L2 reaches ``NO_SKILL``, None if it never does; ``seconds_per_member_time``: wall
     seconds per member per simulated time unit (batched, warm); ``warm_up_seconds``: the excluded
@@ -630,8 +630,8 @@ def frontier(
 ) -> FrontierResult:
     """Returns every route's error and cost against one float64 reference solve of ``members`` held-out members.
 
-    Routes: the recipe's solver at ``reference_shape`` (unless ``reference_route`` is False) and at every ``coarse_shapes`` grid, for
-    every largest step in ``dts`` (None: the recipe's ``dt``) and CFL limit in ``cfls`` (None: the
+    Routes: the recipe's solver at ``reference_shape`` (unless ``reference_route`` is False) and at
+    every ``coarse_shapes`` grid, for every largest step in ``dts`` (None: the recipe's ``dt``) and CFL limit in ``cfls`` (None: the
     recipe's; 0: none, fixed steps), in ``dtype``; then every entry of ``runs``, a run directory (a surrogate, or a
     corrected solver once ``load_run`` returns one) or a ``Route`` (``HybridRoute``, ...).
     The reference is solved once, from ``t = 0`` at ``reference_shape`` in float64; every route
