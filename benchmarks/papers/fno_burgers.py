@@ -29,6 +29,7 @@ neuraloperator's FNO counts modes over both signs (``modes // 2 + 1`` rfft coeff
 
     python benchmarks/papers/fno_burgers.py [--epochs 500] [--train 1000] [--test 200] [--run DIR]   # DIR: resumable
     python benchmarks/papers/fno_burgers.py --epochs 2 --train 40 --test 10     # a smoke run
+    python benchmarks/papers/fno_burgers.py --run DIR --evaluate                # scores DIR's checkpoint, training nothing
 
 ``--epochs`` below 500 shortens the schedule in proportion (the learning rate halves every
 ``epochs / 5`` epochs): a shorter run than the paper's, to be reported as such.
@@ -49,6 +50,7 @@ from pdekit.grid import fourier_resample
 from pdekit.models import build_model
 from pdekit.solvers import Burgers, GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig, load_checkpoint, relative_l2_per_sample, save_checkpoint
+from pdekit.training.trainer import CHECKPOINT
 
 FIELD = GaussianRandomField(alpha=2.5, tau=7.0, sigma=7.0**2)  # GRF1(gamma = 2.5, tau = 7, sigma = 7^2): see the docstring
 VISCOSITY = 1e-3
@@ -85,6 +87,30 @@ def relative_l2(model, x: torch.Tensor, y: torch.Tensor) -> float:
         return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(50), y.split(50), strict=True)]).mean().item()
 
 
+def fno() -> torch.nn.Module:
+    """Returns the paper's FNO: 16 modes (30 counted over both signs), width 64, 4 Fourier layers."""
+    return build_model("fno", 1, 1, dim=1, modes=30, width=64, layers=4)
+
+
+def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: int, label: str) -> None:
+    """Prints the test relative L2 of ``model`` on members ``train ..`` at s = 1024 and zero-shot at 8192, beside the published figures."""
+    model.eval()
+    test_1024 = relative_l2(model, u0[train:, ..., ::SUBSAMPLE].float(), u1[train:, ..., ::SUBSAMPLE].float())
+    test_8192 = relative_l2(model, fourier_resample(u0[train:], (ZERO_SHOT,)).float(), fourier_resample(u1[train:], (ZERO_SHOT,)).float())
+    print(f"FNO, {label}, {train} training pairs: test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192")
+    for points, measured in ((1024, test_1024), (8192, test_8192)):
+        print(f"s={points}: pdekit {measured:.4f}, published {PUBLISHED[points]} ({PUBLISHED_SOURCE}): {measured / PUBLISHED[points]:.2f}x")
+
+
+def evaluate(run: Path, train: int, test: int, seed: int) -> None:
+    """Prints the figures of ``run``'s checkpoint (e.g. of a run stopped early), on the data cached there."""
+    u0, u1 = burgers_pairs(train + test, seed, run / "data.pt")
+    state = load_checkpoint(run / CHECKPOINT)
+    model = fno()
+    model.load_state_dict(state["model"])
+    report(model, u0, u1, train, f"checkpoint of epoch {int(state['epoch'])} in {run}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=500)
@@ -92,11 +118,19 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
+    parser.add_argument("--evaluate", action="store_true", help="score the checkpoint in --run and train nothing")
     args = parser.parse_args()
+    if args.evaluate and not args.run:
+        parser.error("--evaluate needs --run DIR: the run directory whose checkpoint is scored")
+    if args.evaluate and not all((Path(args.run) / name).exists() for name in (CHECKPOINT, "data.pt")):
+        parser.error(f"--evaluate: {args.run} holds no {CHECKPOINT} and data.pt: train into it first with --run {args.run}")
 
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
     started = time.perf_counter()
     run = Path(args.run) if args.run else None
+    if args.evaluate:
+        evaluate(run, args.train, args.test, args.seed)
+        return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / "data.pt" if run else None)
@@ -113,7 +147,7 @@ def main() -> None:
     )
 
     torch.manual_seed(args.seed)
-    model = build_model("fno", 1, 1, dim=1, modes=30, width=64, layers=4)
+    model = fno()
     config = TrainerConfig(
         epochs=args.epochs,
         optimizer="adam",
@@ -132,17 +166,7 @@ def main() -> None:
     started = time.perf_counter()
     trainer.fit(train, resume=bool(args.run))
     seconds = time.perf_counter() - started
-    model.eval()
-    test_1024 = relative_l2(model, x[args.train :], y[args.train :])
-    test_8192 = relative_l2(
-        model, fourier_resample(u0[args.train :], (ZERO_SHOT,)).float(), fourier_resample(u1[args.train :], (ZERO_SHOT,)).float()
-    )
-    print(
-        f"FNO, {args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads), {args.train} training pairs: "
-        f"test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192"
-    )
-    for points, measured in ((1024, test_1024), (8192, test_8192)):
-        print(f"s={points}: pdekit {measured:.4f}, published {PUBLISHED[points]} ({PUBLISHED_SOURCE}): {measured / PUBLISHED[points]:.2f}x")
+    report(model, u0, u1, args.train, f"{args.epochs} epochs ({seconds:.0f} s, {torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":
