@@ -30,6 +30,7 @@ neuraloperator's FNO counts modes over both signs (``modes // 2 + 1`` rfft coeff
     python benchmarks/papers/fno_burgers.py [--epochs 500] [--train 1000] [--test 200] [--run DIR]   # DIR: resumable
     python benchmarks/papers/fno_burgers.py --epochs 2 --train 40 --test 10     # a smoke run
     python benchmarks/papers/fno_burgers.py --run DIR --evaluate                # scores DIR's checkpoint, training nothing
+                                                                                # (give the run's --train, --test, --seed)
 
 ``--epochs`` below 500 shortens the schedule in proportion (the learning rate halves every
 ``epochs / 5`` epochs): a shorter run than the paper's, to be reported as such.
@@ -50,6 +51,7 @@ from pdekit.grid import fourier_resample
 from pdekit.models import build_model
 from pdekit.solvers import Burgers, GaussianRandomField
 from pdekit.training import Trainer, TrainerConfig, load_checkpoint, relative_l2_per_sample, save_checkpoint
+from pdekit.training.checkpoint import weight_differences
 from pdekit.training.trainer import CHECKPOINT
 
 FIELD = GaussianRandomField(alpha=2.5, tau=7.0, sigma=7.0**2)  # GRF1(gamma = 2.5, tau = 7, sigma = 7^2): see the docstring
@@ -67,18 +69,27 @@ def solve(u0: torch.Tensor, batch: int = 100) -> torch.Tensor:
     return torch.cat([solver.solve(part, [1.0], dt=1e-3)[:, 0] for part in u0.split(batch)])
 
 
+def cached_pairs(cache: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Returns the ``(u0, u1)`` that ``burgers_pairs`` cached at ``cache`` if they are ``count`` members of ``seed`` in this data setting,
+    else ``None``."""
+    if not cache.exists():
+        return None
+    saved = load_checkpoint(cache, required=("setting", "seed", "u0", "u1"))
+    # a cache of other data (e.g. made before the field's scale was fixed) does not match
+    if saved["setting"] == repr((FIELD, VISCOSITY, POINTS)) and saved["seed"] == seed and len(saved["u0"]) == count:
+        return saved["u0"], saved["u1"]
+    return None
+
+
 def burgers_pairs(count: int, seed: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``(u0, u1)`` ``[count, 1, POINTS]`` float64 of members ``seed * 10_000 + (0 .. count - 1)``, read from ``cache`` when it
-    holds them (solving 1200 takes about 9 minutes on one thread)."""
-    setting = repr((FIELD, VISCOSITY, POINTS))  # a cache of other data (e.g. before the field's scale was fixed) is solved again
-    if cache is not None and cache.exists():
-        saved = load_checkpoint(cache)
-        if saved.get("setting") == setting and saved["seed"] == seed and len(saved["u0"]) == count:
-            return saved["u0"], saved["u1"]
+    holds them, else solved and cached there (solving 1200 takes about 9 minutes on one thread)."""
+    if cache is not None and (pairs := cached_pairs(cache, count, seed)) is not None:
+        return pairs
     u0 = FIELD(Grid((POINTS,)), list(range(seed * 10_000, seed * 10_000 + count)), dtype=torch.float64)
     u1 = solve(u0)
     if cache is not None:
-        save_checkpoint(cache, {"setting": setting, "seed": seed, "u0": u0, "u1": u1})
+        save_checkpoint(cache, {"setting": repr((FIELD, VISCOSITY, POINTS)), "seed": seed, "u0": u0, "u1": u1})
     return u0, u1
 
 
@@ -103,12 +114,23 @@ def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: in
 
 
 def evaluate(run: Path, train: int, test: int, seed: int) -> None:
-    """Prints the figures of ``run``'s checkpoint (e.g. of a run stopped early), on the data cached there."""
-    u0, u1 = burgers_pairs(train + test, seed, run / "data.pt")
-    state = load_checkpoint(run / CHECKPOINT)
+    """Prints the figures of ``run``'s checkpoint (e.g. of a run stopped early) on the data cached there, which it never solves or
+    rewrites.
+
+    Raises:
+        ValueError: the checkpoint is not this script's FNO, or the cache does not hold ``train + test`` members of ``seed``.
+    """
+    state = load_checkpoint(run / CHECKPOINT, required=("model", "epoch"))
     model = fno()
+    if problems := weight_differences(model, state["model"]):
+        raise ValueError(f"{run / CHECKPOINT} is not this script's FNO: {problems[0]}")
     model.load_state_dict(state["model"])
-    report(model, u0, u1, train, f"checkpoint of epoch {int(state['epoch'])} in {run}")
+    pairs = cached_pairs(run / "data.pt", train + test, seed)
+    if pairs is None:
+        raise ValueError(
+            f"{run / 'data.pt'} does not hold {train} + {test} members of seed {seed}: give the --train, --test and --seed of the run"
+        )
+    report(model, *pairs, train, f"checkpoint after {int(state['epoch'])} epochs in {run}")
 
 
 def main() -> None:
@@ -118,18 +140,25 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
-    parser.add_argument("--evaluate", action="store_true", help="score the checkpoint in --run and train nothing")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="score the checkpoint in --run on its cached data (the run's --train, --test, --seed) and train nothing",
+    )
     args = parser.parse_args()
     if args.evaluate and not args.run:
         parser.error("--evaluate needs --run DIR: the run directory whose checkpoint is scored")
-    if args.evaluate and not all((Path(args.run) / name).exists() for name in (CHECKPOINT, "data.pt")):
-        parser.error(f"--evaluate: {args.run} holds no {CHECKPOINT} and data.pt: train into it first with --run {args.run}")
+    if args.evaluate and (missing := [name for name in (CHECKPOINT, "data.pt") if not (Path(args.run) / name).exists()]):
+        parser.error(f"--evaluate: {args.run} holds no {' or '.join(missing)}: train into it first with --run {args.run}")
 
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
     started = time.perf_counter()
     run = Path(args.run) if args.run else None
     if args.evaluate:
-        evaluate(run, args.train, args.test, args.seed)
+        try:
+            evaluate(run, args.train, args.test, args.seed)
+        except ValueError as error:
+            parser.error(f"--evaluate: {error}")
         return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
