@@ -61,6 +61,8 @@ SUBSAMPLE = 2  # s = 1024 by taking every other point, as the authors take every
 ZERO_SHOT = 8192
 PUBLISHED = {1024: 0.0160, 8192: 0.0139}  # FNO's relative L2 on Burgers at nu = 1e-3 data
 PUBLISHED_SOURCE = "Li et al., arXiv 2010.08895 v1, Table 1"
+SETTING = repr((FIELD, VISCOSITY, POINTS))  # what a data cache must have been made with: one of other data is not read
+DATA = "data.pt"  # the data cache's name in a run directory
 
 
 def solve(u0: torch.Tensor, batch: int = 100) -> torch.Tensor:
@@ -75,8 +77,7 @@ def cached_pairs(cache: Path, count: int, seed: int) -> tuple[torch.Tensor, torc
     if not cache.exists():
         return None
     saved = load_checkpoint(cache, required=("setting", "seed", "u0", "u1"))
-    # a cache of other data (e.g. made before the field's scale was fixed) does not match
-    if saved["setting"] == repr((FIELD, VISCOSITY, POINTS)) and saved["seed"] == seed and len(saved["u0"]) == count:
+    if saved["setting"] == SETTING and saved["seed"] == seed and len(saved["u0"]) == count:
         return saved["u0"], saved["u1"]
     return None
 
@@ -89,7 +90,7 @@ def burgers_pairs(count: int, seed: int, cache: Path | None) -> tuple[torch.Tens
     u0 = FIELD(Grid((POINTS,)), list(range(seed * 10_000, seed * 10_000 + count)), dtype=torch.float64)
     u1 = solve(u0)
     if cache is not None:
-        save_checkpoint(cache, {"setting": repr((FIELD, VISCOSITY, POINTS)), "seed": seed, "u0": u0, "u1": u1})
+        save_checkpoint(cache, {"setting": SETTING, "seed": seed, "u0": u0, "u1": u1})
     return u0, u1
 
 
@@ -118,6 +119,7 @@ def evaluate(run: Path, train: int, test: int, seed: int) -> None:
     rewrites.
 
     Raises:
+        FileNotFoundError: ``run`` holds no checkpoint.
         ValueError: the checkpoint is not this script's FNO, or the cache does not hold ``train + test`` members of ``seed``.
     """
     state = load_checkpoint(run / CHECKPOINT, required=("model", "epoch"))
@@ -125,10 +127,10 @@ def evaluate(run: Path, train: int, test: int, seed: int) -> None:
     if problems := weight_differences(model, state["model"]):
         raise ValueError(f"{run / CHECKPOINT} is not this script's FNO: {problems[0]}")
     model.load_state_dict(state["model"])
-    pairs = cached_pairs(run / "data.pt", train + test, seed)
+    pairs = cached_pairs(run / DATA, train + test, seed)
     if pairs is None:
         raise ValueError(
-            f"{run / 'data.pt'} does not hold {train} + {test} members of seed {seed}: give the --train, --test and --seed of the run"
+            f"{run / DATA} does not hold {train} + {test} members of seed {seed}: give the --train, --test and --seed of the run"
         )
     report(model, *pairs, train, f"checkpoint after {int(state['epoch'])} epochs in {run}")
 
@@ -148,8 +150,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.evaluate and not args.run:
         parser.error("--evaluate needs --run DIR: the run directory whose checkpoint is scored")
-    if args.evaluate and (missing := [name for name in (CHECKPOINT, "data.pt") if not (Path(args.run) / name).exists()]):
-        parser.error(f"--evaluate: {args.run} holds no {' or '.join(missing)}: train into it first with --run {args.run}")
 
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
     started = time.perf_counter()
@@ -157,12 +157,12 @@ def main() -> None:
     if args.evaluate:
         try:
             evaluate(run, args.train, args.test, args.seed)
-        except ValueError as error:
+        except (FileNotFoundError, ValueError) as error:
             parser.error(f"--evaluate: {error}")
         return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
-    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / "data.pt" if run else None)
+    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None)
     check = solve(fourier_resample(u0[:8], (2 * POINTS,)))  # the same initial states on twice the points
     refinement = relative_l2_per_sample(u1[:8], check[..., ::2]).max().item()
     print(

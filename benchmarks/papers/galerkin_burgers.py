@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from fno_burgers import POINTS, burgers_pairs, relative_l2  # the same data setting, in this folder
+from fno_burgers import DATA, POINTS, burgers_pairs, relative_l2  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
@@ -58,7 +58,7 @@ def main() -> None:
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / "data.pt" if run else None)
+    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None)
     print(f"data: {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
     x, y = u0.float(), u1.float()
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
