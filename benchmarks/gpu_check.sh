@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check of pdekit, in one go: the CUDA tests, the solver's bandwidth roofline, short FNO
 # trainings from Zarr and from the online generator (samples/s, waiting, peak memory), and PINN seeds
-# one after another against one batched ensemble.
+# one after another against one batched ensemble. Two opt-in parts, each a call of its own (up to 7 minutes),
+# train the Galerkin transformer's Burgers row of benchmarks/papers/ (100 epochs, 4-5 h on a 2-core CPU):
+# fourier_burgers (the authors' README figure, about 1e-3) and galerkin_burgers.
 # Writes one results file, $OUT/gpu_check.md; each part runs under its own timeout and a failing
 # part does not stop the others. Worst case (every part at its timeout) is 10 minutes.
 #
@@ -9,9 +11,11 @@
 #   bash benchmarks/gpu_check.sh --cpu-dry-run     # every part at tiny size on the CPU: the plumbing only
 #   bash benchmarks/gpu_check.sh --fetch-wheels    # where pip reaches PyPI: the wheels the GPU image lacks
 #   GPU_CHECK_PARTS=tests,solver bash benchmarks/gpu_check.sh    # a subset, e.g. to rerun
+#   GPU_CHECK_PARTS=env,fourier_burgers bash benchmarks/gpu_check.sh   # the Fourier-type Burgers row, 100 epochs
 #
 # Environment: OUT (results folder, default outputs/gpu_check), PYTHON (default python3),
-# GPU_CHECK_PARTS (comma-separated subset of env,tests,solver,training,pinn; default all).
+# GPU_CHECK_PARTS (comma-separated subset of env,tests,solver,training,pinn,fourier_burgers,galerkin_burgers;
+# default env,tests,solver,training,pinn).
 #
 # The GPU image's python3 has torch with CUDA but no zarr, neuraloperator or tomli_w (its package
 # list: /work/.library/device/KINDS.md). Nothing can be downloaded there, so the one install is of
@@ -86,12 +90,14 @@ if [ "$MODE" = gpu ]; then
   SOLVER_ARGS="--device cuda --shape 256 --batch 64 --t-end 0.5 --repeats 3"  # ~55 CFL steps per timed solve
   TRAINING_ARGS="--device cuda"
   PINN_ARGS="--device cuda --members 8 --iterations 300 --repeats 3"
+  BURGERS_ARGS="--device cuda"  # the row's own setting: 1024 + 100 pairs, 100 epochs
 else
   SOLVER_ARGS="--device cpu --quick --repeats 1"
   TRAINING_ARGS="--device cpu --tiny"
   PINN_ARGS="--device cpu --members 2 --iterations 10 --repeats 1"
+  BURGERS_ARGS="--device cpu --epochs 1 --train 8 --test 4"
 fi
-PARTS=${GPU_CHECK_PARTS:-env,tests,solver,training,pinn}
+PARTS=${GPU_CHECK_PARTS:-env,tests,solver,training,pinn}  # the two Burgers parts only when named
 # One hung test (a deadlocked producer, say) must not take the rest of the tests with it.
 TEST_ARGS=()
 "$PY" -c "import pytest_timeout" 2>/dev/null && TEST_ARGS=(--timeout=90)
@@ -136,6 +142,8 @@ run_part tests 180 "$PY" -m pytest -q -rA -p no:cacheprovider "${TEST_ARGS[@]}" 
 run_part solver 90 "$PY" benchmarks/solver_throughput.py $SOLVER_ARGS
 run_part training 150 "$PY" benchmarks/gpu_training.py $TRAINING_ARGS
 run_part pinn 150 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
+run_part fourier_burgers 420 "$PY" benchmarks/papers/galerkin_burgers.py --attention fourier --run "$WORK/fourier_burgers" $BURGERS_ARGS
+run_part galerkin_burgers 420 "$PY" benchmarks/papers/galerkin_burgers.py --attention galerkin --run "$WORK/galerkin_burgers" $BURGERS_ARGS
 
 # ----- the results file: summary and key figures first, then every part's output ---------------------
 {
@@ -156,6 +164,9 @@ run_part pinn 150 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
   [ -f "$WORK/solver.log" ] && { grep -A3 -E '^\| grid \| batch \| float32' "$WORK/solver.log"; echo; }
   [ -f "$WORK/training.log" ] && { grep -E '^\|' "$WORK/training.log"; echo; }
   [ -f "$WORK/pinn.log" ] && { grep -E '^\||speed-up|largest' "$WORK/pinn.log"; echo; }
+  for part in fourier_burgers galerkin_burgers; do
+    [ -f "$WORK/$part.log" ] && { grep -E '^data:|transformer, batch' "$WORK/$part.log"; echo; }
+  done
   for i in "${!NAMES[@]}"; do
     echo "## ${NAMES[$i]}: ${STATUS[$i]}, ${WALL[$i]} s"
     echo
@@ -167,7 +178,7 @@ run_part pinn 150 "$PY" benchmarks/pinn_ensemble.py $PINN_ARGS
 } >"$RESULTS"
 
 # The end of stdout is what a remote runner shows: the summary and key figures.
-awk '/^## (env|tests|solver|training|pinn):/ { exit } { print }' "$RESULTS"
+awk '/^## (env|tests|solver|training|pinn|fourier_burgers|galerkin_burgers):/ { exit } { print }' "$RESULTS"
 echo
 for i in "${!NAMES[@]}"; do echo "${NAMES[$i]}: ${STATUS[$i]} (${WALL[$i]} s)"; done
 echo "results: $RESULTS"

@@ -17,6 +17,7 @@ authors' 8192-point set by 4 to the same grid.
 
     python benchmarks/papers/galerkin_burgers.py --run runs/galerkin_burgers          # resumable
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
+    python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's galerkin part)
 
 On one thread of the 2-core CPUs measured, a Galerkin-type epoch (256 steps of batch 4) took 80-180 s
 (the machines differ 2x), so 100 epochs are 2.2-5 h; a Fourier-type step costs about 3.4x a
@@ -31,10 +32,12 @@ import time
 from pathlib import Path
 
 import torch
-from fno_burgers import DATA, POINTS, burgers_pairs, relative_l2  # the same data setting, in this folder
+from fno_burgers import DATA, POINTS, burgers_pairs, placement, relative_l2  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
+from pdekit.arguments import device_type
+from pdekit.cli import command_logging
 from pdekit.models import build_model
 from pdekit.training import Trainer, TrainerConfig
 
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
+    parser.add_argument("--device", type=device_type, default="cpu", help="where the data are solved and the model trains, e.g. cuda")
     args = parser.parse_args()
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
 
@@ -58,7 +62,7 @@ def main() -> None:
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None)
+    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, device=args.device)
     print(f"data: {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
     x, y = u0.float(), u1.float()
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
@@ -85,15 +89,16 @@ def main() -> None:
         loss="galerkin_h1",
         progress=False,
     )
-    trainer = Trainer(model, config, device="cpu", run_dir=run)
+    trainer = Trainer(model, config, device=args.device, run_dir=run)
     started = time.perf_counter()
-    trainer.fit(train, resume=run is not None and (run / "checkpoint.pt").exists())
+    with command_logging(0):  # a line per epoch (loss, seconds), so a run cut short still says how far and how fast it got
+        trainer.fit(train, resume=run is not None and (run / "checkpoint.pt").exists())
     seconds = time.perf_counter() - started
     model.eval()
     measured = relative_l2(model, x[args.train :], y[args.train :])
     print(
         f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs "
-        f"({seconds:.0f} s this call, {torch.get_num_threads()} threads), "
+        f"({seconds:.0f} s this call on {placement(args.device)}), "
         f"{args.train} training pairs: test relative L2 {measured:.2e} at n={POINTS}; published about {PUBLISHED:g} ({PUBLISHED_SOURCE}): "
         f"{measured / PUBLISHED:.2f}x"
     )
