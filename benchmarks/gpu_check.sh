@@ -5,7 +5,7 @@
 # train the Galerkin transformer's Burgers row of benchmarks/papers/ (100 epochs, 4-5 h on a 2-core CPU):
 # fourier_burgers (the authors' README figure, about 1e-3) and galerkin_burgers.
 # Writes one results file, $OUT/gpu_check.md; each part runs under its own timeout and a failing
-# part does not stop the others. Worst case (every part at its timeout) is 10 minutes.
+# part does not stop the others. Worst case (every default part at its timeout) is 10 minutes.
 #
 #   bash benchmarks/gpu_check.sh                   # on a CUDA machine, from the repository root
 #   bash benchmarks/gpu_check.sh --cpu-dry-run     # every part at tiny size on the CPU: the plumbing only

@@ -98,9 +98,9 @@ def burgers_pairs(count: int, seed: int, cache: Path | None, device: str = "cpu"
 def relative_l2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Returns the mean relative L2 of ``model`` on ``x -> y`` ``[n, 1, points]``, 50 pairs at a time on the model's device."""
     device = next(model.parameters()).device
+    x, y = x.to(device), y.to(device)
     with torch.inference_mode():
-        errors = [relative_l2_per_sample(model(a.to(device)), b.to(device)) for a, b in zip(x.split(50), y.split(50), strict=True)]
-    return torch.cat(errors).mean().item()
+        return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(50), y.split(50), strict=True)]).mean().item()
 
 
 def placement(device: str) -> str:

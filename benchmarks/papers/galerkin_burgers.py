@@ -17,7 +17,7 @@ authors' 8192-point set by 4 to the same grid.
 
     python benchmarks/papers/galerkin_burgers.py --run runs/galerkin_burgers          # resumable
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
-    python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's galerkin part)
+    python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's *_burgers parts)
 
 On one thread of the 2-core CPUs measured, a Galerkin-type epoch (256 steps of batch 4) took 80-180 s
 (the machines differ 2x), so 100 epochs are 2.2-5 h; a Fourier-type step costs about 3.4x a
