@@ -95,12 +95,12 @@ def burgers_pairs(count: int, seed: int, cache: Path | None, device: str = "cpu"
     return u0, u1
 
 
-def relative_l2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Returns the mean relative L2 of ``model`` on ``x -> y`` ``[n, 1, points]``, 50 pairs at a time on the model's device."""
+def relative_l2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 50) -> float:
+    """Returns the mean relative L2 of ``model`` on ``x -> y`` ``[n, 1, points]``, ``chunk`` pairs at a time on the model's device."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     with torch.inference_mode():
-        return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(50), y.split(50), strict=True)]).mean().item()
+        return torch.cat([relative_l2_per_sample(model(a), b) for a, b in zip(x.split(chunk), y.split(chunk), strict=True)]).mean().item()
 
 
 def placement(device: str) -> str:
@@ -123,25 +123,31 @@ def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: in
         print(f"s={points}: pdekit {measured:.4f}, published {PUBLISHED[points]} ({PUBLISHED_SOURCE}): {measured / PUBLISHED[points]:.2f}x")
 
 
-def evaluate(run: Path, train: int, test: int, seed: int) -> None:
-    """Prints the figures of ``run``'s checkpoint (e.g. of a run stopped early) on the data cached there, which it never solves or
-    rewrites.
+def checkpointed(run: Path, model: torch.nn.Module, train: int, test: int, seed: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Loads ``run``'s checkpoint into ``model`` and returns its epochs and the ``(u0, u1)`` cached in ``run``, which it never solves or
+    rewrites: the figures of a run stopped early are scored from what it left.
 
     Raises:
         FileNotFoundError: ``run`` holds no checkpoint.
-        ValueError: the checkpoint is not this script's FNO, or the cache does not hold ``train + test`` members of ``seed``.
+        ValueError: the checkpoint is not of ``model``'s architecture, or the cache does not hold ``train + test`` members of ``seed``.
     """
     state = load_checkpoint(run / CHECKPOINT, required=("model", "epoch"))
-    model = fno()
     if problems := weight_differences(model, state["model"]):
-        raise ValueError(f"{run / CHECKPOINT} is not this script's FNO: {problems[0]}")
+        raise ValueError(f"{run / CHECKPOINT} is not this script's model: {problems[0]}")
     model.load_state_dict(state["model"])
     pairs = cached_pairs(run / DATA, train + test, seed)
     if pairs is None:
         raise ValueError(
             f"{run / DATA} does not hold {train} + {test} members of seed {seed}: give the --train, --test and --seed of the run"
         )
-    report(model, *pairs, train, f"checkpoint after {int(state['epoch'])} epochs in {run}")
+    return int(state["epoch"]), *pairs
+
+
+def evaluate(run: Path, train: int, test: int, seed: int) -> None:
+    """Prints the figures of ``run``'s FNO checkpoint on the data cached there (``checkpointed``)."""
+    model = fno()
+    epochs, u0, u1 = checkpointed(run, model, train, test, seed)
+    report(model, u0, u1, train, f"checkpoint after {epochs} epochs in {run}")
 
 
 def main() -> None:

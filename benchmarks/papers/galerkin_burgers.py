@@ -18,6 +18,12 @@ authors' 8192-point set by 4 to the same grid.
     python benchmarks/papers/galerkin_burgers.py --run runs/galerkin_burgers          # resumable
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
     python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's *_burgers parts)
+    python benchmarks/papers/galerkin_burgers.py --run DIR --evaluate      # scores DIR's checkpoint, training nothing
+                                                                           # (give the run's --attention, --train, --test, --seed)
+
+The figure is the test relative L2 at n = 2048, the grid it trains on. Zero-shot figures at 512
+(every 4th point) and 8192 (the test pairs spectrally interpolated, exact to the data's 5e-7) are
+printed beside it; the paper trains a model at each resolution, so those are not its rows.
 
 On one thread of the 2-core CPUs measured, a Galerkin-type epoch (256 steps of batch 4) took 80-180 s
 (the machines differ 2x), so 100 epochs are 2.2-5 h; a Fourier-type step costs about 3.4x a
@@ -32,17 +38,42 @@ import time
 from pathlib import Path
 
 import torch
-from fno_burgers import DATA, POINTS, burgers_pairs, placement, relative_l2  # the same data setting, in this folder
+from fno_burgers import DATA, POINTS, burgers_pairs, checkpointed, placement, relative_l2  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.arguments import device_type
 from pdekit.cli import command_logging
+from pdekit.grid import fourier_resample
 from pdekit.models import build_model
 from pdekit.training import Trainer, TrainerConfig
 
 PUBLISHED = 1e-3  # "about 1e-3" after 100 epochs, n = 2048: the README's default, Fourier-type model (no Galerkin-type figure there)
-PUBLISHED_SOURCE = "scaomath/galerkin-transformer, examples/README.md, Example 1 (Fourier type)"
+PUBLISHED_SOURCE = "scaomath/galerkin-transformer, README.md, Example 1 (Fourier type)"
+ZERO_SHOT = (512, 8192)
+CHUNK = 4  # test pairs per forward pass: the Fourier type's n x n attention at 8192 points is 268 MB a pair
+
+
+def galerkin(attention: str) -> torch.nn.Module:
+    """Returns the authors' Burgers model (``config.yml``, ``ex1_burgers``) with ``attention`` ``"galerkin"`` or ``"fourier"``."""
+    return build_model("galerkin", 1, 1, dim=1, width=96, heads=1, layers=4, attention=attention, regressor_width=48, regressor_modes=16)
+
+
+def on_grid(u: torch.Tensor, n: int) -> torch.Tensor:
+    """Returns the data ``u [..., POINTS]`` on ``n`` points as float32: every ``POINTS // n``-th value on a coarser grid, spectrally
+    interpolated on a finer one."""
+    return (fourier_resample(u, (n,)) if n > POINTS else u[..., :: POINTS // n]).float()
+
+
+def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: int, label: str) -> None:
+    """Prints the test relative L2 of ``model`` on members ``train ..`` at n = 2048 beside the published figure, and zero-shot at
+    ``ZERO_SHOT``."""
+    model.eval()
+    errors = {n: relative_l2(model, on_grid(u0[train:], n), on_grid(u1[train:], n), CHUNK) for n in (POINTS, *ZERO_SHOT)}
+    print(
+        f"{label}, {train} training pairs: test relative L2 {errors[POINTS]:.2e} at n={POINTS}; published about {PUBLISHED:g} "
+        f"({PUBLISHED_SOURCE}): {errors[POINTS] / PUBLISHED:.2f}x; zero-shot " + ", ".join(f"{errors[n]:.2e} at n={n}" for n in ZERO_SHOT)
+    )
 
 
 def main() -> None:
@@ -54,11 +85,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="score the checkpoint in --run on its cached data (the run's --attention, --train, --test, --seed) and train nothing",
+    )
     parser.add_argument("--device", type=device_type, default="cpu", help="where the data are solved and the model trains, e.g. cuda")
     args = parser.parse_args()
+    if args.evaluate and not args.run:
+        parser.error("--evaluate needs --run DIR: the run directory whose checkpoint is scored")
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
 
     run = Path(args.run) if args.run else None
+    if args.evaluate:
+        model = galerkin(args.attention)
+        try:
+            epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed)
+        except (FileNotFoundError, ValueError) as error:
+            parser.error(f"--evaluate: {error}")
+        report(model, u0, u1, args.train, f"{args.attention} transformer, checkpoint after {epochs} epochs in {run}")
+        return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -73,9 +119,7 @@ def main() -> None:
         generator=torch.Generator().manual_seed(args.seed),
     )
     torch.manual_seed(args.seed)
-    model = build_model(
-        "galerkin", 1, 1, dim=1, width=96, heads=1, layers=4, attention=args.attention, regressor_width=48, regressor_modes=16
-    )
+    model = galerkin(args.attention)
     config = TrainerConfig(
         epochs=args.epochs,
         optimizer="adam",
@@ -94,14 +138,10 @@ def main() -> None:
     with command_logging(0):  # a line per epoch (loss, seconds), so a run cut short still says how far and how fast it got
         trainer.fit(train, resume=run is not None and (run / "checkpoint.pt").exists())
     seconds = time.perf_counter() - started
-    model.eval()
-    measured = relative_l2(model, x[args.train :], y[args.train :])
-    print(
-        f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs "
-        f"({seconds:.0f} s this call on {placement(args.device)}), "
-        f"{args.train} training pairs: test relative L2 {measured:.2e} at n={POINTS}; published about {PUBLISHED:g} ({PUBLISHED_SOURCE}): "
-        f"{measured / PUBLISHED:.2f}x"
+    label = (
+        f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs ({seconds:.0f} s this call on {placement(args.device)})"
     )
+    report(model, u0, u1, args.train, label)
 
 
 if __name__ == "__main__":
