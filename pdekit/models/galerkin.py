@@ -18,7 +18,10 @@ class GalerkinConfig:
     """Settings of ``GalerkinTransformer``; ``attention="fourier"`` selects the Fourier-type attention.
 
     ``xavier_gain=None`` is the authors' gain for the chosen attention (1e-2 Galerkin, 1e-3
-    Fourier); ``regressor_width=None`` is ``width // 2`` (their Burgers setting, 48 for 96).
+    Fourier, as their ``config.yml`` and README commands give it; their ``ex1_burgers.py`` run
+    without arguments overrides it with its ``--xavier-init`` default, 1e-2, for both types, which
+    ``benchmarks/papers/galerkin_burgers.py`` follows); ``regressor_width=None`` is ``width // 2``
+    (their Burgers setting, 48 for 96).
 
     Args:
         width: the channels of the encoder.
