@@ -20,14 +20,21 @@ ONLINE_VALIDATION_STREAM = 0x7A11D
 RESERVOIR_STREAM = 0x5E5E
 """Key of the reservoir seeds of DDP ranks after the first (``pdekit.runs.online``; rank 0 keeps the run's seed)."""
 
+PINN_SAMPLER_STREAM = 0x5A4D
+"""Key of a PINN collocation sampler's generator (``pdekit.pinn.samplers``)."""
+
+PINN_CONDITIONS_STREAM = 0x1C0B
+"""Key of a PINN's initial- and boundary-condition points (``pdekit.pinn.train``)."""
+
 
 def derived_seed(seed: int, *key: int, bits: int = 32) -> int:
     """Returns the non-negative ``bits``-bit seed of stream ``key`` of ``seed`` (``bits`` is 32 or 62).
 
     62 bits fit a signed 64-bit integer with room to spare (the member seeds a store records);
-    32 bits suit ``torch.Generator.manual_seed`` and NumPy's legacy seeding alike.
+    32 bits suit ``torch.Generator.manual_seed`` and NumPy's legacy seeding alike. A negative ``seed``
+    (torch takes any 64-bit one) is read as its 64-bit two's complement.
     """
-    sequence = np.random.SeedSequence([seed, *key])
+    sequence = np.random.SeedSequence([seed % 2**64, *key])
     if bits == 32:
         return int(sequence.generate_state(1, np.uint32)[0])
     if bits == 62:

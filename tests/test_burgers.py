@@ -47,3 +47,13 @@ def test_burgers_conserves_the_mean_and_decays_energy():
     assert torch.allclose(trajectory.mean(-1), u0.mean(-1).unsqueeze(1).expand(-1, 10, -1), atol=1e-13)
     energy = (trajectory - 0.5).pow(2).mean(-1).squeeze(-1)
     assert (energy[:, 1:] < energy[:, :-1]).all()
+
+
+def test_burgers_on_a_longer_period_is_the_unit_period_solution_rescaled():
+    # u(x, t) on period L with viscosity nu is v(x / L, t / L) with v on period 1 at nu / L (x -> L x, t -> L t leaves
+    # u_t + u u_x = nu u_xx with nu / L): the same values on a 2 pi grid are the unit-period solution at t / (2 pi).
+    period, viscosity = 2 * math.pi, 0.1
+    u0 = Burgers(Grid((128,)), viscosity, **F64).initial_condition(2, seeds=[0, 1])
+    long = Burgers(Grid((128,), (period,)), viscosity, **F64).solve(u0, [1.0], dt=1e-3)
+    unit = Burgers(Grid((128,)), viscosity / period, **F64).solve(u0, [1.0 / period], dt=1e-3 / period)
+    assert (long - unit).abs().max() < 1e-10 * u0.abs().max()

@@ -17,19 +17,23 @@ Fourier-type run at n = 2048; the stored outputs of their ``eval/ex1_burgers_eva
 for a Fourier-type model at n = 2048 and 1.017e-3 for a Galerkin-type model trained and evaluated at
 n = 8192. No Galerkin-type figure at n = 2048 is published; the script sets the 8192 one beside it.
 
-The data are those of ``fno_burgers.py`` (nu = 1e-3, the FNO authors' generator's prior), solved at
-2048 points, where the refinement check of that script holds; the authors subsample the FNO
-authors' 8192-point set by 4 to the same grid.
+The data are those of ``fno_burgers.py``, solved at 2048 points, where the refinement check of that
+script holds (the authors subsample the FNO authors' 8192-point set by 4 to the same grid): by
+default (``--data published``) the setting of the published ``burgers_data_R10.mat`` that these
+figures were measured on; ``--data generator`` is the harder setting of the FNO authors' generator
+script as written, on which the rows before 2026-12-03 were measured.
 
     python benchmarks/papers/galerkin_burgers.py --run runs/galerkin_burgers          # resumable
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
     python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's *_burgers parts)
     python benchmarks/papers/galerkin_burgers.py --run DIR --evaluate      # scores DIR's checkpoint, training nothing
-                                                                           # (give the run's --attention, --train, --test, --seed)
+                                                          # (give the run's --attention, --train, --test, --seed, --data, --points)
+    python benchmarks/papers/galerkin_burgers.py --points 512 --epochs 25 --run DIR   # the short setting of RESULTS' comparisons
 
-The figure is the test relative L2 at n = 2048, the grid it trains on. Zero-shot figures at 512
-(every 4th point) and 8192 (the test pairs spectrally interpolated, exact to the data's 5e-7) are
-printed beside it; the paper trains a model at each resolution, so those are not its rows.
+The figure is the test relative L2 on ``--points`` (2048 by default), the grid the model trains on:
+512 is every 4th point of the data, 8192 the data spectrally interpolated (exact to the solve's accuracy).
+Zero-shot figures on the other two grids are printed beside it; the paper trains a model at each
+resolution, so those are not its rows.
 
 A Galerkin-type epoch (256 steps of batch 4) took 80-180 s on one thread of the 2-core CPUs measured
 (the machines differ 2x) and a median 52 s on two (2026-12-03: 100 epochs in 87 min); a Fourier-type
@@ -44,7 +48,16 @@ import time
 from pathlib import Path
 
 import torch
-from fno_burgers import DATA, POINTS, burgers_pairs, checkpointed, placement, relative_l2  # the same data setting, in this folder
+from fno_burgers import (
+    DATA,
+    DATA_SETTINGS,
+    POINTS,
+    add_data_argument,
+    burgers_pairs,
+    checkpointed,
+    placement,
+    relative_l2,
+)  # the same data setting, in this folder
 from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
@@ -60,7 +73,7 @@ PUBLISHED = {
     "fourier": (1.123e-3, "scaomath/galerkin-transformer, eval/ex1_burgers_eval.ipynb: Fourier type, n = 2048"),
     "galerkin": (1.017e-3, "scaomath/galerkin-transformer, eval/ex1_burgers_eval.ipynb: Galerkin type, trained and evaluated at n = 8192"),
 }
-ZERO_SHOT = (512, 8192)
+GRIDS = (512, 2048, 8192)  # the paper's resolutions: --points trains on one, the others are scored zero-shot
 CHUNK = 4  # test pairs per forward pass: the Fourier type's n x n attention at 8192 points is 268 MB a pair
 
 
@@ -78,15 +91,16 @@ def on_grid(u: torch.Tensor, n: int) -> torch.Tensor:
     return (fourier_resample(u, (n,)) if n > POINTS else u[..., :: POINTS // n]).float()
 
 
-def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: int, attention: str, label: str) -> None:
-    """Prints the test relative L2 of ``model`` on members ``train ..`` at n = 2048 beside the published figure for ``attention``,
-    and zero-shot at ``ZERO_SHOT``."""
+def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: int, points: int, attention: str, label: str) -> None:
+    """Prints the test relative L2 of ``model`` on members ``train ..`` at ``points``, the grid it trained on, beside the published
+    figure for ``attention``, and zero-shot on the other ``GRIDS``."""
     model.eval()
-    errors = {n: relative_l2(model, on_grid(u0[train:], n), on_grid(u1[train:], n), CHUNK) for n in (POINTS, *ZERO_SHOT)}
+    grids = (points, *(n for n in GRIDS if n != points))
+    errors = {n: relative_l2(model, on_grid(u0[train:], n), on_grid(u1[train:], n), CHUNK) for n in grids}
     published, source = PUBLISHED[attention]
     print(
-        f"{label}, {train} training pairs: test relative L2 {errors[POINTS]:.2e} at n={POINTS}; published {published:.3e} ({source}): "
-        f"{errors[POINTS] / published:.2f}x; zero-shot " + ", ".join(f"{errors[n]:.2e} at n={n}" for n in ZERO_SHOT)
+        f"{label}, {train} training pairs: test relative L2 {errors[points]:.2e} at n={points}; published {published:.3e} ({source}): "
+        f"{errors[points] / published:.2f}x; zero-shot " + ", ".join(f"{error:.2e} at n={n}" for n, error in errors.items() if n != points)
     )
 
 
@@ -97,6 +111,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=1024)
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    add_data_argument(parser)
+    parser.add_argument("--points", type=int, choices=GRIDS, default=POINTS, help="the grid the model trains on (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
     parser.add_argument(
@@ -114,17 +130,18 @@ def main() -> None:
     if args.evaluate:
         model = galerkin(args.attention)
         try:
-            epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed)
+            epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed, DATA_SETTINGS[args.data])
         except (FileNotFoundError, ValueError) as error:
             parser.error(f"--evaluate: {error}")
-        report(model, u0, u1, args.train, args.attention, f"{args.attention} transformer, checkpoint after {epochs} epochs in {run}")
+        label = f"{args.attention} transformer, checkpoint after {epochs} epochs in {run}"
+        report(model, u0, u1, args.train, args.points, args.attention, label)
         return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, device=args.device)
+    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, DATA_SETTINGS[args.data], device=args.device)
     print(f"data: {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
-    x, y = u0.float(), u1.float()
+    x, y = on_grid(u0, args.points), on_grid(u1, args.points)
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
     train = DataLoader(
         TensorDataset(x[: args.train], y[: args.train]),
@@ -155,7 +172,7 @@ def main() -> None:
     label = (
         f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs ({seconds:.0f} s this call on {placement(args.device)})"
     )
-    report(model, u0, u1, args.train, args.attention, label)
+    report(model, u0, u1, args.train, args.points, args.attention, label)
 
 
 if __name__ == "__main__":

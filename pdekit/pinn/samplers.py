@@ -15,6 +15,7 @@ import torch
 
 from pdekit.devices import Device
 from pdekit.pinn.problems import Problem
+from pdekit.seeds import PINN_SAMPLER_STREAM, derived_seed
 
 Residual = Callable[[torch.Tensor], torch.Tensor]
 
@@ -27,7 +28,9 @@ class Sampler:
     Args:
         problem: the PDE whose space-time domain the points fill.
         size: the population's size ``N``.
-        seed: the seed of the sampler's own CPU generator.
+        seed: the seed of the sampler's own CPU generator, which draws from the stream
+            ``derived_seed(seed, PINN_SAMPLER_STREAM, 0)``: independent of ``torch.manual_seed(seed)``'s
+            (a network's weights) and of the condition points of ``PINNConfig(seed=seed)``.
         device: where the points live.
 
     Raises:
@@ -40,7 +43,7 @@ class Sampler:
     def __init__(self, problem: Problem, size: int = 1000, *, seed: int = 0, device: Device | None = None):
         _check_at_least(type(self).__name__, size=(size, 1))
         self.problem, self.size, self.device = problem, size, device
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(derived_seed(seed, PINN_SAMPLER_STREAM, 0))
         self.points = self.uniform(size)
 
     def state_dict(self) -> dict:

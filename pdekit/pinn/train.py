@@ -16,6 +16,7 @@ from pdekit.pinn.problems import Problem
 from pdekit.pinn.samplers import Sampler
 from pdekit.progress import progress_bar
 from pdekit.rollout.evaluate import relative_error
+from pdekit.seeds import PINN_CONDITIONS_STREAM, derived_seed
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class PINNConfig:
         population_every: iterations between snapshots of the collocation points (0: none).
         progress: a progress bar over the iterations (also off when standard error is not a terminal
             or under ``TQDM_DISABLE``).
-        seed: the seed of the initial and boundary points.
+        seed: the seed of the initial and boundary points (member ``m`` of an ensemble draws them from
+            ``derived_seed(seed + m, PINN_CONDITIONS_STREAM, 0)``, a stream of their own).
 
     Raises:
         ValueError: naming the setting (``PINNConfig.<name>``) for a count below its minimum or a
@@ -234,7 +236,9 @@ def train_pinn_ensemble(
     members = len(networks)
     initial, boundary = [], []
     for member in range(members):
-        generator = torch.Generator().manual_seed(config.seed + member)
+        # A stream of their own: seeded with the same integer as the sampler and torch.manual_seed (the usual
+        # one-seed call), the points repeated the collocation points and correlated with the first layer's weights.
+        generator = torch.Generator().manual_seed(derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0))
         x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
         initial.append((torch.cat([x0, torch.zeros(len(x0), 1, device=device)], dim=1), problem.initial(x0)))
         if not getattr(networks[0], "periodic", False):
