@@ -10,16 +10,16 @@ Two data settings (``--data``, ``DATA_SETTINGS``):
 - ``published`` (the default): the setting of the published ``burgers_data_R10.mat``, identified
   from its own test pairs (RESULTS.md, ``papers/galerkin_burgers.py``): the paper's stated prior
   u0 ~ N(0, 625 (-Delta + 25 I)^-2) on [0, 1) (``GaussianRandomField(alpha=2, tau=5, sigma=25)``),
-  solved with the paper's nu = 0.1 as if the period were 2 pi (chebfun's default Burgers domain;
-  equivalently nu = 0.1 / 2 pi on the unit period to t = 1 / 2 pi). Smooth targets, no shock.
+  solved with the paper's nu = 0.1 as if the period were 2 pi (equivalently nu = 0.1 / 2 pi on the
+  unit period to t = 1 / 2 pi). Smooth targets, no shock.
   Solving the test inputs read off the Galerkin authors' stored figure this way reproduces their
   targets to 0.9-1.3% (the reading's own accuracy); the unit period at nu = 1e-3 misses by 72-92%.
 - ``generator``: ``data_generation/burgers/gen_burgers1.m`` of neuraloperator/neuraloperator as
   written: the prior GRF1(gamma = 2.5, tau = 7, sigma = 7^2), which
   ``GaussianRandomField(alpha=2.5, tau=7, sigma=49)`` realises exactly (a_k, b_k ~ N(0, 2 sigma^2
   ((2 pi k)^2 + tau^2)^-gamma), pinned in ``tests/test_fields.py``), nu = 1e-3 on the unit period:
-  shocks by t = 1 (the steepest slope a median 7.5 times the initial one), a harder map. The rows measured before
-  2026-12-03 are on this setting.
+  shocks by t = 1 (the steepest slope a median 7.5 times the initial one), a harder map. The rows
+  measured before 2026-12-03 are on this setting.
 
 Both are solved by ``Burgers`` with ETDRK4 under a CFL limit at 2048 points in float64 (a
 refinement check against 4096 points is printed on every run: 1.2e-11 for ``generator``, 5.5e-12
@@ -47,9 +47,9 @@ the file: their own code then runs on pdekit's data (RESULTS.md, ``papers/galerk
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,7 +67,7 @@ from pdekit.training.checkpoint import weight_differences
 from pdekit.training.trainer import CHECKPOINT
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BurgersData:
     """A Burgers data setting: ``u0 ~ field`` on the unit-period grid, ``u(T = 1)`` solved with ``viscosity`` on a grid of period
     ``period`` (the same values, their spacing ``period / n``)."""
@@ -75,7 +75,7 @@ class BurgersData:
     field: GaussianRandomField
     viscosity: float
     period: float
-    source: str
+    source: str = dataclasses.field(default="", repr=False, compare=False)  # for reports; not part of a data cache's key
 
 
 DATA_SETTINGS = {
@@ -254,7 +254,7 @@ def main() -> None:
     check = solve(fourier_resample(u0[:8], (2 * POINTS,)), data, device=args.device)  # the same initial states on twice the points
     refinement = relative_l2_per_sample(u1[:8], check[..., ::2]).max().item()
     print(
-        f"data: {len(u0)} members at {POINTS} points in {time.perf_counter() - started:.0f} s; "
+        f"data ({args.data}: {data.source}): {len(u0)} members at {POINTS} points in {time.perf_counter() - started:.0f} s; "
         f"refinement check, {POINTS} against {2 * POINTS} at T=1: max relative L2 {refinement:.1e}",
         flush=True,
     )

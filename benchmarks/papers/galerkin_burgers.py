@@ -140,7 +140,8 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, DATA_SETTINGS[args.data], device=args.device)
-    print(f"data: {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
+    source = DATA_SETTINGS[args.data].source
+    print(f"data ({args.data}: {source}): {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
     x, y = on_grid(u0, args.points), on_grid(u1, args.points)
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
     train = DataLoader(
