@@ -78,14 +78,21 @@ def test_burgers_and_allen_cahn_references_keep_their_structure():
     assert allen_cahn.reference(*allen_cahn.evaluation_grid(64, 3)).abs().max() <= 1.0 + 1e-6  # stays in [-1, 1]
 
 
-def test_a_samplers_points_are_not_the_draws_of_the_seed_the_network_is_initialised_with():
-    # One integer seeds torch.manual_seed (the weights), the sampler and PINNConfig; each must draw its own stream.
+def test_one_seed_gives_the_weights_the_collocation_and_the_condition_points_independent_draws():
+    # The usual call seeds torch.manual_seed (the weights), the sampler and PINNConfig with one integer; the three once drew
+    # the same numbers: the initial points' x were the first collocation points' x.
+    from pdekit.pinn.train import condition_points
+
     problem = Convection()
-    points = R3(problem, 64, seed=0).points
+    collocation = R3(problem, 256, seed=0).points
+    initial, _, left, _ = condition_points(problem, PINNConfig(initial_points=256, boundary_points=256, seed=0))
     torch.manual_seed(0)
-    assert not torch.equal(points, problem.uniform(64, torch.Generator().manual_seed(0)))
-    assert not torch.equal(points, problem.uniform(64, torch.default_generator))
-    assert torch.equal(points, R3(problem, 64, seed=0).points) and not torch.equal(points, R3(problem, 64, seed=1).points)
+    weights_stream = problem.uniform(256, torch.default_generator)
+    # the drawn coordinates: x and t of the collocation points and of the weights' stream, x of the initial points, t of the boundary's
+    drawn = torch.stack([collocation[:, 0], collocation[:, 1], weights_stream[:, 0], weights_stream[:, 1], initial[:, 0], left[:, 1]])
+    correlation = torch.corrcoef(drawn) - torch.eye(len(drawn))
+    assert correlation.abs().max() < 0.25  # independent draws: standard error of r 0.06 (here at most 0.19); the former streams: r = 1
+    assert torch.equal(collocation, R3(problem, 256, seed=0).points) and not torch.equal(collocation, R3(problem, 256, seed=1).points)
 
 
 def test_r3_keeps_the_population_size_and_retains_exactly_the_points_above_the_mean():
@@ -409,15 +416,19 @@ def test_every_problem_is_registered():
 def test_r3_beats_fixed_uniform_points_on_convection_beta_30():
     # On a small budget with a small population, fixed points are overfitted (error above 1, worse than
     # u = 0) while R3's fresh draws keep the network honest between them. Reaching the solution takes
-    # far longer: benchmarks/pinn_r3.py shows R3 at 0.03 on beta = 50 after 100 000 iterations.
+    # far longer: benchmarks/pinn_r3.py shows R3 at 0.03 on beta = 50 after 100 000 iterations. Three seeds,
+    # so that the claim does not rest on one trajectory of a chaotic optimisation.
     problem = Convection(beta=30.0)
-    errors = {}
-    for name in ("uniform_fixed", "r3"):
-        torch.manual_seed(0)
-        network = MLP(1, 32, 3, periods=problem.periods)
-        errors[name] = train_pinn(problem, network, make_sampler(name, problem, 100, seed=0), PINNConfig(iterations=2000)).relative_l2
-    # measured 0.94 against 1.33 (seeds 1, 2: 0.94 against 1.02, 0.95 against 1.39)
-    assert errors["uniform_fixed"] > 1.0 > errors["r3"] and errors["r3"] < errors["uniform_fixed"] / 1.3
+    errors: dict[str, list[float]] = {"uniform_fixed": [], "r3": []}
+    for seed in range(3):
+        for name in errors:
+            torch.manual_seed(seed)
+            network = MLP(1, 32, 3, periods=problem.periods)
+            sampler = make_sampler(name, problem, 100, seed=seed)
+            errors[name].append(train_pinn(problem, network, sampler, PINNConfig(iterations=2000, seed=seed)).relative_l2)
+    # measured: fixed 1.33, 1.02, 1.39; R3 0.94, 0.94, 0.95
+    assert max(errors["r3"]) < 1.0 < sum(errors["uniform_fixed"]) / 3  # R3 never worse than u = 0; fixed points on average
+    assert sum(errors["uniform_fixed"]) > 1.2 * sum(errors["r3"])
 
 
 @pytest.mark.parametrize("progress", [True, False])

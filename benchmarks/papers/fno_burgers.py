@@ -134,6 +134,14 @@ def burgers_pairs(count: int, seed: int, cache: Path | None, data: BurgersData, 
     return u0, u1
 
 
+def other_runs_data(run: Path | None, count: int, seed: int, data: BurgersData) -> str | None:
+    """Returns why ``run`` cannot be resumed with ``count`` members of ``seed`` in setting ``data`` (its checkpoint was trained on
+    other data), or ``None`` when it can (no checkpoint yet, or the same data cached)."""
+    if run is None or not (run / CHECKPOINT).exists() or cached_pairs(run / DATA, count, seed, data) is not None:
+        return None
+    return f"{run} holds a run trained on other data: give its --train, --test, --seed and --data, or another --run"
+
+
 def export_mat(path: Path, u0: torch.Tensor, u1: torch.Tensor) -> None:
     """Writes ``u0, u1 [n, 1, POINTS]`` to ``path`` as MATLAB arrays ``a`` and ``u`` [n, ZERO_SHOT] float64, whole or not at all, the
     layout of the FNO authors' ``burgers_data_R10.mat``."""
@@ -246,9 +254,14 @@ def main() -> None:
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
     data = DATA_SETTINGS[args.data]
+    if (problem := other_runs_data(run, args.train + args.test, args.seed, data)) is not None:
+        parser.error(problem)
     u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, data, device=args.device)
     if args.export_mat:
-        export_mat(Path(args.export_mat), u0, u1)
+        try:
+            export_mat(Path(args.export_mat), u0, u1)
+        except OSError as error:
+            parser.error(f"--export-mat {args.export_mat}: cannot write it ({error.strerror or error})")
         print(f"wrote {len(u0)} pairs ({args.train} training, then {args.test} test) at {ZERO_SHOT} points to {args.export_mat}")
         return
     check = solve(fourier_resample(u0[:8], (2 * POINTS,)), data, device=args.device)  # the same initial states on twice the points
@@ -281,7 +294,10 @@ def main() -> None:
     )
     trainer = Trainer(model, config, device=args.device, run_dir=args.run)
     started = time.perf_counter()
-    trainer.fit(train, resume=bool(args.run))
+    try:
+        trainer.fit(train, resume=bool(args.run))
+    except (FileExistsError, ValueError) as error:  # the Trainer's refusals to resume (another model or schedule)
+        parser.error(str(error))
     seconds = time.perf_counter() - started
     report(model, u0, u1, args.train, f"{args.epochs} epochs ({seconds:.0f} s on {placement(args.device)})")
 

@@ -55,6 +55,7 @@ from fno_burgers import (
     add_data_argument,
     burgers_pairs,
     checkpointed,
+    other_runs_data,
     placement,
     relative_l2,
 )  # the same data setting, in this folder
@@ -127,10 +128,11 @@ def main() -> None:
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
 
     run = Path(args.run) if args.run else None
+    data = DATA_SETTINGS[args.data]
     if args.evaluate:
         model = galerkin(args.attention)
         try:
-            epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed, DATA_SETTINGS[args.data])
+            epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed, data)
         except (FileNotFoundError, ValueError) as error:
             parser.error(f"--evaluate: {error}")
         label = f"{args.attention} transformer, checkpoint after {epochs} epochs in {run}"
@@ -138,10 +140,11 @@ def main() -> None:
         return
     if run is not None:
         run.mkdir(parents=True, exist_ok=True)
+    if (problem := other_runs_data(run, args.train + args.test, args.seed, data)) is not None:
+        parser.error(problem)
     started = time.perf_counter()
-    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, DATA_SETTINGS[args.data], device=args.device)
-    source = DATA_SETTINGS[args.data].source
-    print(f"data ({args.data}: {source}): {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
+    u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, data, device=args.device)
+    print(f"data ({args.data}: {data.source}): {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
     x, y = on_grid(u0, args.points), on_grid(u1, args.points)
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
     train = DataLoader(
@@ -168,7 +171,10 @@ def main() -> None:
     trainer = Trainer(model, config, device=args.device, run_dir=run)
     started = time.perf_counter()
     with command_logging(0):  # a line per epoch (loss, seconds), so a run cut short still says how far and how fast it got
-        trainer.fit(train, resume=run is not None and (run / "checkpoint.pt").exists())
+        try:
+            trainer.fit(train, resume=run is not None and (run / "checkpoint.pt").exists())
+        except ValueError as error:  # the Trainer's refusal to resume (another model or schedule)
+            parser.error(str(error))
     seconds = time.perf_counter() - started
     label = (
         f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs ({seconds:.0f} s this call on {placement(args.device)})"

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pdekit.devices import Device
 from pdekit.pinn.problems import Problem
 from pdekit.pinn.samplers import Sampler
 from pdekit.progress import progress_bar
@@ -234,17 +235,12 @@ def train_pinn_ensemble(
     model = Ensemble(networks)
     device = model.device
     members = len(networks)
-    initial, boundary = [], []
-    for member in range(members):
-        # A stream of their own: seeded with the same integer as the sampler and torch.manual_seed (the usual
-        # one-seed call), the points repeated the collocation points and correlated with the first layer's weights.
-        generator = torch.Generator().manual_seed(derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0))
-        x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
-        initial.append((torch.cat([x0, torch.zeros(len(x0), 1, device=device)], dim=1), problem.initial(x0)))
-        if not getattr(networks[0], "periodic", False):
-            boundary.append(_periodic_pairs(problem, config.boundary_points, generator, device))
-    initial_points, u0 = (torch.stack(parts) for parts in zip(*initial, strict=True))  # [E, M, d + 1], [E, M]
-    left, right = (torch.stack(parts) for parts in zip(*boundary, strict=True)) if boundary else (None, None)
+    periodic = getattr(networks[0], "periodic", False)
+    conditions = [condition_points(problem, config, member, periodic, device) for member in range(members)]
+    initial_points, u0 = (torch.stack([c[i] for c in conditions]) for i in (0, 1))  # [E, M, d + 1], [E, M]
+    left = right = None
+    if not periodic:
+        left, right = (torch.stack([c[i] for c in conditions]) for i in (2, 3))
     results = [PINNResult() for _ in range(members)]
     started = time.perf_counter()
 
@@ -492,6 +488,22 @@ def _saved_run(saved: dict) -> dict:
             "populations": [saved["populations"]],
         }
     return saved
+
+
+def condition_points(
+    problem: Problem, config: PINNConfig, member: int = 0, periodic: bool = False, device: Device | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Returns member ``member``'s initial points ``[M, d + 1]`` (at t = 0), their values ``u0 [M]`` and, unless the network is
+    ``periodic`` by construction, matching points ``left, right`` on opposite faces of every space axis for the periodicity loss.
+
+    They come from the stream ``derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0)``: seeded with the
+    integer that also seeds ``torch.manual_seed`` and the sampler (the usual one-seed call), they once repeated the
+    collocation points and correlated with the first layer's weights.
+    """
+    generator = torch.Generator().manual_seed(derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0))
+    x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
+    initial = (torch.cat([x0, torch.zeros(len(x0), 1, device=x0.device)], dim=1), problem.initial(x0))
+    return initial if periodic else initial + _periodic_pairs(problem, config.boundary_points, generator, device)
 
 
 def _periodic_pairs(problem: Problem, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
