@@ -5,10 +5,13 @@ using retain-resample-release (R3) sampling" (ICML 2023): the same tanh MLP (4 h
 the same population of collocation points and the same Adam iterations (lr 1e-3; initial-condition
 weight 100) for every sampler; relative L2 error against the exact (convection) or spectral
 (Allen-Cahn) solution on a 256 x 100 grid. Space enters through the raw coordinate (no periodic
-embedding, a periodicity loss instead), as in the paper's convection runs.
+embedding, a periodicity loss instead), as in the paper's convection runs, and by default so do the
+initial-condition and periodicity losses' points: 512 on the space grid at t = 0 and pairs at 251
+equally spaced times (``--conditions grid``; ``uniform``: 256 random each, pdekit's default and
+every row measured before 2026-12-03).
 
     python benchmarks/pinn_r3.py [--problems convection allen_cahn] [--iterations 10000] [--seeds 1] [--ensemble]
-        [--init torch_default] [--checkpoints DIR]
+        [--init torch_default] [--conditions grid] [--checkpoints DIR]
 
 With ``--checkpoints`` every run saves its state every 1000 iterations and a rerun continues it
 (``train_pinn(checkpoint=...)``), so a 100 000-iteration sweep can be split over sessions.
@@ -28,6 +31,10 @@ from pdekit.pinn import INITIALISATIONS, MLP, AllenCahnProblem, Convection, PINN
 
 SAMPLERS = ["uniform_fixed", "uniform_resampled", "rar_d", "rad", "r3", "causal_r3"]
 PROBLEMS = {"convection": Convection(beta=50.0), "allen_cahn": AllenCahnProblem()}
+CONDITIONS = {  # the authors' (Convection/pinn_model.py: the 512-point x grid at t = 0, the 251 times of t_star) and pdekit's default
+    "grid": {"conditions": "grid", "initial_points": 512, "boundary_points": 251},
+    "uniform": {"conditions": "uniform", "initial_points": 256, "boundary_points": 256},
+}
 
 
 def main() -> None:
@@ -49,6 +56,12 @@ def main() -> None:
         choices=sorted(INITIALISATIONS),
         default="xavier_normal",
         help="the MLP's hidden layers' initialisation (torch_default: as the R3 authors' convection runs)",
+    )
+    parser.add_argument(
+        "--conditions",
+        choices=sorted(CONDITIONS),
+        default="grid",
+        help="the initial and periodicity points: the authors' grids (512 x, 251 t) or 256 random each",
     )
     parser.add_argument(
         "--ensemble",
@@ -84,8 +97,12 @@ def main() -> None:
             for group in groups:
                 networks, samplers = zip(*(member(problem, sampler_name, seed) for seed in group), strict=True)
                 span = f"seed{group[0]}" if len(group) == 1 else f"seeds{group[0]}-{group[-1]}"
-                checkpoint = None if args.checkpoints is None else args.checkpoints / f"{problem_name}-{sampler_name}-{args.init}-{span}.pt"
-                config = PINNConfig(iterations=args.iterations, seed=group[0])
+                checkpoint = (
+                    None
+                    if args.checkpoints is None
+                    else args.checkpoints / f"{problem_name}-{sampler_name}-{args.init}-{args.conditions}-{span}.pt"
+                )
+                config = PINNConfig(iterations=args.iterations, seed=group[0], **CONDITIONS[args.conditions])
                 results += train_pinn_ensemble(problem, networks, samplers, config, checkpoint=checkpoint)
             errors = [r.relative_l2 for r in results]
             seconds = [r.seconds for r in results] if not args.ensemble else [results[0].seconds / len(results)]
@@ -98,7 +115,10 @@ def main() -> None:
                 flush=True,
             )
     print(f"\n{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {date.today()}")
-    print(f"{args.iterations} Adam iterations, {args.points} points, {args.init} initialisation, median of {args.seeds} seed(s)")
+    print(
+        f"{args.iterations} Adam iterations, {args.points} points, {args.init} initialisation, {args.conditions} conditions, "
+        f"median of {args.seeds} seed(s)"
+    )
     print("| problem | sampler | relative L2 | seconds |\n|---|---|---|---|")
     for problem_name, sampler_name, error, seconds in rows:
         print(f"| {problem_name} | {sampler_name} | {error:.4f} | {seconds:.0f} |")

@@ -509,6 +509,7 @@ def run_pinn(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         learning_rate=args.learning_rate,
         lbfgs_iterations=args.lbfgs,
+        conditions=args.conditions,
         population_every=max(1, args.iterations // 8),
         progress=not args.no_progress,
         seed=args.seed,
@@ -521,6 +522,7 @@ def run_pinn(args: argparse.Namespace) -> int:
     record = {
         "problem": args.problem,
         "sampler": args.sampler,
+        "conditions": args.conditions,
         "relative_l2": results[0].relative_l2,
         "seconds": results[0].seconds,
         "history": results[0].history,
@@ -738,7 +740,7 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
         description="Train a physics-informed network on a 1D/2D benchmark problem; prints the relative L2 error against the "
         "exact or spectral reference and writes the loss history and a figure of the collocation points over training.",
     )
-    from pdekit.pinn import INITIALISATIONS, PROBLEMS
+    from pdekit.pinn import CONDITION_LAYOUTS, INITIALISATIONS, PROBLEMS
     from pdekit.pinn.samplers import SAMPLERS
 
     parser.add_argument("problem", choices=sorted(PROBLEMS), help="the benchmark problem")
@@ -756,6 +758,12 @@ def add_pinn_parser(commands) -> argparse.ArgumentParser:
         default="xavier_normal",
         choices=sorted(INITIALISATIONS),
         help="hidden layers' initialisation (torch_default: as the R3 authors' convection runs; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--conditions",
+        default="uniform",
+        choices=sorted(CONDITION_LAYOUTS),
+        help="initial-condition and periodicity points: random, or on grids as in the R3 authors' convection runs (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the collocation points")
     parser.add_argument(

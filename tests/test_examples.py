@@ -91,6 +91,16 @@ def test_pinn_command_trains_seeds_as_an_ensemble_and_reports_their_spread(tmp_p
     assert alone == pytest.approx(record["relative_l2_per_seed"][1], rel=1e-3)
 
 
+def test_pinn_command_takes_the_condition_points_on_grids_when_asked(tmp_path):
+    argv = ["pinn", "convection", "--beta", "1", "--iterations", "5", "--points", "50", "--no-progress", "--out"]
+    records = {}
+    for layout in ("uniform", "grid"):
+        assert main([*argv, str(tmp_path / layout), "--conditions", layout]) == 0
+        records[layout] = json.loads((tmp_path / layout / "pinn.json").read_text())
+    assert records["grid"]["conditions"] == "grid" and records["uniform"]["conditions"] == "uniform"
+    assert records["grid"]["relative_l2"] != records["uniform"]["relative_l2"]  # the same seed trained on other points
+
+
 def example(script: str):
     """Returns the ``main(argv)`` of ``examples/<script>``, loaded as ``python examples/<script>`` would load it, but not run."""
     return runpy.run_path(str(ROOT / "examples" / script))["main"]

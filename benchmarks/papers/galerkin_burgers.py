@@ -27,7 +27,7 @@ script as written, on which the rows before 2026-12-03 were measured.
     python benchmarks/papers/galerkin_burgers.py --epochs 1 --train 16 --test 8 --run /tmp/g   # a smoke run
     python benchmarks/papers/galerkin_burgers.py --device cuda [--attention fourier]           # on a GPU (gpu_check.sh's *_burgers parts)
     python benchmarks/papers/galerkin_burgers.py --run DIR --evaluate      # scores DIR's checkpoint, training nothing
-                                                          # (give the run's --attention, --train, --test, --seed, --data, --points)
+                                                          # (give the run's --train, --test, --seed, --data, --attention, --points)
     python benchmarks/papers/galerkin_burgers.py --points 512 --epochs 25 --run DIR   # the short setting of RESULTS' comparisons
 
 The figure is the test relative L2 on ``--points`` (2048 by default), the grid the model trains on:
@@ -44,6 +44,7 @@ step costs about 3.4x a Galerkin-type one at the same batch (its attention is qu
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -63,6 +64,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pdekit.allocator import retain_freed_memory_unless_disabled
 from pdekit.arguments import device_type
+from pdekit.atomic import atomic_file
 from pdekit.cli import command_logging
 from pdekit.grid import fourier_resample
 from pdekit.models import build_model
@@ -75,6 +77,7 @@ PUBLISHED = {
     "galerkin": (1.017e-3, "scaomath/galerkin-transformer, eval/ex1_burgers_eval.ipynb: Galerkin type, trained and evaluated at n = 8192"),
 }
 GRIDS = (512, 2048, 8192)  # the paper's resolutions: --points trains on one, the others are scored zero-shot
+SETTINGS = "settings.json"  # in a run directory: the options the data check does not cover (--attention, --points, --batch-size)
 CHUNK = 4  # test pairs per forward pass: the Fourier type's n x n attention at 8192 points is 268 MB a pair
 
 
@@ -105,6 +108,26 @@ def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: in
     )
 
 
+def settings_conflict(run: Path | None, given: dict[str, object], record: bool = True) -> str | None:
+    """Returns why ``run`` was made with other ``given`` options (``{"attention": ..., "points": ...}``, by their option names
+    without dashes) than its ``settings.json`` records, or ``None``; with ``record``, a run without the file gets it (atomically)."""
+    if run is None:
+        return None
+    path = run / SETTINGS
+    if not path.exists():
+        if not record:
+            return None
+        with atomic_file(path) as file:
+            json.dump(given, file)
+        return None
+    recorded = json.loads(path.read_text())
+    differ = [name for name, value in given.items() if name in recorded and recorded[name] != value]
+    if not differ:
+        return None
+    options = " ".join(f"--{name.replace('_', '-')} {recorded[name]}" for name in differ)
+    return f"{run} holds a run made with {options}: give that, or another --run"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--attention", choices=("galerkin", "fourier"), default="galerkin")
@@ -129,7 +152,10 @@ def main() -> None:
 
     run = Path(args.run) if args.run else None
     data = DATA_SETTINGS[args.data]
+    batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
     if args.evaluate:
+        if (problem := settings_conflict(run, {"attention": args.attention, "points": args.points}, record=False)) is not None:
+            parser.error(problem)
         model = galerkin(args.attention)
         try:
             epochs, u0, u1 = checkpointed(run, model, args.train, args.test, args.seed, data)
@@ -142,11 +168,12 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
     if (problem := other_runs_data(run, args.train + args.test, args.seed, data)) is not None:
         parser.error(problem)
+    if (problem := settings_conflict(run, {"attention": args.attention, "points": args.points, "batch_size": batch_size})) is not None:
+        parser.error(problem)
     started = time.perf_counter()
     u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, data, device=args.device)
     print(f"data ({args.data}: {data.source}): {len(u0)} pairs at {POINTS} points ({time.perf_counter() - started:.0f} s)", flush=True)
     x, y = on_grid(u0, args.points), on_grid(u1, args.points)
-    batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
     train = DataLoader(
         TensorDataset(x[: args.train], y[: args.train]),
         batch_size=batch_size,

@@ -94,7 +94,7 @@ class Sampler:
         return None
 
     def observe_loss(self, residual_loss: torch.Tensor) -> None:
-        """Takes the latest (weighted) residual loss; the causal gate moves on it.
+        """Takes the latest (weighted) residual loss, after ``update``; the causal gate moves on it.
 
         Args:
             residual_loss: the 0-d residual loss ``mean(w r^2)`` of the iteration just taken.
@@ -269,9 +269,9 @@ class R3(Sampler):
     residual is high and are released once the network has learned them. ``retained`` counts the
     points kept at the last update; the retained points come first in ``points``.
 
-    Deliberate difference: ``train_pinn`` calls ``update`` after the optimizer step, so the population
-    is scored with the network that has just taken it (one residual evaluation more per iteration);
-    the authors' code scores it with the residual of the loss that took the step. The sampler takes
+    As in the authors' code (``PINN.loss`` in ``arkadaw9/r3_sampling_icml2023``), ``train_pinn`` scores
+    the population with the residual the iteration's loss was taken with, before the optimizer step,
+    at no extra cost: the ``residual`` it passes returns that residual for ``points``. The sampler takes
     the residual as a function so that every sampler (RAD scores fresh candidates) shares one interface.
 
     Args:
@@ -342,9 +342,8 @@ class CausalR3(R3):
     ``clip = 0.1``. The front is ``gamma`` here because ``beta``, the paper's letter for it, is the
     convection speed in pdekit.
 
-    Deliberate difference (besides R3's, see there): the front takes its step in ``observe_loss``,
-    before ``update`` scores the population, so the fitness uses the gate after this iteration's step
-    (at most ``step * clip`` further on) where the authors' code uses the gate before it.
+    ``train_pinn`` calls ``update`` and then ``observe_loss``, as the authors' code does: the fitness
+    uses the gate the loss was taken with, and the front then steps on that loss.
 
     Args:
         problem: the PDE whose space-time domain the points fill.

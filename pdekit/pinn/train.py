@@ -21,6 +21,52 @@ from pdekit.seeds import PINN_CONDITIONS_STREAM, derived_seed
 
 
 @dataclass(frozen=True)
+class ConditionLayout:
+    """Where the initial-condition and periodicity losses are taken: ``initial(problem, n, generator, device) -> x [M, d]``
+    and ``boundary(problem, n, axis, generator, device) -> xt [M, d + 1]``, the points of the faces of space axis ``axis``
+    (that coordinate is then set to either face)."""
+
+    initial: Callable[[Problem, int, torch.Generator, Device | None], torch.Tensor]
+    boundary: Callable[[Problem, int, int, torch.Generator, Device | None], torch.Tensor]
+
+
+def _grid(axes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Returns the tensor-product points of ``axes`` (``[n_k]`` each): ``[prod n_k, len(axes)]``."""
+    return torch.stack([m.flatten() for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+
+
+def _space_axis(lo: float, hi: float, n: int, device: Device | None) -> torch.Tensor:
+    """Returns ``n`` periodic grid points ``lo + (hi - lo) j / n`` (the right end is the left one)."""
+    return lo + (hi - lo) * torch.arange(n, device=device) / n
+
+
+def _per_axis(n: int, axes: int) -> int:
+    return max(1, round(n ** (1 / axes)))
+
+
+def _grid_initial(problem: Problem, n: int, generator: torch.Generator, device: Device | None) -> torch.Tensor:
+    per = _per_axis(n, problem.dim)
+    return _grid([_space_axis(lo, hi, per, device) for lo, hi in problem.space])
+
+
+def _grid_boundary(problem: Problem, n: int, axis: int, generator: torch.Generator, device: Device | None) -> torch.Tensor:
+    per = _per_axis(n, problem.dim)  # d axes vary on a face: the d - 1 other space axes and time
+    axes = [_space_axis(lo, hi, per, device) for lo, hi in problem.space] + [torch.linspace(0, problem.horizon, per, device=device)]
+    axes[axis] = axes[axis][:1]  # the face's own coordinate, set to either face by the caller
+    return _grid(axes)
+
+
+CONDITION_LAYOUTS = {
+    "uniform": ConditionLayout(
+        initial=lambda problem, n, generator, device: problem.uniform(n, generator, device)[:, :-1],
+        boundary=lambda problem, n, axis, generator, device: problem.uniform(n, generator, device),
+    ),
+    "grid": ConditionLayout(initial=_grid_initial, boundary=_grid_boundary),
+}
+"""The layouts of ``PINNConfig.conditions`` by name."""
+
+
+@dataclass(frozen=True)
 class PINNConfig:
     """Settings of ``train_pinn``; the loss is ``mean(w r^2) + initial_weight mean((u(x, 0) - u_0)^2)``
     (+ ``boundary_weight`` times a periodicity loss when the network is not periodic by construction).
@@ -34,8 +80,12 @@ class PINNConfig:
         decay_rate: the learning rate's factor every ``decay_steps`` iterations.
         decay_steps: iterations between decays.
         lbfgs_iterations: L-BFGS iterations (strong Wolfe line search) after Adam (0: none).
-        initial_points: uniform points of the initial-condition loss, drawn once.
+        initial_points: points of the initial-condition loss, drawn once.
         boundary_points: point pairs per space axis of the periodicity loss (unused by a periodic network).
+        conditions: how those points are laid out, one of ``CONDITION_LAYOUTS``: ``"uniform"`` (random
+            draws) or ``"grid"`` (the R3 authors' convection set-up: the initial points on the periodic
+            space grid, the boundary pairs at equally spaced times from 0 to the horizon; in ``d``
+            space dimensions ``round(n ** (1 / d))`` points per axis).
         initial_weight: the initial-condition loss's weight.
         boundary_weight: the periodicity loss's weight.
         log_every: iterations between history records (the last one is always recorded).
@@ -47,7 +97,7 @@ class PINNConfig:
 
     Raises:
         ValueError: naming the setting (``PINNConfig.<name>``) for a count below its minimum or a
-            negative, zero or non-finite number where it is not allowed.
+            negative, zero or non-finite number where it is not allowed, or an unknown ``conditions``.
     """
 
     iterations: int = 5000
@@ -57,6 +107,7 @@ class PINNConfig:
     lbfgs_iterations: int = 0
     initial_points: int = 256
     boundary_points: int = 256
+    conditions: str = "uniform"
     initial_weight: float = 100.0
     boundary_weight: float = 100.0
     log_every: int = 100
@@ -81,6 +132,8 @@ class PINNConfig:
         for name in ("learning_rate", "initial_weight", "boundary_weight"):
             if not 0 <= getattr(self, name) < math.inf:  # false for NaN too
                 raise ValueError(f"PINNConfig.{name} must be non-negative and finite; got {getattr(self, name)!r}")
+        if self.conditions not in CONDITION_LAYOUTS:
+            raise ValueError(f"PINNConfig.conditions must be one of {sorted(CONDITION_LAYOUTS)}; got {self.conditions!r}")
         if not 0 < self.decay_rate < math.inf:
             raise ValueError(f"PINNConfig.decay_rate must be positive and finite; got {self.decay_rate!r}")
 
@@ -195,8 +248,8 @@ def train_pinn_ensemble(
     of ``functional_call``: one batched kernel per layer for all members. That is meant for a GPU,
     where one small MLP alone leaves the device idle between kernel launches (not yet measured:
     ``benchmarks/gpu_check.sh``, part ``pinn``); on a CPU the work is compute-bound and ``E`` members
-    cost about ``E`` runs (``benchmarks/pinn_ensemble.py``: 0.90-1.08x). R3's and causal R3's updates score every member's population in
-    one batched evaluation; RAD's and RAR-D's candidates are scored member by member.
+    cost about ``E`` runs (``benchmarks/pinn_ensemble.py``: 0.90-1.08x). R3's and causal R3's updates score every member's population with
+    the residual its loss was just taken with; RAD's and RAR-D's candidates are scored member by member.
 
     The networks must share one architecture and the samplers one population size at every
     iteration (the same sampler with the same settings, seeded differently). Checkpoints, failure
@@ -251,7 +304,7 @@ def train_pinn_ensemble(
         return torch.stack([s.points.detach() for s in samplers[chosen]])  # [E', N, d + 1]
 
     def losses(net: Ensemble, chosen: slice, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns each chosen member's loss and residual loss, ``[E']`` each, and the points they were taken at."""
+        """Returns each chosen member's loss and residual loss, ``[E']`` each, and the residual at its population ``[E', N]``."""
         points = populations(chosen).requires_grad_(True)
         r = problem.residual(net, points)  # [E', N]
         if not torch.isfinite(r).all():
@@ -271,7 +324,7 @@ def train_pinn_ensemble(
         loss = residual_loss + config.initial_weight * (net(initial_points[chosen]).squeeze(-1) - u0[chosen]).square().mean(dim=1)
         if left is not None and right is not None:
             loss = loss + config.boundary_weight * (net(left[chosen]) - net(right[chosen])).square().mean(dim=(1, 2))
-        return loss, residual_loss, points
+        return loss, residual_loss, r
 
     populations(slice(0, 1))  # unequal sizes fail here, not iterations later
     residuals = _PopulationResiduals(problem, model, samplers)
@@ -310,16 +363,16 @@ def train_pinn_ensemble(
     label = samplers[0].name + (f", {members} members" if members > 1 else "")
     try:
         for iteration in progress_bar(range(first, config.iterations), enabled=config.progress, desc=f"PINN {problem.name} ({label})"):
-            loss, residual_loss, points = losses(model, everyone, iteration)
+            loss, residual_loss, r = losses(model, everyone, iteration)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # each member's parameters get its own loss's gradient
             optimizer.step()
             schedule.step()
-            residuals.forget(points.detach())  # the populations the step was taken at, scored after it
+            residuals.remember(r.detach())  # the populations are scored with the loss's residual, before the step
             member_losses = residual_loss.detach().cpu()  # one copy to the host, not one per member
             for member, sampler in enumerate(samplers):
-                sampler.observe_loss(member_losses[member])
                 sampler.update(residuals.of(member), iteration)
+                sampler.observe_loss(member_losses[member])
             if config.population_every and iteration % config.population_every == 0:
                 for result, sampler in zip(results, samplers, strict=True):
                     result.populations.append((iteration, sampler.points.detach().cpu().clone()))
@@ -341,7 +394,7 @@ def train_pinn_ensemble(
 
             def closure(single=single, lbfgs=lbfgs, chosen=chosen):
                 lbfgs.zero_grad(set_to_none=True)
-                loss, _, _ = losses(single, chosen, config.iterations)
+                loss, *_ = losses(single, chosen, config.iterations)
                 loss.sum().backward()
                 return loss.sum()
 
@@ -442,29 +495,27 @@ class Ensemble:
 class _PopulationResiduals:
     """The residual functions the samplers' updates call, member by member, after an optimizer step.
 
-    A sampler that scores its own population (R3 and causal R3, every iteration) gets every member's
-    population scored at once, in one batched evaluation on the first such call; any other points
-    (RAD's candidates, or a population the sampler replaced) are scored by that member alone.
-    ``forget(stacked)`` after every step, with the stacked populations the step was taken at: the
-    weights changed, the populations not yet.
+    A sampler that scores its own population (R3 and causal R3, every iteration) gets the residual the
+    iteration's loss was taken with, at no further cost: the population is scored with the weights
+    before the step, as in the R3 authors' code (``PINN.loss`` in ``arkadaw9/r3_sampling_icml2023``).
+    Any other points (RAD's candidates, or a population the sampler replaced) are scored by that
+    member's network as it is now, after the step. ``remember(r)`` after every step, with the loss's
+    residual ``[E, N]`` at the populations.
     """
 
     def __init__(self, problem: Problem, model: Ensemble, samplers: Sequence[Sampler]):
         self.problem, self.model, self.samplers = problem, model, samplers
-        self._scored: list[torch.Tensor] = []  # the population tensors ``_stacked`` holds, member by member
-        self._stacked: torch.Tensor | None = None  # [E, N, d + 1]
-        self._values: torch.Tensor | None = None  # [E, N], once computed
+        self._scored: list[torch.Tensor] = []  # the population tensors the loss was taken at, member by member
+        self._values: torch.Tensor | None = None  # [E, N]
 
-    def forget(self, stacked: torch.Tensor) -> None:
-        self._scored, self._stacked, self._values = [s.points for s in self.samplers], stacked, None
+    def remember(self, values: torch.Tensor) -> None:
+        self._scored, self._values = [s.points for s in self.samplers], values
 
     def of(self, member: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Returns ``residual(points [M, d + 1]) -> [M]`` of member ``member``'s current network."""
+        """Returns ``residual(points [M, d + 1]) -> [M]`` of member ``member``'s network."""
 
         def residual(points: torch.Tensor) -> torch.Tensor:
-            if self._stacked is not None and points is self._scored[member]:
-                if self._values is None:
-                    self._values = self.problem.residual(self.model, self._stacked.requires_grad_(True)).detach()
+            if self._values is not None and points is self._scored[member]:
                 return self._values[member]
             return self.problem.residual(self.model.member(member), points.detach().requires_grad_(True)).detach()
 
@@ -496,26 +547,25 @@ def condition_points(
     """Returns member ``member``'s initial points ``[M, d + 1]`` (at t = 0), their values ``u0 [M]`` and, unless the network is
     ``periodic`` by construction, matching points ``left, right`` on opposite faces of every space axis for the periodicity loss.
 
-    They come from the stream ``derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0)``: seeded with the
-    integer that also seeds ``torch.manual_seed`` and the sampler (the usual one-seed call), they once repeated the
-    collocation points and correlated with the first layer's weights.
+    They are laid out by ``CONDITION_LAYOUTS[config.conditions]``; random ones come from the stream
+    ``derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0)``: seeded with the integer that also seeds
+    ``torch.manual_seed`` and the sampler (the usual one-seed call), they once repeated the collocation points and
+    correlated with the first layer's weights.
     """
     generator = torch.Generator().manual_seed(derived_seed(config.seed + member, PINN_CONDITIONS_STREAM, 0))
-    x0 = problem.uniform(config.initial_points, generator, device)[:, :-1]
+    layout = CONDITION_LAYOUTS[config.conditions]
+    x0 = layout.initial(problem, config.initial_points, generator, device)
     initial = (torch.cat([x0, torch.zeros(len(x0), 1, device=x0.device)], dim=1), problem.initial(x0))
-    return initial if periodic else initial + _periodic_pairs(problem, config.boundary_points, generator, device)
-
-
-def _periodic_pairs(problem: Problem, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns matching points on opposite faces of every space axis, for the periodicity loss."""
+    if periodic:
+        return initial
     lefts, rights = [], []
     for axis, (lo, hi) in enumerate(problem.space):
-        points = problem.uniform(n, generator, device)
+        points = layout.boundary(problem, config.boundary_points, axis, generator, device)
         left, right = points.clone(), points.clone()
         left[:, axis], right[:, axis] = lo, hi
         lefts.append(left)
         rights.append(right)
-    return torch.cat(lefts), torch.cat(rights)
+    return initial + (torch.cat(lefts), torch.cat(rights))
 
 
 def plot_population(result: PINNResult, problem: Problem, path: str | Path, columns: int = 4) -> Path:
