@@ -33,7 +33,7 @@ SAMPLERS = ["uniform_fixed", "uniform_resampled", "rar_d", "rad", "r3", "causal_
 PROBLEMS = {"convection": Convection(beta=50.0), "allen_cahn": AllenCahnProblem()}
 CONDITIONS = {  # the authors' (Convection/pinn_model.py: the 512-point x grid at t = 0, the 251 times of t_star) and pdekit's default
     "grid": {"conditions": "grid", "initial_points": 512, "boundary_points": 251},
-    "uniform": {"conditions": "uniform", "initial_points": 256, "boundary_points": 256},
+    "uniform": {"conditions": "uniform", "initial_points": PINNConfig.initial_points, "boundary_points": PINNConfig.boundary_points},
 }
 
 

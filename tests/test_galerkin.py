@@ -19,8 +19,11 @@ def layer_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: f
     return (x - mean) / torch.sqrt(variance + eps) * scale + shift
 
 
-def attention_by_hand(layer: GalerkinAttention, z: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
-    """The paper's formula, head by head, from the layer's weights with plain tensor algebra."""
+def attention_by_hand(
+    layer: GalerkinAttention, z: torch.Tensor, coordinates: torch.Tensor, kept: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The paper's formula, head by head, from the layer's weights with plain tensor algebra; with ``kept`` (0/1 of the
+    attention matrices' shape ``[B, heads, ...]``), the matrices' inverted dropout at ``layer.dropout``."""
     n, heads, dh = z.shape[1], layer.heads, layer.head_width
     outputs = []
     for i in range(heads):
@@ -33,10 +36,11 @@ def attention_by_hand(layer: GalerkinAttention, z: torch.Tensor, coordinates: to
             q = layer_norm(q, layer.norms["query"].weight[i], layer.norms["query"].bias[i])
             k = layer_norm(k, layer.norms["key"].weight[i], layer.norms["key"].bias[i])
         q, k, v = (torch.cat([coordinates.expand(z.shape[0], -1, -1), t], dim=-1) for t in (q, k, v))
+        drop = (lambda matrix: matrix) if kept is None else (lambda matrix: matrix * kept[:, i] / (1 - layer.dropout))  # noqa: B023
         if layer.kind == "galerkin":
-            outputs.append(q @ (k.transpose(1, 2) @ v) / n)  # Q (K^T V) / n
+            outputs.append(q @ drop(k.transpose(1, 2) @ v / n))  # Q (K^T V) / n
         else:
-            outputs.append((q @ k.transpose(1, 2)) @ v / (n * math.sqrt(dh + coordinates.shape[-1])))  # (Q K^T) V / (n sqrt(d))
+            outputs.append(drop(q @ k.transpose(1, 2) / (n * math.sqrt(dh + coordinates.shape[-1]))) @ v)  # (Q K^T) V / (n sqrt(d))
     return torch.cat(outputs, dim=-1) @ layer.out.weight.T + layer.out.bias
 
 
@@ -51,6 +55,36 @@ def test_attention_is_the_papers_formula_with_coordinates_in_every_head(kind, di
     coordinates = torch.rand(1, 5, dim, dtype=torch.float64)
     assert layer.out.in_features == 6 + 2 * dim
     torch.testing.assert_close(layer(z, coordinates), attention_by_hand(layer, z, coordinates), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["galerkin", "fourier"])
+def test_attention_dropout_drops_entries_of_each_heads_attention_matrix_in_training_and_nothing_in_evaluation(kind, monkeypatch):
+    layer = GalerkinAttention(width=4, heads=2, kind=kind, dim=1, dropout=0.25).double()
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.normal_()
+    z, coordinates = torch.randn(2, 5, 4, dtype=torch.float64), torch.rand(1, 5, 1, dtype=torch.float64)
+    layer.eval()
+    torch.testing.assert_close(layer(z, coordinates), attention_by_hand(layer, z, coordinates), rtol=1e-10, atol=1e-12)
+
+    masks = []  # a fixed mask in place of the random one, so that the formula is pinned whatever the generator draws
+
+    def dropout(matrix, p, training):
+        assert (p, training) == (0.25, True)
+        masks.append((torch.arange(matrix.numel()).reshape(matrix.shape) % 3 != 0).to(matrix.dtype))
+        return matrix * masks[-1] / (1 - p)
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", dropout)
+    layer.train()
+    trained = layer(z, coordinates)
+    (kept,) = masks
+    assert kept.shape == ((2, 2, 3, 3) if kind == "galerkin" else (2, 2, 5, 5))  # [B, heads, d, d] or [B, heads, n, n]
+    torch.testing.assert_close(trained, attention_by_hand(layer, z, coordinates, kept), rtol=1e-10, atol=1e-12)
+
+
+def test_attention_dropout_outside_0_to_1_is_refused_by_name():
+    with pytest.raises(ValueError, match="attention_dropout must be in \\[0, 1\\); got 1.0"):
+        build_model("galerkin", 1, 1, dim=1, attention_dropout=1.0)
 
 
 def test_galerkin_attention_is_a_quadrature_that_agrees_across_resolutions():

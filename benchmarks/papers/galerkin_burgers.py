@@ -29,6 +29,7 @@ script as written, on which the rows before 2026-12-03 were measured.
     python benchmarks/papers/galerkin_burgers.py --run DIR --evaluate      # scores DIR's checkpoint, training nothing
                                                           # (give the run's --train, --test, --seed, --data, --attention, --points)
     python benchmarks/papers/galerkin_burgers.py --points 512 --epochs 25 --run DIR   # the short setting of RESULTS' comparisons
+    python benchmarks/papers/galerkin_burgers.py --attention-dropout 0 --run DIR       # without the authors' attention dropout
 
 The figure is the test relative L2 on ``--points`` (2048 by default), the grid the model trains on:
 512 is every 4th point of the data, 8192 the data spectrally interpolated (exact to the solve's accuracy).
@@ -38,7 +39,13 @@ resolution, so those are not its rows.
 A Galerkin-type epoch (256 steps of batch 4) took 80-180 s on one thread of the 2-core CPUs measured
 (the machines differ 2x) and a median 52 s on two (2026-12-03: 100 epochs in 87 min); a Fourier-type
 step costs about 3.4x a Galerkin-type one at the same batch (its attention is quadratic in n).
-``--run`` resumes a run epoch by epoch, from a run directory that must outlive the machine.
+``--run`` resumes a run epoch by epoch, from a run directory that must outlive the machine; it records ``--attention``,
+``--points``, ``--attention-dropout`` and ``--batch-size`` and refuses to resume or ``--evaluate`` with others.
+
+The authors' code drops half of every attention matrix's entries at every forward pass, in training and evaluation alike;
+here ``--attention-dropout 0.5`` (the default) drops them in training only (``GalerkinAttention`` says why). Without it a
+100-epoch run diverged at the peak of the one-cycle rate; with it the same seed reached 1.38e-3 (``benchmarks/RESULTS.md``).
+The model's own default (``GalerkinConfig.attention_dropout``) is 0.
 """
 
 from __future__ import annotations
@@ -77,15 +84,26 @@ PUBLISHED = {
     "galerkin": (1.017e-3, "scaomath/galerkin-transformer, eval/ex1_burgers_eval.ipynb: Galerkin type, trained and evaluated at n = 8192"),
 }
 GRIDS = (512, 2048, 8192)  # the paper's resolutions: --points trains on one, the others are scored zero-shot
-SETTINGS = "settings.json"  # in a run directory: the options the data check does not cover (--attention, --points, --batch-size)
+SETTINGS = "settings.json"  # in a run directory: the options the data check does not cover (--attention, --points, ...)
 CHUNK = 4  # test pairs per forward pass: the Fourier type's n x n attention at 8192 points is 268 MB a pair
 
 
-def galerkin(attention: str) -> torch.nn.Module:
+def galerkin(attention: str, attention_dropout: float = 0.0) -> torch.nn.Module:
     """Returns the authors' Burgers model (``config.yml``, ``ex1_burgers``, with ``ex1_burgers.py``'s Xavier gain 1e-2) with
-    ``attention`` ``"galerkin"`` or ``"fourier"``."""
+    ``attention`` ``"galerkin"`` or ``"fourier"`` and ``attention_dropout`` on the attention matrix in training."""
     return build_model(
-        "galerkin", 1, 1, dim=1, width=96, heads=1, layers=4, attention=attention, regressor_width=48, regressor_modes=16, xavier_gain=1e-2
+        "galerkin",
+        1,
+        1,
+        dim=1,
+        width=96,
+        heads=1,
+        layers=4,
+        attention=attention,
+        regressor_width=48,
+        regressor_modes=16,
+        xavier_gain=1e-2,
+        attention_dropout=attention_dropout,
     )
 
 
@@ -120,7 +138,13 @@ def settings_conflict(run: Path | None, given: dict[str, object], record: bool =
         with atomic_file(path) as file:
             json.dump(given, file)
         return None
-    recorded = json.loads(path.read_text())
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{path} cannot be read as the run's settings ({error}): mend or remove it, or give another --run"
+    if not isinstance(recorded, dict):
+        kind = type(recorded).__name__
+        return f"{path} should hold a JSON object of the run's settings; got a {kind}: mend or remove it, or give another --run"
     differ = [name for name, value in given.items() if name in recorded and recorded[name] != value]
     if not differ:
         return None
@@ -138,6 +162,13 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--points", type=int, choices=GRIDS, default=POINTS, help="the grid the model trains on (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 4 for the Galerkin type, 8 for the Fourier type")
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.5,
+        help="dropout rate on the attention matrix in training (the authors' 0.5, which they also apply in evaluation; "
+        "runs before 2026-12-04: 0; default: %(default)s)",
+    )
     parser.add_argument("--run", help="a run directory for the data, the Trainer's metrics and checkpoints (resumable)")
     parser.add_argument(
         "--evaluate",
@@ -146,6 +177,8 @@ def main() -> None:
     )
     parser.add_argument("--device", type=device_type, default="cpu", help="where the data are solved and the model trains, e.g. cuda")
     args = parser.parse_args()
+    if not 0.0 <= args.attention_dropout < 1.0:
+        parser.error(f"--attention-dropout must be in [0, 1); got {args.attention_dropout}")
     if args.evaluate and not args.run:
         parser.error("--evaluate needs --run DIR: the run directory whose checkpoint is scored")
     retain_freed_memory_unless_disabled()  # as the pdekit command does: training page-faults its tensors back in otherwise
@@ -153,8 +186,9 @@ def main() -> None:
     run = Path(args.run) if args.run else None
     data = DATA_SETTINGS[args.data]
     batch_size = args.batch_size or (4 if args.attention == "galerkin" else 8)
+    run_settings = {"attention": args.attention, "points": args.points, "attention_dropout": args.attention_dropout}
     if args.evaluate:
-        if (problem := settings_conflict(run, {"attention": args.attention, "points": args.points}, record=False)) is not None:
+        if (problem := settings_conflict(run, run_settings, record=False)) is not None:
             parser.error(problem)
         model = galerkin(args.attention)
         try:
@@ -168,7 +202,7 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
     if (problem := other_runs_data(run, args.train + args.test, args.seed, data)) is not None:
         parser.error(problem)
-    if (problem := settings_conflict(run, {"attention": args.attention, "points": args.points, "batch_size": batch_size})) is not None:
+    if (problem := settings_conflict(run, {**run_settings, "batch_size": batch_size})) is not None:
         parser.error(problem)
     started = time.perf_counter()
     u0, u1 = burgers_pairs(args.train + args.test, args.seed, run / DATA if run else None, data, device=args.device)
@@ -181,7 +215,7 @@ def main() -> None:
         generator=torch.Generator().manual_seed(args.seed),
     )
     torch.manual_seed(args.seed)
-    model = galerkin(args.attention)
+    model = galerkin(args.attention, args.attention_dropout)
     config = TrainerConfig(
         epochs=args.epochs,
         optimizer="adam",
@@ -204,7 +238,8 @@ def main() -> None:
             parser.error(str(error))
     seconds = time.perf_counter() - started
     label = (
-        f"{args.attention} transformer, batch {batch_size}, {trainer.epoch} epochs ({seconds:.0f} s this call on {placement(args.device)})"
+        f"{args.attention} transformer, attention dropout {args.attention_dropout}, batch {batch_size}, {trainer.epoch} epochs "
+        f"({seconds:.0f} s this call on {placement(args.device)})"
     )
     report(model, u0, u1, args.train, args.points, args.attention, label)
 

@@ -53,9 +53,15 @@ class GalerkinAttention(nn.Module):
     These are the authors' code's choices (``libs/layers.py``: ``SimpleAttention``,
     ``linear_attention``, ``attention``): the ``1/sqrt(d_i)`` of the Fourier type is theirs (the
     paper writes only ``1/n``), with ``d_i`` counted after the coordinates are concatenated.
-    Deliberately different: no dropout. Their code calls ``F.dropout`` on the attention matrix
-    with its default rate 0.5 and ``training=True``, whatever the configured dropout (0 in their
-    Burgers and Darcy settings) and also in evaluation; a deterministic operator needs it off.
+    ``dropout`` is the rate of an inverted dropout on the attention matrix (``K_i^T V_i / n``,
+    Galerkin type; ``Q_i K_i^T / (n sqrt(d_i))``, Fourier type), in training only. The authors'
+    code always applies it, at ``F.dropout``'s default rate 0.5 and with ``training=True``, whatever
+    their configured dropout (0 in their Burgers and Darcy settings), so also when it evaluates.
+    Deliberately different: the rate is an option, 0 by default, and off in evaluation. The
+    attention is linear in that matrix, so the evaluated layer is the mean of the trained one
+    over the dropout masks, and a trained model is a deterministic operator. On the Burgers
+    setting, a rate of 0.5 let a 100-epoch one-cycle run through its peak learning rate where
+    the same seed without it diverged (``benchmarks/RESULTS.md``).
 
     ``forward(z [B, n, width], coordinates [B or 1, n, dim]) -> [B, n, width]``.
     """
@@ -69,10 +75,14 @@ class GalerkinAttention(nn.Module):
         xavier_gain: float | None = None,
         diagonal_weight: float = 1e-2,
         eps: float = 1e-5,
+        dropout: float = 0.0,
     ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"attention must be 'galerkin' or 'fourier'; got {kind!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"attention_dropout must be in [0, 1); got {dropout}")
+        self.dropout = dropout
         if heads < 1 or width % heads:
             raise ValueError(f"heads must be a positive divisor of width {width}; got {heads}")
         self.heads, self.kind, self.dim = heads, kind, dim
@@ -105,7 +115,10 @@ class GalerkinAttention(nn.Module):
         position = coordinates.to(z.dtype).unsqueeze(1).expand(b, self.heads, n, self.dim)
         q, k, v = (torch.cat([position, projected[name]], dim=-1) for name in ("query", "key", "value"))
         if self.kind == "galerkin":
-            attended = q @ (k.transpose(-2, -1) @ v / n)
+            attended = q @ self._drop(k.transpose(-2, -1) @ v / n)
         else:
-            attended = (q @ k.transpose(-2, -1) / (n * math.sqrt(q.shape[-1]))) @ v
+            attended = self._drop(q @ k.transpose(-2, -1) / (n * math.sqrt(q.shape[-1]))) @ v
         return self.out(attended.transpose(1, 2).reshape(b, n, -1))
+
+    def _drop(self, matrix: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(matrix, self.dropout, self.training) if self.dropout else matrix

@@ -33,6 +33,8 @@ class GalerkinConfig:
         regressor_layers: the regressor's Fourier layers.
         xavier_gain: the Xavier-uniform gain of ``W^Q, W^K, W^V`` (``None``: the authors' for ``attention``).
         diagonal_weight: the multiple of the identity added to ``W^Q, W^K, W^V`` at initialisation.
+        attention_dropout: the dropout rate on every layer's attention matrix in training (the
+            authors' code: 0.5, always on; see ``GalerkinAttention``).
     """
 
     width: int = 32
@@ -44,6 +46,7 @@ class GalerkinConfig:
     regressor_layers: int = 2
     xavier_gain: float | None = None
     diagonal_weight: float = 1e-2
+    attention_dropout: float = 0.0
 
 
 class SpectralConvolution(nn.Module):
@@ -144,8 +147,9 @@ class GalerkinTransformer(nn.Module):
     n = 2048 or 8192 points. The defaults here are CPU-sized: ``width=32, heads=1, layers=4,
     regressor_width=16, regressor_modes=12``.
 
-    Deliberately different from the authors' code: no dropout anywhere (see ``GalerkinAttention``;
-    their Burgers dropouts are 0); PDE parameters enter as constant input channels (the paper has
+    Deliberately different from the authors' code: no dropout by default, and the attention
+    dropout (``attention_dropout``) in training only (see ``GalerkinAttention``; their configured
+    Burgers dropouts are 0, their attention dropout 0.5 always on); PDE parameters enter as constant input channels (the paper has
     none); coordinates are ``j / n`` of a periodic grid (``append_coordinates``), the same point
     having the same coordinate at every resolution, rather than their ``linspace(0, 1, n)``; the
     lift sees the coordinates in 1D as well as in 2D (the authors' 1D model lifts ``u`` alone,
@@ -176,7 +180,9 @@ class GalerkinTransformer(nn.Module):
         self.lift = nn.Linear(in_channels + n_params + dim, width)
         self.attention = nn.ModuleList(
             [
-                GalerkinAttention(width, config.heads, config.attention, dim, config.xavier_gain, config.diagonal_weight)
+                GalerkinAttention(
+                    width, config.heads, config.attention, dim, config.xavier_gain, config.diagonal_weight, dropout=config.attention_dropout
+                )
                 for _ in range(config.layers)
             ]
         )
