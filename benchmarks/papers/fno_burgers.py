@@ -186,9 +186,9 @@ def report(model: torch.nn.Module, u0: torch.Tensor, u1: torch.Tensor, train: in
     model.eval()
     test_1024 = relative_l2(model, u0[train:, ..., ::SUBSAMPLE].float(), u1[train:, ..., ::SUBSAMPLE].float())
     test_8192 = relative_l2(model, fourier_resample(u0[train:], (ZERO_SHOT,)).float(), fourier_resample(u1[train:], (ZERO_SHOT,)).float())
-    print(f"FNO, {label}, {train} training pairs: test relative L2 {test_1024:.4f} at s=1024, {test_8192:.4f} zero-shot at s=8192")
+    print(f"FNO, {label}, {train} training pairs: test relative L2 {test_1024:.3g} at s=1024, {test_8192:.3g} zero-shot at s=8192")
     for points, measured in ((1024, test_1024), (8192, test_8192)):
-        print(f"s={points}: pdekit {measured:.4f}, published {PUBLISHED[points]} ({PUBLISHED_SOURCE}): {measured / PUBLISHED[points]:.2f}x")
+        print(f"s={points}: pdekit {measured:.3g}, published {PUBLISHED[points]} ({PUBLISHED_SOURCE}): {measured / PUBLISHED[points]:.2f}x")
 
 
 def checkpointed(
