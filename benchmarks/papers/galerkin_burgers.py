@@ -38,7 +38,8 @@ resolution, so those are not its rows.
 
 A Galerkin-type epoch (256 steps of batch 4) took 80-180 s on one thread of the 2-core CPUs measured
 (the machines differ 2x) and a median 52 s on two (2026-12-03: 100 epochs in 87 min); a Fourier-type
-step costs about 3.4x a Galerkin-type one at the same batch (its attention is quadratic in n).
+step costs about 3.4x a Galerkin-type one at the same batch (its attention is quadratic in n); at n = 512 a
+Fourier-type epoch (128 steps of batch 8) took a median 56 s on one thread (2026-12-06: 100 epochs in 94 min).
 ``--run`` resumes a run epoch by epoch, from a run directory that must outlive the machine; it records ``--attention``,
 ``--points``, ``--attention-dropout`` and ``--batch-size`` and refuses to resume or ``--evaluate`` with others.
 
